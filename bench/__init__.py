@@ -1,0 +1,1 @@
+"""Benchmarks: repeatable scripts that print numbers."""

@@ -1,0 +1,200 @@
+"""The handler's configuration: environment variable names and their parsed form.
+
+This module is the single contract between the component (which sets the variables on the Lambda
+function, see ``filepipe.pipeline``) and the handler (which reads them). It imports nothing beyond the
+standard library so that the component can use it without pulling the handler's runtime in.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Final, TypeVar
+
+
+class EnvVar(StrEnum):
+    """Environment variables the component sets and the handler reads."""
+
+    PIPELINE_NAME = "FILEPIPE_PIPELINE_NAME"
+    INPUT_PREFIX = "FILEPIPE_INPUT_PREFIX"
+    OUTPUT_PREFIX = "FILEPIPE_OUTPUT_PREFIX"
+    INPUT_FORMAT = "FILEPIPE_INPUT_FORMAT"
+    OUTPUT_FORMAT = "FILEPIPE_OUTPUT_FORMAT"
+    SCHEMA_FILE = "FILEPIPE_SCHEMA_FILE"
+    """Path of the JSON Schema file, relative to the code archive root (Lambda's env is capped at 4 KB)."""
+    PROCESSOR = "FILEPIPE_PROCESSOR"
+    INVALID_RECORDS = "FILEPIPE_INVALID_RECORDS"
+    MAX_FILE_BYTES = "FILEPIPE_MAX_FILE_BYTES"
+    MAX_SCHEMA_ERRORS = "FILEPIPE_MAX_SCHEMA_ERRORS"
+    STATE_TABLE = "FILEPIPE_STATE_TABLE"
+    STATE_TTL_DAYS = "FILEPIPE_STATE_TTL_DAYS"
+    LEASE_SECONDS = "FILEPIPE_LEASE_SECONDS"
+    DLQ_URL = "FILEPIPE_DLQ_URL"
+    TIMEOUT_MARGIN_MS = "FILEPIPE_TIMEOUT_MARGIN_MS"
+    BACKOFF_BASE_SECONDS = "FILEPIPE_BACKOFF_BASE_SECONDS"
+    BACKOFF_MAX_SECONDS = "FILEPIPE_BACKOFF_MAX_SECONDS"
+    # Powertools' own variables, set by the component so logs and metrics are named per pipeline.
+    POWERTOOLS_SERVICE_NAME = "POWERTOOLS_SERVICE_NAME"
+    POWERTOOLS_METRICS_NAMESPACE = "POWERTOOLS_METRICS_NAMESPACE"
+    POWERTOOLS_LOG_LEVEL = "POWERTOOLS_LOG_LEVEL"
+
+
+class FileFormat(StrEnum):
+    JSON = "json"
+    NDJSON = "ndjson"
+    CSV = "csv"
+
+
+class InvalidRecordPolicy(StrEnum):
+    REJECT_FILE = "reject-file"
+    """Any schema violation fails the whole file (it goes to the DLQ with the errors)."""
+    WRITE_REJECTS = "write-rejects"
+    """Valid records are written; invalid ones go to a ``.rejects.ndjson`` object beside the output."""
+
+
+METRICS_NAMESPACE: Final = "filepipe"
+"""CloudWatch namespace of the handler's EMF metrics; the component's dashboard reads the same one."""
+
+
+class Metric(StrEnum):
+    """Metric names the handler emits (dimension ``pipeline``) and the dashboard plots."""
+
+    FILES_PROCESSED = "FilesProcessed"
+    FILES_FAILED = "FilesFailed"
+    FILES_RETRIED = "FilesRetried"
+    RECORDS_PROCESSED = "RecordsProcessed"
+    RECORDS_REJECTED = "RecordsRejected"
+    BYTES_READ = "BytesRead"
+    END_TO_END_LATENCY_MS = "EndToEndLatency"
+
+
+class DlqAttribute(StrEnum):
+    """SQS message attributes the handler sets on a message it parks in the DLQ."""
+
+    ERROR_TYPE = "filepipe-error-type"
+    REASON = "filepipe-reason"
+    SOURCE_BUCKET = "filepipe-source-bucket"
+    SOURCE_KEY = "filepipe-source-key"
+    PIPELINE = "filepipe-pipeline"
+
+
+class StateAttribute(StrEnum):
+    """Attribute names of the processing-state table (one item per object version)."""
+
+    PK = "pk"
+    """Partition key: ``<bucket>/<key>``."""
+    SK = "sk"
+    """Sort key: ``v#<versionId>`` (or ``e#<etag>`` when the bucket is not versioned)."""
+    STATUS = "status"
+    UPDATED_AT = "updated_at"
+    """ISO-8601 UTC; the sort key of the ``by-status`` index."""
+    EXPIRES_AT = "expires_at"
+    """Epoch seconds; the table's TTL attribute."""
+
+
+STATUS_INDEX: Final = "by-status"
+"""Global secondary index (``status``, ``updated_at``) for listing files by status."""
+
+
+class FileStatus(StrEnum):
+    RECEIVED = "RECEIVED"
+    PROCESSING = "PROCESSING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+
+
+# Defaults used when a variable is absent; the component always sets them explicitly.
+DEFAULT_MAX_FILE_BYTES: Final = 512 * 1024 * 1024
+DEFAULT_MAX_SCHEMA_ERRORS: Final = 10
+DEFAULT_LEASE_SECONDS: Final = 900
+DEFAULT_STATE_TTL_DAYS: Final = 90
+DEFAULT_TIMEOUT_MARGIN_MS: Final = 10_000
+DEFAULT_BACKOFF_BASE_SECONDS: Final = 30
+DEFAULT_BACKOFF_MAX_SECONDS: Final = 900
+
+
+_Choice = TypeVar("_Choice", bound=StrEnum)
+
+
+class SettingsError(ValueError):
+    """An environment variable is missing or malformed."""
+
+
+@dataclass(frozen=True, slots=True)
+class HandlerSettings:
+    """The parsed configuration of one pipeline's handler."""
+
+    pipeline_name: str
+    input_prefix: str
+    output_prefix: str
+    input_format: FileFormat = FileFormat.JSON
+    output_format: FileFormat = FileFormat.JSON
+    schema_file: str | None = None
+    processor: str | None = None
+    invalid_records: InvalidRecordPolicy = InvalidRecordPolicy.REJECT_FILE
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
+    max_schema_errors: int = DEFAULT_MAX_SCHEMA_ERRORS
+    state_table: str | None = None
+    state_ttl_days: int = DEFAULT_STATE_TTL_DAYS
+    lease_seconds: int = DEFAULT_LEASE_SECONDS
+    dlq_url: str | None = None
+    timeout_margin_ms: int = DEFAULT_TIMEOUT_MARGIN_MS
+    backoff_base_seconds: int = DEFAULT_BACKOFF_BASE_SECONDS
+    backoff_max_seconds: int = DEFAULT_BACKOFF_MAX_SECONDS
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> HandlerSettings:
+        """Parse settings from ``env`` (default: ``os.environ``); raise :class:`SettingsError` if bad."""
+        source = os.environ if env is None else env
+
+        def required(var: EnvVar) -> str:
+            value = source.get(var.value, "")
+            if not value:
+                raise SettingsError(f"environment variable {var.value} is required")
+            return value
+
+        def optional(var: EnvVar) -> str | None:
+            return source.get(var.value) or None
+
+        def integer(var: EnvVar, default: int) -> int:
+            raw = source.get(var.value)
+            if not raw:
+                return default
+            try:
+                return int(raw)
+            except ValueError:
+                raise SettingsError(f"{var.value} must be an integer, got {raw!r}") from None
+
+        def choice(var: EnvVar, enum: type[_Choice], default: _Choice) -> _Choice:
+            raw = source.get(var.value)
+            if not raw:
+                return default
+            try:
+                return enum(raw)
+            except ValueError:
+                allowed = ", ".join(member.value for member in enum)
+                raise SettingsError(f"{var.value} must be one of {allowed}; got {raw!r}") from None
+
+        return cls(
+            pipeline_name=required(EnvVar.PIPELINE_NAME),
+            input_prefix=source.get(EnvVar.INPUT_PREFIX.value, ""),
+            output_prefix=required(EnvVar.OUTPUT_PREFIX),
+            input_format=choice(EnvVar.INPUT_FORMAT, FileFormat, FileFormat.JSON),
+            output_format=choice(EnvVar.OUTPUT_FORMAT, FileFormat, FileFormat.JSON),
+            schema_file=optional(EnvVar.SCHEMA_FILE),
+            processor=optional(EnvVar.PROCESSOR),
+            invalid_records=choice(
+                EnvVar.INVALID_RECORDS, InvalidRecordPolicy, InvalidRecordPolicy.REJECT_FILE
+            ),
+            max_file_bytes=integer(EnvVar.MAX_FILE_BYTES, DEFAULT_MAX_FILE_BYTES),
+            max_schema_errors=integer(EnvVar.MAX_SCHEMA_ERRORS, DEFAULT_MAX_SCHEMA_ERRORS),
+            state_table=optional(EnvVar.STATE_TABLE),
+            state_ttl_days=integer(EnvVar.STATE_TTL_DAYS, DEFAULT_STATE_TTL_DAYS),
+            lease_seconds=integer(EnvVar.LEASE_SECONDS, DEFAULT_LEASE_SECONDS),
+            dlq_url=optional(EnvVar.DLQ_URL),
+            timeout_margin_ms=integer(EnvVar.TIMEOUT_MARGIN_MS, DEFAULT_TIMEOUT_MARGIN_MS),
+            backoff_base_seconds=integer(EnvVar.BACKOFF_BASE_SECONDS, DEFAULT_BACKOFF_BASE_SECONDS),
+            backoff_max_seconds=integer(EnvVar.BACKOFF_MAX_SECONDS, DEFAULT_BACKOFF_MAX_SECONDS),
+        )
