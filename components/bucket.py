@@ -1,0 +1,97 @@
+"""PipelineBucket: a hardened S3 bucket that one or more pipelines receive files in."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_aws as aws
+
+from .policies import bucket_tls_only_policy
+
+TYPE_TOKEN = "filepipe:index:PipelineBucket"
+
+
+@dataclass(kw_only=True)
+class PipelineBucketArgs:
+    """Inputs of :class:`PipelineBucket`."""
+
+    bucket_name: str | None = None
+    """Physical bucket name; ``None`` lets Pulumi auto-name it (recommended: names are global)."""
+
+    force_destroy: bool = False
+    """Allow ``pulumi destroy`` to delete a non-empty bucket (its files!). Off by default."""
+
+    tags: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+    """Tags for the bucket."""
+
+
+class PipelineBucket(pulumi.ComponentResource):
+    """An S3 bucket with versioning, default encryption, all public access blocked and TLS-only access."""
+
+    bucket: aws.s3.Bucket
+    """The bucket resource."""
+    bucket_name: pulumi.Output[str]
+    """The bucket's name."""
+    arn: pulumi.Output[str]
+    """The bucket's ARN."""
+
+    def __init__(
+        self, name: str, args: PipelineBucketArgs | None = None, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__(TYPE_TOKEN, name, None, opts)
+        args = args or PipelineBucketArgs()
+        child = pulumi.ResourceOptions(parent=self)
+
+        self.bucket = aws.s3.Bucket(
+            f"{name}-bucket",
+            bucket=args.bucket_name,
+            force_destroy=args.force_destroy,
+            tags=dict(args.tags),
+            opts=child,
+        )
+        # Versioning gives every upload its own versionId, which the handler's state table keys on:
+        # an overwrite is a new file to process, a re-delivery of the same version is not.
+        aws.s3.BucketVersioning(
+            f"{name}-versioning",
+            bucket=self.bucket.id,
+            versioning_configuration={"status": "Enabled"},
+            opts=child,
+        )
+        aws.s3.BucketServerSideEncryptionConfiguration(
+            f"{name}-encryption",
+            bucket=self.bucket.id,
+            rules=[{"apply_server_side_encryption_by_default": {"sse_algorithm": "AES256"}}],
+            opts=child,
+        )
+        public_access_block = aws.s3.BucketPublicAccessBlock(
+            f"{name}-public-access-block",
+            bucket=self.bucket.id,
+            block_public_acls=True,
+            block_public_policy=True,
+            ignore_public_acls=True,
+            restrict_public_buckets=True,
+            opts=child,
+        )
+        # After the public access block: S3 evaluates a new bucket policy against it.
+        aws.s3.BucketPolicy(
+            f"{name}-tls-only",
+            bucket=self.bucket.id,
+            policy=self.bucket.arn.apply(lambda arn: json.dumps(bucket_tls_only_policy(arn))),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[public_access_block]),
+        )
+
+        self.bucket_name = self.bucket.bucket
+        self.arn = self.bucket.arn
+        self.register_outputs({"bucket_name": self.bucket_name, "arn": self.arn})
+
+
+def bucket_name_of(bucket: str | aws.s3.Bucket | PipelineBucket) -> pulumi.Output[str]:
+    """The name of an existing bucket (given by name or resource) or of a :class:`PipelineBucket`."""
+    if isinstance(bucket, PipelineBucket):
+        return bucket.bucket_name
+    if isinstance(bucket, aws.s3.Bucket):
+        return bucket.bucket
+    return pulumi.Output.from_input(bucket)

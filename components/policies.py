@@ -1,0 +1,220 @@
+"""Resource and IAM policy documents, as small pure functions of plain values.
+
+They take resolved strings (call them inside ``Output.all(...).apply``) and return dicts, so each is
+unit-tested without Pulumi. No statement uses a ``*`` action or a bare ``*`` resource.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+PolicyDocument = dict[str, Any]
+
+
+def _document(*statements: dict[str, Any]) -> PolicyDocument:
+    return {"Version": "2012-10-17", "Statement": list(statements)}
+
+
+def deny_insecure_transport(sid: str, action: str, resources: Sequence[str]) -> dict[str, Any]:
+    return {
+        "Sid": sid,
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": action,
+        "Resource": list(resources),
+        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+    }
+
+
+def bucket_tls_only_policy(bucket_arn: str) -> PolicyDocument:
+    """Deny every request to the bucket that does not use TLS."""
+    return _document(
+        deny_insecure_transport("DenyInsecureTransport", "s3:*", [bucket_arn, f"{bucket_arn}/*"])
+    )
+
+
+def s3_to_queue_policy(queue_arn: str, bucket_arn: str, account_id: str) -> PolicyDocument:
+    """Let only S3 notifications from this bucket, in this account, send to the queue.
+
+    Both conditions are needed: ``aws:SourceArn`` alone would admit a bucket of the same name
+    re-created in another account (confused deputy).
+    """
+    return _document(
+        {
+            "Sid": "AllowS3Notifications",
+            "Effect": "Allow",
+            "Principal": {"Service": "s3.amazonaws.com"},
+            "Action": "sqs:SendMessage",
+            "Resource": queue_arn,
+            "Condition": {
+                "ArnLike": {"aws:SourceArn": bucket_arn},
+                "StringEquals": {"aws:SourceAccount": account_id},
+            },
+        },
+        deny_insecure_transport("DenyInsecureTransport", "sqs:*", [queue_arn]),
+    )
+
+
+def eventbridge_to_queue_policy(queue_arn: str, rule_arn: str, account_id: str) -> PolicyDocument:
+    """Let only this pipeline's EventBridge rule send to the queue."""
+    return _document(
+        {
+            "Sid": "AllowEventBridgeRule",
+            "Effect": "Allow",
+            "Principal": {"Service": "events.amazonaws.com"},
+            "Action": "sqs:SendMessage",
+            "Resource": queue_arn,
+            "Condition": {
+                "ArnEquals": {"aws:SourceArn": rule_arn},
+                "StringEquals": {"aws:SourceAccount": account_id},
+            },
+        },
+        deny_insecure_transport("DenyInsecureTransport", "sqs:*", [queue_arn]),
+    )
+
+
+def lambda_assume_role_policy() -> PolicyDocument:
+    return _document(
+        {
+            "Effect": "Allow",
+            "Principal": {"Service": "lambda.amazonaws.com"},
+            "Action": "sts:AssumeRole",
+        }
+    )
+
+
+def function_role_policy(
+    *,
+    partition: str,
+    bucket: str,
+    input_prefix: str,
+    output_prefix: str,
+    queue_arn: str,
+    dlq_arn: str,
+    log_group_arn: str,
+    table_arn: str | None,
+    kms_key_arn: str | None,
+) -> PolicyDocument:
+    """Least privilege for the handler: exactly the objects, queues, table, logs and key it uses."""
+    bucket_arn = f"arn:{partition}:s3:::{bucket}"
+    statements: list[dict[str, Any]] = [
+        {
+            "Sid": "ReadInput",
+            "Effect": "Allow",
+            "Action": ["s3:GetObject", "s3:GetObjectVersion"],
+            "Resource": f"{bucket_arn}/{input_prefix}*",
+        },
+        {
+            # Without ListBucket S3 answers a missing key with 403 instead of 404, and the handler
+            # could not tell "deleted before processing" (permanent) from a permissions fault.
+            "Sid": "ListInput",
+            "Effect": "Allow",
+            "Action": "s3:ListBucket",
+            "Resource": bucket_arn,
+            "Condition": {"StringLike": {"s3:prefix": f"{input_prefix}*"}},
+        },
+        {
+            "Sid": "WriteOutput",
+            "Effect": "Allow",
+            "Action": ["s3:PutObject", "s3:AbortMultipartUpload"],
+            "Resource": f"{bucket_arn}/{output_prefix}*",
+        },
+        {
+            "Sid": "ConsumeQueue",
+            "Effect": "Allow",
+            "Action": [
+                "sqs:ReceiveMessage",
+                "sqs:DeleteMessage",
+                "sqs:ChangeMessageVisibility",
+                "sqs:GetQueueAttributes",
+                "sqs:GetQueueUrl",
+            ],
+            "Resource": queue_arn,
+        },
+        {
+            "Sid": "ParkInDeadLetterQueue",
+            "Effect": "Allow",
+            "Action": ["sqs:SendMessage", "sqs:GetQueueUrl"],
+            "Resource": dlq_arn,
+        },
+        {
+            "Sid": "WriteLogs",
+            "Effect": "Allow",
+            "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+            "Resource": f"{log_group_arn}:log-stream:*",
+        },
+    ]
+    if table_arn is not None:
+        statements.append(
+            {
+                "Sid": "TrackState",
+                "Effect": "Allow",
+                "Action": ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"],
+                "Resource": table_arn,
+            }
+        )
+    if kms_key_arn is not None:
+        statements.append(
+            {
+                "Sid": "UseQueueKey",
+                "Effect": "Allow",
+                "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
+                "Resource": kms_key_arn,
+            }
+        )
+    return _document(*statements)
+
+
+def kms_key_policy(*, partition: str, account_id: str) -> PolicyDocument:
+    """A customer-managed key usable by S3 (notifications), CloudWatch (alarms -> SNS) and EventBridge.
+
+    The account statement is the AWS default key policy: it delegates access to IAM (the function role's
+    policy grants it ``kms:Decrypt``) and keeps the key manageable.
+    """
+    service_use = ["kms:GenerateDataKey", "kms:Decrypt"]
+    return _document(
+        {
+            "Sid": "EnableIamPolicies",
+            "Effect": "Allow",
+            "Principal": {"AWS": f"arn:{partition}:iam::{account_id}:root"},
+            "Action": "kms:*",
+            "Resource": "*",
+        },
+        *(
+            {
+                "Sid": f"Allow{label}",
+                "Effect": "Allow",
+                "Principal": {"Service": service},
+                "Action": service_use,
+                "Resource": "*",
+                "Condition": {"StringEquals": {"aws:SourceAccount": account_id}},
+            }
+            for label, service in (
+                ("S3", "s3.amazonaws.com"),
+                ("CloudWatch", "cloudwatch.amazonaws.com"),
+                ("EventBridge", "events.amazonaws.com"),
+            )
+        ),
+    )
+
+
+def wildcard_findings(document: PolicyDocument) -> list[str]:
+    """Describe every Allow statement whose action is ``*``/``service:*`` or whose resource is ``*``.
+
+    Used by the tests and (later) the policy pack; key policies are exempt because ``Resource: "*"`` there
+    means "this key".
+    """
+    findings: list[str] = []
+    for statement in document["Statement"]:
+        if statement.get("Effect") != "Allow":
+            continue
+        actions = statement.get("Action", [])
+        resources = statement.get("Resource", [])
+        for action in [actions] if isinstance(actions, str) else actions:
+            if action == "*" or action.endswith(":*"):
+                findings.append(f"{statement.get('Sid', '?')}: action {action}")
+        for resource in [resources] if isinstance(resources, str) else resources:
+            if resource == "*":
+                findings.append(f"{statement.get('Sid', '?')}: resource *")
+    return findings

@@ -1,0 +1,252 @@
+"""Checks run before anything is deployed. Each error names the field and the fix.
+
+Pure functions over plain values, so they are tested without Pulumi.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import defaults
+from .args import PipelineArgs
+from .errors import PipelineConfigError
+from .handler.settings import FileFormat, InvalidRecordPolicy
+
+
+@dataclass(frozen=True)
+class InputFilter:
+    """What one pipeline listens to on a bucket: a prefix and any of several suffixes."""
+
+    pipeline: str
+    prefix: str
+    suffixes: tuple[str, ...]
+    output_prefix: str
+    mode: str
+
+    def overlaps(self, other: InputFilter) -> bool:
+        """True when some key could match both filters (S3 rejects such configurations)."""
+        return _prefixes_overlap(self.prefix, other.prefix) and any(
+            _suffixes_overlap(mine, theirs) for mine in self.suffixes for theirs in other.suffixes
+        )
+
+    def would_consume_output_of(self, other: InputFilter) -> bool:
+        """True when files written under ``other``'s output prefix could match this filter.
+
+        Outputs keep the input's relative path, so the suffixes are not a safe separation: any overlap
+        of the output prefix with the input prefix is a potential Lambda -> S3 -> Lambda loop.
+        """
+        return _prefixes_overlap(self.prefix, other.output_prefix)
+
+
+def _prefixes_overlap(a: str, b: str) -> bool:
+    return a.startswith(b) or b.startswith(a)
+
+
+def _suffixes_overlap(a: str, b: str) -> bool:
+    return a.endswith(b) or b.endswith(a)
+
+
+def _in_range(name: str, value: int, bounds: tuple[int, int], unit: str = "") -> None:
+    low, high = bounds
+    if not low <= value <= high:
+        raise PipelineConfigError(f"{name}={value}{unit} is outside AWS's range {low}..{high}{unit}.")
+
+
+def validate_pipeline(pipeline: str, args: PipelineArgs) -> InputFilter:
+    """Validate one pipeline's inputs; return its input filter for the bucket-level checks."""
+    where = f"pipeline {pipeline!r}:"
+    try:
+        _validate(args)
+    except PipelineConfigError as error:
+        raise PipelineConfigError(f"{where} {error}") from None
+    return InputFilter(
+        pipeline=pipeline,
+        prefix=args.input_prefix,
+        suffixes=args.effective_suffixes(),
+        output_prefix=args.effective_output_prefix(),
+        mode=args.notification_mode,
+    )
+
+
+def _validate(args: PipelineArgs) -> None:
+    _validate_keys(args)
+    _validate_formats(args)
+    _validate_function(args)
+    _validate_mapping(args)
+    _validate_queues(args)
+    _validate_alerts(args)
+
+
+def _validate_keys(args: PipelineArgs) -> None:
+    if not args.input_prefix or not args.input_prefix.endswith("/") or args.input_prefix.startswith("/"):
+        raise PipelineConfigError(
+            f"input_prefix={args.input_prefix!r} must be a folder-like prefix such as 'incoming/orders/': "
+            "not empty (a whole-bucket filter would also match the outputs), no leading '/', ending in '/'."
+        )
+    output_prefix = args.effective_output_prefix()
+    if not output_prefix.endswith("/") or output_prefix.startswith("/"):
+        raise PipelineConfigError(
+            f"output_prefix={output_prefix!r} must end with '/' and not start with '/', e.g. 'processed/'."
+        )
+    suffixes = args.effective_suffixes()
+    if not suffixes or any(not suffix for suffix in suffixes):
+        raise PipelineConfigError("input_suffixes must list at least one non-empty suffix, e.g. ['.json'].")
+    if _prefixes_overlap(args.input_prefix, output_prefix):
+        raise PipelineConfigError(
+            f"output_prefix={output_prefix!r} overlaps input_prefix={args.input_prefix!r}: every output "
+            "would trigger the pipeline again (a recursive loop AWS stops only after ~16 rounds). Choose an "
+            "output prefix outside the input prefix, e.g. 'processed/" + args.input_prefix + "'."
+        )
+
+
+def _validate_formats(args: PipelineArgs) -> None:
+    for name in ("input_format", "output_format"):
+        value = getattr(args, name)
+        if value not in set(FileFormat):
+            allowed = ", ".join(f.value for f in FileFormat)
+            raise PipelineConfigError(f"{name}={value!r} is not supported; use one of {allowed}.")
+    if args.invalid_records not in set(InvalidRecordPolicy):
+        allowed = ", ".join(p.value for p in InvalidRecordPolicy)
+        raise PipelineConfigError(f"invalid_records={args.invalid_records!r}; use one of {allowed}.")
+    if args.processor is not None:
+        module, _, function = args.processor.partition(":")
+        if not module or not function:
+            raise PipelineConfigError(
+                f"processor={args.processor!r} must be 'module:function', e.g. 'transforms:normalise'."
+            )
+    if args.processor_code_dir is not None and not Path(args.processor_code_dir).is_dir():
+        raise PipelineConfigError(f"processor_code_dir={str(args.processor_code_dir)!r} is not a directory.")
+    load_schema(args.schema)
+    if args.max_file_bytes < 1:
+        raise PipelineConfigError(f"max_file_bytes={args.max_file_bytes} must be positive.")
+
+
+def load_schema(schema: object) -> dict[str, object] | None:
+    """Return the JSON Schema as a dict (reading it from a file when given a path)."""
+    if schema is None:
+        return None
+    if isinstance(schema, str | Path):
+        path = Path(schema)
+        try:
+            loaded = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise PipelineConfigError(f"schema file {str(path)!r} does not exist.") from None
+        except json.JSONDecodeError as error:
+            raise PipelineConfigError(f"schema file {str(path)!r} is not valid JSON: {error}.") from None
+    else:
+        loaded = dict(schema)  # type: ignore[call-overload]
+    if not isinstance(loaded, dict):
+        raise PipelineConfigError("schema must be a JSON object (a JSON Schema document).")
+    return loaded
+
+
+def _validate_function(args: PipelineArgs) -> None:
+    _in_range("memory_mb", args.memory_mb, defaults.MEMORY_RANGE, " MB")
+    _in_range("timeout_seconds", args.timeout_seconds, defaults.TIMEOUT_RANGE, " s")
+    if args.architecture not in ("arm64", "x86_64"):
+        raise PipelineConfigError(f"architecture={args.architecture!r}; use 'arm64' or 'x86_64'.")
+    if args.python_runtime not in defaults.SUPPORTED_RUNTIMES:
+        allowed = ", ".join(defaults.SUPPORTED_RUNTIMES)
+        raise PipelineConfigError(f"python_runtime={args.python_runtime!r}; use one of {allowed}.")
+    if args.reserved_concurrency is not None and args.reserved_concurrency < 0:
+        raise PipelineConfigError(f"reserved_concurrency={args.reserved_concurrency} must be >= 0.")
+    if args.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+        raise PipelineConfigError(f"log_level={args.log_level!r}; use DEBUG, INFO, WARNING or ERROR.")
+
+
+def _validate_mapping(args: PipelineArgs) -> None:
+    _in_range("batch_size", args.batch_size, defaults.BATCH_SIZE_RANGE)
+    _in_range("batching_window_seconds", args.batching_window_seconds, defaults.BATCHING_WINDOW_RANGE, " s")
+    if args.batch_size > defaults.BATCH_SIZE_WITHOUT_WINDOW and args.batching_window_seconds == 0:
+        raise PipelineConfigError(
+            f"batch_size={args.batch_size} needs batching_window_seconds > 0: Lambda accepts batches "
+            f"above {defaults.BATCH_SIZE_WITHOUT_WINDOW} from SQS only with a batching window."
+        )
+    if args.maximum_concurrency is not None:
+        _in_range("maximum_concurrency", args.maximum_concurrency, defaults.MAXIMUM_CONCURRENCY_RANGE)
+        if args.reserved_concurrency is not None and args.maximum_concurrency > args.reserved_concurrency:
+            raise PipelineConfigError(
+                f"maximum_concurrency={args.maximum_concurrency} exceeds reserved_concurrency="
+                f"{args.reserved_concurrency}: the surplus invocations would be throttled. Lower "
+                "maximum_concurrency or raise reserved_concurrency."
+            )
+
+
+def _validate_queues(args: PipelineArgs) -> None:
+    visibility = args.effective_visibility_timeout()
+    _in_range("visibility_timeout_seconds", visibility, defaults.VISIBILITY_TIMEOUT_RANGE, " s")
+    if visibility < args.timeout_seconds:
+        raise PipelineConfigError(
+            f"visibility_timeout_seconds={visibility} is below timeout_seconds={args.timeout_seconds}: Lambda "
+            "refuses the event source mapping. Use at least 6 x the function timeout (leave it unset to "
+            "get that default)."
+        )
+    _in_range("message_retention_seconds", args.message_retention_seconds, defaults.RETENTION_RANGE, " s")
+    _in_range("dlq_retention_seconds", args.dlq_retention_seconds, defaults.RETENTION_RANGE, " s")
+    if args.dlq_retention_seconds <= args.message_retention_seconds:
+        raise PipelineConfigError(
+            f"dlq_retention_seconds={args.dlq_retention_seconds} must be greater than "
+            f"message_retention_seconds={args.message_retention_seconds}: a message keeps its original "
+            "enqueue time in the DLQ and would expire there early. Use 1209600 (14 days)."
+        )
+    _in_range("max_receive_count", args.max_receive_count, defaults.MAX_RECEIVE_COUNT_RANGE)
+    if args.encryption not in ("sse-sqs", "kms"):
+        raise PipelineConfigError(f"encryption={args.encryption!r}; use 'sse-sqs' or 'kms'.")
+    if args.kms_key_arn is not None and args.encryption != "kms":
+        raise PipelineConfigError("kms_key_arn is set but encryption is not 'kms'; set encryption='kms'.")
+    if isinstance(args.kms_key_arn, str) and args.kms_key_arn.endswith("alias/aws/sqs"):
+        raise PipelineConfigError(
+            "kms_key_arn is the AWS-managed key alias/aws/sqs, which S3 cannot use to send notifications. "
+            "Use a customer-managed key or encryption='sse-sqs'."
+        )
+    if args.notification_mode not in ("s3", "eventbridge"):
+        raise PipelineConfigError(f"notification_mode={args.notification_mode!r}; use 's3' or 'eventbridge'.")
+
+
+def _validate_alerts(args: PipelineArgs) -> None:
+    if args.log_retention_days not in defaults.LOG_RETENTION_CHOICES:
+        raise PipelineConfigError(
+            f"log_retention_days={args.log_retention_days} is not a CloudWatch Logs retention; use one of "
+            f"{', '.join(map(str, defaults.LOG_RETENTION_CHOICES))}."
+        )
+    for email in args.alert_emails:
+        if "@" not in email or email.startswith("@") or email.endswith("@"):
+            raise PipelineConfigError(f"alert_emails contains {email!r}, which is not an email address.")
+    if args.queue_age_alarm_seconds < 60:
+        raise PipelineConfigError(f"queue_age_alarm_seconds={args.queue_age_alarm_seconds} must be >= 60.")
+
+
+def validate_bucket_filters(bucket: str, filters: Sequence[InputFilter]) -> None:
+    """Checks across the pipelines that share one bucket."""
+    names = [f.pipeline for f in filters]
+    duplicates = {name for name in names if names.count(name) > 1}
+    if duplicates:
+        raise PipelineConfigError(
+            f"bucket {bucket!r}: pipeline names must be unique; repeated: {duplicates}."
+        )
+    for consumer in filters:
+        for producer in filters:
+            if consumer is not producer and consumer.would_consume_output_of(producer):
+                raise PipelineConfigError(
+                    f"bucket {bucket!r}: pipeline {producer.pipeline!r} writes under "
+                    f"{producer.output_prefix!r}, which pipeline {consumer.pipeline!r} reads "
+                    f"({consumer.prefix!r}): a recursive loop. Move one of the prefixes."
+                )
+    s3_mode = [f for f in filters if f.mode == "s3"]
+    for first, second in _pairs(s3_mode):
+        if first.overlaps(second):
+            raise PipelineConfigError(
+                f"bucket {bucket!r}: pipelines {first.pipeline!r} ({first.prefix}*{'|'.join(first.suffixes)}) "
+                f"and {second.pipeline!r} ({second.prefix}*{'|'.join(second.suffixes)}) have overlapping "
+                "filters; S3 rejects such a notification configuration ('ambiguously defined'). Make the "
+                "prefixes or suffixes disjoint, or set notification_mode='eventbridge' on both."
+            )
+
+
+def _pairs(items: Sequence[InputFilter]) -> Iterable[tuple[InputFilter, InputFilter]]:
+    for index, first in enumerate(items):
+        for second in items[index + 1 :]:
+            yield first, second
