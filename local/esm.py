@@ -1,0 +1,356 @@
+"""An SQS event source mapping, emulated in-process with the semantics of the Lambda service.
+
+What Lambda does for an SQS mapping, and what this runner reproduces:
+
+- pollers receive up to ``batch_size`` messages, waiting up to ``batching_window_seconds`` to fill a
+  batch (with no window, a batch is invoked as soon as one receive returns messages);
+- received messages stay invisible for the queue's visibility timeout; a message that is not deleted
+  reappears after it, and the queue itself (its redrive policy) moves it to the DLQ after
+  ``maxReceiveCount`` receives;
+- a successful invocation deletes the batch; a function error or a timeout deletes nothing;
+- with ``ReportBatchItemFailures`` only the reported ``itemIdentifier`` s stay; an empty or null
+  list is full success, and a malformed response or an unknown identifier fails the whole batch;
+- a disabled mapping stops polling (messages wait in the queue); enabling it resumes;
+- ``maximum_concurrency`` bounds the concurrent invocations (one thread per poller);
+- the function timeout bounds an invocation: the handler sees the deadline through
+  ``context.get_remaining_time_in_millis()`` and an invocation that overruns counts as failed.
+  Python cannot kill a thread, so an overrunning handler is abandoned rather than frozen: its late
+  result is ignored, as Lambda ignores a killed sandbox's.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Final
+
+from filepipe.local.metrics import LAMBDA_NAMESPACE, LocalMetrics
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_sqs.type_defs import MessageTypeDef
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[dict[str, Any], Any], Any]
+"""A Lambda handler: ``(event, context) -> response``."""
+
+MAX_MESSAGES_PER_RECEIVE: Final = 10
+REPORT_BATCH_ITEM_FAILURES: Final = "ReportBatchItemFailures"
+DEFAULT_CONCURRENCY: Final = 5
+"""Lambda starts an SQS mapping with five pollers; without ``maximumConcurrency`` use as many threads."""
+
+
+@dataclass(frozen=True, slots=True)
+class FunctionSpec:
+    """The parts of a Lambda function the runner needs."""
+
+    name: str
+    arn: str
+    timeout_seconds: float = 3.0
+    memory_mb: int = 128
+    environment: Mapping[str, str] = field(default_factory=dict)
+    handler: str = "handler.app.lambda_handler"
+
+
+@dataclass(frozen=True, slots=True)
+class MappingSpec:
+    """An SQS event source mapping as the component declares it."""
+
+    name: str
+    queue_url: str
+    queue_arn: str
+    function_name: str
+    batch_size: int = 10
+    batching_window_seconds: float = 0.0
+    function_response_types: tuple[str, ...] = ()
+    enabled: bool = True
+    maximum_concurrency: int | None = None
+
+    @property
+    def reports_batch_item_failures(self) -> bool:
+        return REPORT_BATCH_ITEM_FAILURES in self.function_response_types
+
+
+class LambdaContext:
+    """The context object Lambda passes to a Python handler (the attributes handlers and Powertools read)."""
+
+    def __init__(self, function: FunctionSpec, deadline: float, region: str) -> None:
+        self.function_name = function.name
+        self.function_version = "$LATEST"
+        self.invoked_function_arn = function.arn
+        self.memory_limit_in_mb = function.memory_mb
+        self.aws_request_id = str(uuid.uuid4())
+        self.log_group_name = f"/aws/lambda/{function.name}"
+        self.log_stream_name = f"local/{self.aws_request_id}"
+        self.region = region
+        self._deadline = deadline
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+@dataclass(slots=True)
+class MappingStats:
+    """Counters of one runner, for tests, the demo and the benchmark."""
+
+    invocations: int = 0
+    errors: int = 0
+    timeouts: int = 0
+    messages_received: int = 0
+    messages_deleted: int = 0
+    messages_failed: int = 0
+
+
+def sqs_event_record(message: MessageTypeDef, queue_arn: str, region: str) -> dict[str, Any]:
+    """The Lambda event record for one received SQS message (field names as Lambda sends them)."""
+    attributes = message.get("Attributes", {})
+    return {
+        "messageId": message["MessageId"],
+        "receiptHandle": message["ReceiptHandle"],
+        "body": message.get("Body", ""),
+        "attributes": {
+            "ApproximateReceiveCount": attributes.get("ApproximateReceiveCount", "1"),
+            "SentTimestamp": attributes.get("SentTimestamp", ""),
+            "SenderId": attributes.get("SenderId", ""),
+            "ApproximateFirstReceiveTimestamp": attributes.get("ApproximateFirstReceiveTimestamp", ""),
+        },
+        "messageAttributes": {
+            name: {
+                "stringValue": value.get("StringValue"),
+                "binaryValue": value.get("BinaryValue"),
+                "stringListValues": list(value.get("StringListValues", [])),
+                "binaryListValues": list(value.get("BinaryListValues", [])),
+                "dataType": value.get("DataType", "String"),
+            }
+            for name, value in message.get("MessageAttributes", {}).items()
+        },
+        "md5OfBody": message.get("MD5OfBody", ""),
+        "eventSource": "aws:sqs",
+        "eventSourceARN": queue_arn,
+        "awsRegion": region,
+    }
+
+
+def failed_message_ids(response: Any, message_ids: Sequence[str]) -> set[str]:
+    """The messages Lambda keeps after a ``ReportBatchItemFailures`` response.
+
+    Lambda's rules: a null/empty response or list is full success; an item whose identifier is
+    missing, empty or not in the batch, or a response of the wrong shape, fails the whole batch.
+    """
+    everything = set(message_ids)
+    if response is None:
+        return set()
+    if not isinstance(response, Mapping):
+        return everything
+    failures = response.get("batchItemFailures")
+    if failures is None:
+        return set()
+    if not isinstance(failures, list):
+        return everything
+    failed: set[str] = set()
+    for item in failures:
+        identifier = item.get("itemIdentifier") if isinstance(item, Mapping) else None
+        if not isinstance(identifier, str) or identifier not in everything:
+            return everything
+        failed.add(identifier)
+    return failed
+
+
+class EventSourceMappingRunner:
+    """Polls one queue and invokes one handler, on ``concurrency`` threads, until :meth:`stop`."""
+
+    def __init__(
+        self,
+        mapping: MappingSpec,
+        function: FunctionSpec,
+        handler: Handler,
+        sqs_factory: Callable[[], SQSClient],
+        *,
+        region: str,
+        metrics: LocalMetrics | None = None,
+        concurrency: int | None = None,
+        poll_wait_seconds: int = 1,
+    ) -> None:
+        self.mapping = mapping
+        self.function = function
+        self._handler = handler
+        self._sqs_factory = sqs_factory
+        self._region = region
+        self._metrics = metrics
+        self._concurrency = concurrency or mapping.maximum_concurrency or DEFAULT_CONCURRENCY
+        self._poll_wait_seconds = poll_wait_seconds
+        self._enabled = threading.Event()
+        if mapping.enabled:
+            self._enabled.set()
+        self._stopping = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._stats_lock = threading.Lock()
+        self.stats = MappingStats()
+        self._held = 0
+
+    # -- control ---------------------------------------------------------------------------------
+
+    @property
+    def enabled(self) -> bool:
+        return self._enabled.is_set()
+
+    def set_enabled(self, enabled: bool) -> None:
+        """``UpdateEventSourceMapping(Enabled=...)``: a disabled mapping leaves messages in the queue."""
+        if enabled:
+            self._enabled.set()
+        else:
+            self._enabled.clear()
+
+    @property
+    def busy(self) -> bool:
+        """Whether messages are held: received into a batch and not yet deleted or given back."""
+        with self._stats_lock:
+            return self._held > 0
+
+    def _hold(self, count: int) -> None:
+        with self._stats_lock:
+            self._held += count
+
+    def start(self) -> None:
+        for index in range(self._concurrency):
+            thread = threading.Thread(
+                target=self._poll_loop, name=f"esm-{self.mapping.name}-{index}", daemon=True
+            )
+            thread.start()
+            self._threads.append(thread)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stopping.set()
+        self._enabled.set()  # wake pollers parked on a disabled mapping so they can exit
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
+        self._threads.clear()
+
+    # -- polling ---------------------------------------------------------------------------------
+
+    def _poll_loop(self) -> None:
+        sqs = self._sqs_factory()
+        while not self._stopping.is_set():
+            if not self._enabled.wait(timeout=0.5) or self._stopping.is_set():
+                continue
+            batch: list[MessageTypeDef] = []
+            try:
+                self._collect_batch(sqs, batch)
+                if batch:
+                    self._invoke(sqs, batch)
+            except Exception:
+                # The Lambda service keeps polling whatever happens to one receive; so does the runner.
+                log.exception("event source mapping %s: poll failed", self.mapping.name)
+                self._stopping.wait(1.0)
+            finally:
+                self._hold(-len(batch))
+
+    def _collect_batch(self, sqs: SQSClient, batch: list[MessageTypeDef]) -> None:
+        """Fill ``batch`` (the caller's, so that held messages are accounted for even on errors)."""
+        window = self.mapping.batching_window_seconds
+        window_end: float | None = None
+        while len(batch) < self.mapping.batch_size and not self._stopping.is_set():
+            if not self._enabled.is_set():
+                break
+            wait = self._poll_wait_seconds
+            if window_end is not None:
+                remaining = window_end - time.monotonic()
+                if remaining <= 0:
+                    break
+                wait = min(wait, max(0, int(remaining)))
+            response = sqs.receive_message(
+                QueueUrl=self.mapping.queue_url,
+                MaxNumberOfMessages=min(MAX_MESSAGES_PER_RECEIVE, self.mapping.batch_size - len(batch)),
+                WaitTimeSeconds=wait,
+                AttributeNames=["All"],
+                MessageAttributeNames=["All"],
+            )
+            messages = response.get("Messages", [])
+            self._hold(len(messages))
+            batch.extend(messages)
+            if batch and window <= 0:
+                break
+            if batch and window_end is None:
+                window_end = time.monotonic() + window
+            if not messages and not batch:
+                break
+            if not messages and wait == 0:
+                self._stopping.wait(0.1)  # a sub-second window: avoid spinning on empty receives
+
+    # -- invoking --------------------------------------------------------------------------------
+
+    def _invoke(self, sqs: SQSClient, batch: list[MessageTypeDef]) -> None:
+        records = [sqs_event_record(message, self.mapping.queue_arn, self._region) for message in batch]
+        event = {"Records": records}
+        started = time.monotonic()
+        deadline = started + self.function.timeout_seconds
+        context = LambdaContext(self.function, deadline, self._region)
+        outcome: dict[str, Any] = {}
+
+        def run() -> None:
+            try:
+                outcome["response"] = self._handler(event, context)
+            except BaseException as error:
+                outcome["error"] = error
+
+        worker = threading.Thread(target=run, name=f"invoke-{self.function.name}", daemon=True)
+        worker.start()
+        worker.join(timeout=self.function.timeout_seconds)
+        duration_ms = (time.monotonic() - started) * 1000
+        message_ids = [record["messageId"] for record in records]
+        timed_out = worker.is_alive()
+        error = outcome.get("error")
+
+        if timed_out or error is not None:
+            failed = set(message_ids)
+            if timed_out:
+                log.warning(
+                    "%s: task timed out after %.2f seconds", self.function.name, self.function.timeout_seconds
+                )
+            else:
+                log.warning("%s: invocation failed: %r", self.function.name, error)
+        elif self.mapping.reports_batch_item_failures:
+            failed = failed_message_ids(outcome.get("response"), message_ids)
+        else:
+            failed = set()
+
+        done = [message for message in batch if message["MessageId"] not in failed]
+        self._delete(sqs, done)
+        self._record(
+            len(batch), len(done), len(failed), duration_ms, timed_out=timed_out, errored=error is not None
+        )
+
+    def _delete(self, sqs: SQSClient, messages: list[MessageTypeDef]) -> None:
+        for start in range(0, len(messages), MAX_MESSAGES_PER_RECEIVE):
+            chunk = messages[start : start + MAX_MESSAGES_PER_RECEIVE]
+            response = sqs.delete_message_batch(
+                QueueUrl=self.mapping.queue_url,
+                Entries=[
+                    {"Id": str(index), "ReceiptHandle": message["ReceiptHandle"]}
+                    for index, message in enumerate(chunk)
+                ],
+            )
+            for failure in response.get("Failed", []):
+                log.warning("%s: delete failed: %s", self.mapping.name, failure.get("Message"))
+
+    def _record(
+        self, received: int, deleted: int, failed: int, duration_ms: float, *, timed_out: bool, errored: bool
+    ) -> None:
+        with self._stats_lock:
+            self.stats.invocations += 1
+            self.stats.messages_received += received
+            self.stats.messages_deleted += deleted
+            self.stats.messages_failed += failed
+            self.stats.timeouts += int(timed_out)
+            self.stats.errors += int(timed_out or errored)
+        if self._metrics is not None:
+            dimensions = {"FunctionName": self.function.name}
+            self._metrics.put(LAMBDA_NAMESPACE, "Invocations", dimensions, 1)
+            self._metrics.put(LAMBDA_NAMESPACE, "Errors", dimensions, float(timed_out or errored))
+            self._metrics.put(LAMBDA_NAMESPACE, "Duration", dimensions, duration_ms)
