@@ -113,6 +113,7 @@ DEFAULT_STATE_TTL_DAYS: Final = 90
 DEFAULT_TIMEOUT_MARGIN_MS: Final = 10_000
 DEFAULT_BACKOFF_BASE_SECONDS: Final = 30
 DEFAULT_BACKOFF_MAX_SECONDS: Final = 900
+DEFAULT_LOG_LEVEL: Final = "INFO"
 
 
 _Choice = TypeVar("_Choice", bound=StrEnum)
@@ -143,6 +144,10 @@ class HandlerSettings:
     timeout_margin_ms: int = DEFAULT_TIMEOUT_MARGIN_MS
     backoff_base_seconds: int = DEFAULT_BACKOFF_BASE_SECONDS
     backoff_max_seconds: int = DEFAULT_BACKOFF_MAX_SECONDS
+    service_name: str | None = None
+    """Powertools service name (logs, metrics dimension); ``None`` means the pipeline name."""
+    metrics_namespace: str = METRICS_NAMESPACE
+    log_level: str = DEFAULT_LOG_LEVEL
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> HandlerSettings:
@@ -197,4 +202,7 @@ class HandlerSettings:
             timeout_margin_ms=integer(EnvVar.TIMEOUT_MARGIN_MS, DEFAULT_TIMEOUT_MARGIN_MS),
             backoff_base_seconds=integer(EnvVar.BACKOFF_BASE_SECONDS, DEFAULT_BACKOFF_BASE_SECONDS),
             backoff_max_seconds=integer(EnvVar.BACKOFF_MAX_SECONDS, DEFAULT_BACKOFF_MAX_SECONDS),
+            service_name=optional(EnvVar.POWERTOOLS_SERVICE_NAME),
+            metrics_namespace=optional(EnvVar.POWERTOOLS_METRICS_NAMESPACE) or METRICS_NAMESPACE,
+            log_level=optional(EnvVar.POWERTOOLS_LOG_LEVEL) or DEFAULT_LOG_LEVEL,
         )

@@ -1,0 +1,109 @@
+"""The handler's error hierarchy: every failure is either permanent or transient.
+
+A :class:`PermanentError` is about the file or the message itself (bad content, missing object, unknown
+body): retrying cannot help, so the message goes to the DLQ at once. A :class:`TransientError` is about
+the moment (throttling, 5xx, timeouts, a held lease): the message is retried with backoff.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class FilepipeError(Exception):
+    """Base of every error the handler classifies."""
+
+    retryable: ClassVar[bool] = False
+
+    @property
+    def error_type(self) -> str:
+        """The stable name recorded in the DLQ attributes, the state table and the logs."""
+        return type(self).__name__
+
+    @property
+    def reason(self) -> str:
+        return str(self) or self.error_type
+
+
+class PermanentError(FilepipeError):
+    """Retrying will not help: park the message in the DLQ and mark the file FAILED."""
+
+
+class UnknownBodyError(PermanentError):
+    """The SQS body is neither an S3 notification, an EventBridge S3 event nor an ``s3:TestEvent``."""
+
+
+class KeyOutsidePrefixError(PermanentError):
+    """The object key does not start with the pipeline's input prefix."""
+
+
+class ObjectMissingError(PermanentError):
+    """The object (or the exact version) no longer exists, or was overwritten before processing."""
+
+
+class AccessDeniedError(PermanentError):
+    """S3 refused the read; retrying the same message will be refused again."""
+
+
+class EmptyFileError(PermanentError):
+    """The object has no content (or only a byte-order mark and whitespace)."""
+
+
+class FileTooLargeError(PermanentError):
+    """The object is larger than the pipeline's size cap."""
+
+
+class InvalidEncodingError(PermanentError):
+    """The object is not valid UTF-8."""
+
+
+class InvalidContentError(PermanentError):
+    """The object is not valid JSON, NDJSON or CSV."""
+
+
+class SchemaValidationError(PermanentError):
+    """Records violate the pipeline's JSON Schema (the file is rejected as a whole)."""
+
+    def __init__(self, errors: list[str], truncated: bool) -> None:
+        self.errors = errors
+        self.truncated = truncated
+        more = " (more errors not shown)" if truncated else ""
+        super().__init__("; ".join(errors) + more)
+
+
+class ProcessorError(PermanentError):
+    """The user processor raised for a record."""
+
+
+class OutputShapeError(PermanentError):
+    """A record cannot be written in the output format (e.g. a non-object record for CSV)."""
+
+
+class TransientError(FilepipeError):
+    """Retry later: report the message in ``batchItemFailures`` and back off."""
+
+    retryable = True
+
+
+class S3UnavailableError(TransientError):
+    """S3 throttled, failed with a 5xx, or the connection timed out."""
+
+
+class StateTableError(TransientError):
+    """The state table could not be read or written."""
+
+
+class LeaseHeldError(TransientError):
+    """Another invocation holds an unexpired PROCESSING lease on this object version."""
+
+
+class StateConflictError(TransientError):
+    """The lease was lost before the result could be recorded."""
+
+
+class DlqUnavailableError(TransientError):
+    """A permanent failure could not be parked in the DLQ (or no DLQ is configured)."""
+
+
+class DeadlineError(TransientError):
+    """The function is too close to its timeout to start or finish this message."""

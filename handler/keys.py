@@ -1,0 +1,47 @@
+"""Where a file's output goes: the single implementation of the output-key rule.
+
+The component's recursion check imports :func:`output_key` too, so the rule lives here only.
+"""
+
+from __future__ import annotations
+
+from .settings import FileFormat
+
+EXTENSIONS: dict[FileFormat, tuple[str, ...]] = {
+    FileFormat.JSON: (".json",),
+    FileFormat.NDJSON: (".ndjson", ".jsonl"),
+    FileFormat.CSV: (".csv",),
+}
+"""Extensions recognised per format; the first one is the one written."""
+
+REJECTS_SUFFIX = ".rejects.ndjson"
+
+
+def output_key(
+    input_key: str,
+    input_prefix: str,
+    output_prefix: str,
+    input_format: FileFormat,
+    output_format: FileFormat,
+) -> str:
+    """``output_prefix + input_key[len(input_prefix):]``, extension swapped when the formats differ.
+
+    The key depends only on the input key, so re-delivery of the same version overwrites the same
+    object instead of creating a duplicate. Raises :class:`ValueError` if the key is outside the prefix.
+    """
+    if not input_key.startswith(input_prefix):
+        raise ValueError(f"key {input_key!r} is outside the input prefix {input_prefix!r}")
+    relative = input_key[len(input_prefix) :]
+    if input_format != output_format:
+        lowered = relative.lower()
+        for extension in EXTENSIONS[input_format]:
+            if lowered.endswith(extension):
+                relative = relative[: -len(extension)]
+                break
+        relative += EXTENSIONS[output_format][0]
+    return output_prefix + relative
+
+
+def rejects_key(output: str) -> str:
+    """Where invalid records of a file go under the ``write-rejects`` policy."""
+    return output + REJECTS_SUFFIX

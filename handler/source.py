@@ -1,0 +1,77 @@
+"""Opening the source object: the exact version, size checks, and S3 error classification."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .errors import (
+    AccessDeniedError,
+    EmptyFileError,
+    FilepipeError,
+    FileTooLargeError,
+    ObjectMissingError,
+    S3UnavailableError,
+)
+from .events import ObjectRef
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+_MISSING = {"NoSuchKey", "NoSuchVersion", "NoSuchBucket", "404", "NotFound"}
+_CHANGED = {"PreconditionFailed", "412"}
+_DENIED = {"AccessDenied", "403", "InvalidObjectState"}
+
+
+def classify_s3_error(exc: Exception, ref: ObjectRef) -> FilepipeError:
+    """Map a botocore error to a permanent or transient error (unknown errors are transient)."""
+    where = f"s3://{ref.bucket}/{ref.key}"
+    response = getattr(exc, "response", None)
+    code = str(response.get("Error", {}).get("Code", "")) if isinstance(response, dict) else ""
+    if code in _MISSING:
+        version = f" version {ref.version_id}" if ref.version_id else ""
+        return ObjectMissingError(f"{where}{version} does not exist (deleted before processing)")
+    if code in _CHANGED:
+        return ObjectMissingError(f"{where} was overwritten before processing (ETag {ref.etag} is gone)")
+    if code in _DENIED:
+        return AccessDeniedError(f"{where}: {code}")
+    return S3UnavailableError(f"{where}: {code or type(exc).__name__}: {exc}")
+
+
+@dataclass(frozen=True, slots=True)
+class OpenedObject:
+    body: Any
+    """botocore ``StreamingBody``: read in chunks, never whole."""
+    content_length: int
+    etag: str | None
+    version_id: str | None
+
+
+def open_object(s3: S3Client, ref: ObjectRef, max_bytes: int) -> OpenedObject:
+    """GET the exact version announced by the event, refusing empty and oversized objects."""
+    if ref.size is not None and ref.size > max_bytes:
+        raise FileTooLargeError(f"file is {ref.size} bytes, above the size cap of {max_bytes}")
+    request: dict[str, Any] = {"Bucket": ref.bucket, "Key": ref.key}
+    if ref.version_id:
+        request["VersionId"] = ref.version_id
+    elif ref.etag:
+        # Unversioned bucket: refuse to process newer content under this event's identity.
+        request["IfMatch"] = f'"{ref.etag}"'
+    try:
+        response = s3.get_object(**request)
+    except Exception as exc:
+        raise classify_s3_error(exc, ref) from exc
+    body = response["Body"]
+    length = int(response.get("ContentLength", 0))
+    if length > max_bytes:
+        body.close()
+        raise FileTooLargeError(f"file is {length} bytes, above the size cap of {max_bytes}")
+    if length == 0:
+        body.close()
+        raise EmptyFileError("file is empty (0 bytes)")
+    return OpenedObject(
+        body=body,
+        content_length=length,
+        etag=str(response.get("ETag", "")).strip('"') or ref.etag,
+        version_id=response.get("VersionId") or ref.version_id,
+    )

@@ -1,0 +1,325 @@
+"""The processing-state table: one item per object version, written with conditional updates.
+
+Lifecycle: PROCESSING (under a lease) -> SUCCEEDED | FAILED. The first write for a version records
+``received_at`` and goes straight to PROCESSING in one conditional update, so the common path costs two
+writes per file. The conditions make processing idempotent:
+
+- a SUCCEEDED version is never processed again (duplicate deliveries are acknowledged and skipped);
+- an unexpired PROCESSING lease held by someone else makes the duplicate retry later;
+- a result is recorded only by the lease holder, and only after the output was written.
+
+Any failure to talk to the table is a :class:`~.errors.TransientError`: a file is never marked done
+unless its output exists.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Protocol
+
+from .errors import FilepipeError, LeaseHeldError, StateConflictError, StateTableError
+from .events import ObjectRef
+from .settings import FileStatus, StateAttribute
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
+
+MAX_ERROR_CHARS = 1000
+
+Clock = Callable[[], float]
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """Proof that this invocation may process ``ref`` and record its outcome."""
+
+    ref: ObjectRef
+    token: str
+    attempts: int
+    started_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What a successful attempt produced, recorded with the SUCCEEDED status."""
+
+    output_key: str
+    records: int
+    rejected: int
+    bytes_read: int
+    duration_ms: int
+    latency_ms: int | None = None
+    rejects_key: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class StateStore(Protocol):
+    def begin(self, ref: ObjectRef, message_id: str) -> Lease | None:
+        """Take the lease; ``None`` if the version already SUCCEEDED. Raises transient errors."""
+
+    def succeed(self, lease: Lease, outcome: Outcome) -> None: ...
+
+    def fail(self, lease: Lease, error: FilepipeError) -> None: ...
+
+    def release(self, lease: Lease, error: FilepipeError) -> None:
+        """Give the lease back after a transient error so that the retry is not blocked."""
+
+
+class NullStateStore:
+    """No state table configured: idempotency rests on the deterministic output key alone."""
+
+    def __init__(self, clock: Clock = time.time) -> None:
+        self._clock = clock
+
+    def begin(self, ref: ObjectRef, message_id: str) -> Lease | None:
+        return Lease(ref, uuid.uuid4().hex, 1, self._clock())
+
+    def succeed(self, lease: Lease, outcome: Outcome) -> None:
+        return None
+
+    def fail(self, lease: Lease, error: FilepipeError) -> None:
+        return None
+
+    def release(self, lease: Lease, error: FilepipeError) -> None:
+        return None
+
+
+class _HasDynamoDB(Protocol):
+    @property
+    def dynamodb(self) -> DynamoDBClient: ...
+
+
+def _s(value: str) -> AttributeValueTypeDef:
+    return {"S": value}
+
+
+def _n(value: float) -> AttributeValueTypeDef:
+    return {"N": str(value)}
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _error_code(exc: Exception) -> str:
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        return str(response.get("Error", {}).get("Code", ""))
+    return ""
+
+
+class DynamoStateStore:
+    """The state table of one pipeline (``StateAttribute`` names, ``by-status`` index)."""
+
+    def __init__(
+        self,
+        clients: _HasDynamoDB,
+        table: str,
+        pipeline: str,
+        lease_seconds: int,
+        ttl_days: int,
+        clock: Clock = time.time,
+    ) -> None:
+        self._clients = clients
+        self._table = table
+        self._pipeline = pipeline
+        self._lease_seconds = lease_seconds
+        self._ttl_seconds = ttl_days * 86400
+        self._clock = clock
+
+    @property
+    def _client(self) -> DynamoDBClient:
+        return self._clients.dynamodb
+
+    def _key(self, ref: ObjectRef) -> dict[str, AttributeValueTypeDef]:
+        return {StateAttribute.PK.value: _s(ref.state_pk), StateAttribute.SK.value: _s(ref.state_sk)}
+
+    def _update(self, ref: ObjectRef, expression: str, condition: str, values: dict[str, Any]) -> Any:
+        names = {
+            "#status": StateAttribute.STATUS.value,
+            "#updated": StateAttribute.UPDATED_AT.value,
+            "#expires": StateAttribute.EXPIRES_AT.value,
+            "#error": "error",
+        }
+        used = {name: attr for name, attr in names.items() if name in expression or name in condition}
+        return self._client.update_item(
+            TableName=self._table,
+            Key=self._key(ref),
+            UpdateExpression=expression,
+            ConditionExpression=condition,
+            ExpressionAttributeNames=used,
+            ExpressionAttributeValues=values,
+            ReturnValues="ALL_NEW",
+            ReturnValuesOnConditionCheckFailure="ALL_OLD",
+        )
+
+    def _current(self, ref: ObjectRef, exc: Exception) -> dict[str, Any]:
+        item = getattr(exc, "response", {}).get("Item")
+        if item is None:
+            try:
+                item = self._client.get_item(
+                    TableName=self._table, Key=self._key(ref), ConsistentRead=True
+                ).get("Item")
+            except Exception as read_error:
+                raise StateTableError(f"state table read failed: {read_error}") from read_error
+        return dict(item or {})
+
+    def begin(self, ref: ObjectRef, message_id: str) -> Lease | None:
+        now = self._clock()
+        token = uuid.uuid4().hex
+        values: dict[str, Any] = {
+            ":processing": _s(FileStatus.PROCESSING),
+            ":succeeded": _s(FileStatus.SUCCEEDED),
+            ":now_iso": _s(_iso(now)),
+            ":now": _n(int(now)),
+            ":lease_until": _n(int(now) + self._lease_seconds),
+            ":expires": _n(int(now) + self._ttl_seconds),
+            ":token": _s(token),
+            ":one": _n(1),
+            ":pipeline": _s(self._pipeline),
+            ":message_id": _s(message_id),
+            ":bucket": _s(ref.bucket),
+            ":key": _s(ref.key),
+        }
+        sets = [
+            "#status = :processing",
+            "#updated = :now_iso",
+            "#expires = :expires",
+            "lease_until = :lease_until",
+            "lease_token = :token",
+            "pipeline = :pipeline",
+            "message_id = :message_id",
+            "bucket = :bucket",
+            "object_key = :key",
+            "received_at = if_not_exists(received_at, :now_iso)",
+            "started_at = :now_iso",
+        ]
+        if ref.version_id:
+            values[":version"] = _s(ref.version_id)
+            sets.append("version_id = :version")
+        if ref.etag:
+            values[":etag"] = _s(ref.etag)
+            sets.append("etag = :etag")
+        expression = "SET " + ", ".join(sets) + " ADD attempts :one REMOVE error_type, #error"
+        condition = (
+            "attribute_not_exists(#status) OR "
+            "(#status <> :succeeded AND (#status <> :processing OR lease_until < :now))"
+        )
+        try:
+            response = self._client.update_item(
+                TableName=self._table,
+                Key=self._key(ref),
+                UpdateExpression=expression,
+                ConditionExpression=condition,
+                ExpressionAttributeNames={
+                    "#status": StateAttribute.STATUS.value,
+                    "#updated": StateAttribute.UPDATED_AT.value,
+                    "#expires": StateAttribute.EXPIRES_AT.value,
+                    "#error": "error",
+                },
+                ExpressionAttributeValues=values,
+                ReturnValues="ALL_NEW",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except Exception as exc:
+            if _error_code(exc) != "ConditionalCheckFailedException":
+                raise StateTableError(f"state table write failed: {exc}") from exc
+            current = self._current(ref, exc)
+            status = current.get(StateAttribute.STATUS.value, {}).get("S")
+            if status == FileStatus.SUCCEEDED:
+                return None
+            raise LeaseHeldError(
+                f"s3://{ref.bucket}/{ref.key} ({ref.state_sk}) is being processed by another invocation"
+            ) from None
+        attempts = int(response.get("Attributes", {}).get("attempts", {}).get("N", "1"))
+        return Lease(ref, token, attempts, now)
+
+    def _finish(self, lease: Lease, status: FileStatus, sets: list[str], values: dict[str, Any]) -> None:
+        now = self._clock()
+        values = {
+            **values,
+            ":status": _s(status),
+            ":now_iso": _s(_iso(now)),
+            ":expires": _n(int(now) + self._ttl_seconds),
+            ":token": _s(lease.token),
+        }
+        expression = "SET " + ", ".join(
+            ["#status = :status", "#updated = :now_iso", "#expires = :expires", *sets]
+        )
+        expression += " REMOVE lease_until, lease_token"
+        try:
+            self._update(lease.ref, expression, "lease_token = :token", values)
+        except Exception as exc:
+            if _error_code(exc) != "ConditionalCheckFailedException":
+                raise StateTableError(f"state table write failed: {exc}") from exc
+            current = self._current(lease.ref, exc)
+            if current.get(StateAttribute.STATUS.value, {}).get("S") == status:
+                return  # a concurrent attempt recorded the same outcome
+            raise StateConflictError(
+                "the processing lease was lost before the outcome was recorded"
+            ) from None
+
+    def succeed(self, lease: Lease, outcome: Outcome) -> None:
+        sets = [
+            "output_key = :output_key",
+            "records = :records",
+            "rejected = :rejected",
+            "bytes_read = :bytes_read",
+            "duration_ms = :duration_ms",
+            "finished_at = :now_iso",
+        ]
+        values: dict[str, Any] = {
+            ":output_key": _s(outcome.output_key),
+            ":records": _n(outcome.records),
+            ":rejected": _n(outcome.rejected),
+            ":bytes_read": _n(outcome.bytes_read),
+            ":duration_ms": _n(outcome.duration_ms),
+        }
+        if outcome.latency_ms is not None:
+            sets.append("latency_ms = :latency_ms")
+            values[":latency_ms"] = _n(outcome.latency_ms)
+        if outcome.rejects_key is not None:
+            sets.append("rejects_key = :rejects_key")
+            values[":rejects_key"] = _s(outcome.rejects_key)
+        self._finish(lease, FileStatus.SUCCEEDED, sets, values)
+
+    def fail(self, lease: Lease, error: FilepipeError) -> None:
+        duration_ms = int((self._clock() - lease.started_at) * 1000)
+        self._finish(
+            lease,
+            FileStatus.FAILED,
+            [
+                "error_type = :error_type",
+                "#error = :error",
+                "duration_ms = :duration_ms",
+                "finished_at = :now_iso",
+            ],
+            {
+                ":error_type": _s(error.error_type),
+                ":error": _s(error.reason[:MAX_ERROR_CHARS]),
+                ":duration_ms": _n(duration_ms),
+            },
+        )
+
+    def release(self, lease: Lease, error: FilepipeError) -> None:
+        now = self._clock()
+        try:
+            self._update(
+                lease.ref,
+                "SET #updated = :now_iso, lease_until = :now, error_type = :error_type, #error = :error",
+                "lease_token = :token",
+                {
+                    ":now_iso": _s(_iso(now)),
+                    ":now": _n(int(now) - 1),
+                    ":token": _s(lease.token),
+                    ":error_type": _s(error.error_type),
+                    ":error": _s(error.reason[:MAX_ERROR_CHARS]),
+                },
+            )
+        except Exception as exc:
+            raise StateTableError(f"state table write failed: {exc}") from exc

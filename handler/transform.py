@@ -1,0 +1,52 @@
+"""Per-record transformation: the optional user processor and the output envelope.
+
+A processor is ``"package.module:function"``, called with one record; it returns the record to write,
+or ``None`` to drop it. Without one, records pass through unchanged.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import json
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+Processor = Callable[[Any], Any]
+
+
+class ProcessorConfigError(RuntimeError):
+    """The configured processor cannot be imported (a deployment error, not a file error)."""
+
+
+@functools.cache
+def load_processor(spec: str) -> Processor:
+    """Import ``module:function`` once per process."""
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        raise ProcessorConfigError(f"processor {spec!r} must look like 'package.module:function'")
+    try:
+        target: Any = importlib.import_module(module_name)
+        for part in attr.split("."):
+            target = getattr(target, part)
+    except (ImportError, AttributeError) as exc:
+        raise ProcessorConfigError(f"processor {spec!r} cannot be loaded: {exc}") from exc
+    if not callable(target):
+        raise ProcessorConfigError(f"processor {spec!r} is not callable")
+    processor: Processor = target
+    return processor
+
+
+def envelope_head(source_file: str, processed_at: datetime) -> bytes:
+    """The opening of the seed's JSON envelope, up to the start of ``data``.
+
+    ``record_count`` comes after ``data`` so that the envelope can be streamed: the count is known
+    only once every record has been written.
+    """
+    head = {"source_file": source_file, "processed_at": processed_at.isoformat()}
+    return json.dumps(head, ensure_ascii=False)[:-1].encode() + b', "data": ['
+
+
+def envelope_tail(record_count: int) -> bytes:
+    return f'], "record_count": {record_count}}}'.encode()
