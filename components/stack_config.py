@@ -1,0 +1,183 @@
+"""Stack configuration (``filepipe:*`` keys in ``Pulumi.<stack>.yaml``) -> pipeline groups.
+
+Keys (camelCase, as Pulumi config is written):
+
+- ``filepipe:pipelines`` (required): a list of pipelines. Each has ``name``, ``inputPrefix`` and any
+  :class:`~filepipe.args.PipelineArgs` field in camelCase (``inputFormat``, ``timeoutSeconds``, ...), plus
+  optionally ``bucket``: an existing bucket's name. Pipelines without ``bucket`` share one created bucket.
+- ``filepipe:defaults``: settings applied to every pipeline unless it sets them itself.
+- ``filepipe:alertEmails``: addresses alerted for every pipeline.
+- ``filepipe:tags``: tags for every resource.
+- ``filepipe:bucketName`` / ``filepipe:forceDestroy``: name and deletion policy of the created bucket.
+- ``filepipe:bundleDependencies``: build the dependency layer (default true).
+
+Unknown keys are errors, so a typo cannot silently fall back to a default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+import pulumi
+
+from .args import PipelineArgs
+from .bucket import PipelineBucketArgs
+from .errors import PipelineConfigError
+from .group import PipelineGroupArgs
+from .handler.settings import FileFormat, InvalidRecordPolicy
+
+CREATED_BUCKET_GROUP = "data"
+"""Name of the group (and its bucket) for pipelines that do not name an existing bucket."""
+
+STACK_KEYS = (
+    "pipelines",
+    "defaults",
+    "alertEmails",
+    "tags",
+    "bucketName",
+    "forceDestroy",
+    "bundleDependencies",
+)
+"""Every ``filepipe:`` key the stack program reads."""
+
+# Fields that stack config does not set per pipeline: the program decides them.
+_PROGRAM_OWNED = {"bucket", "pipeline_name", "manage_bucket_notification", "bundle_dependencies", "tags"}
+_ENUMS: dict[str, type[StrEnum]] = {
+    "input_format": FileFormat,
+    "output_format": FileFormat,
+    "invalid_records": InvalidRecordPolicy,
+}
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    groups: dict[str, PipelineGroupArgs]
+    """Pipeline groups by name: ``data`` for the created bucket, else one per existing bucket."""
+
+
+def snake_case(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+def camel_case(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+def _settable_fields() -> dict[str, dataclasses.Field[Any]]:
+    return {f.name: f for f in dataclasses.fields(PipelineArgs) if f.name not in _PROGRAM_OWNED}
+
+
+def _coerce(where: str, field_name: str, value: Any) -> Any:
+    """Check a config value against the type the field's default implies; convert enums."""
+    key = camel_case(field_name)
+    if field_name in _ENUMS:
+        enum = _ENUMS[field_name]
+        try:
+            return enum(value)
+        except ValueError:
+            allowed = ", ".join(member.value for member in enum)
+            raise PipelineConfigError(f"{where}: {key}={value!r}; use one of {allowed}.") from None
+    default = _settable_fields()[field_name].default
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise PipelineConfigError(f"{where}: {key} must be true or false, got {value!r}.")
+    elif isinstance(default, int) or field_name in {
+        "reserved_concurrency",
+        "maximum_concurrency",
+        "visibility_timeout_seconds",
+    }:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise PipelineConfigError(f"{where}: {key} must be a whole number, got {value!r}.")
+    elif field_name in {"input_suffixes", "alert_emails", "extra_layers"}:
+        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+            raise PipelineConfigError(f"{where}: {key} must be a list of strings, got {value!r}.")
+        return tuple(value)
+    elif field_name != "schema" and not isinstance(value, str):
+        raise PipelineConfigError(f"{where}: {key} must be a string, got {value!r}.")
+    return value
+
+
+def _pipeline_settings(where: str, raw: Mapping[str, Any]) -> dict[str, Any]:
+    fields = _settable_fields()
+    settings: dict[str, Any] = {}
+    for key, value in raw.items():
+        field_name = snake_case(key)
+        if field_name not in fields:
+            allowed = ", ".join(sorted(camel_case(name) for name in fields))
+            raise PipelineConfigError(f"{where}: unknown setting {key!r}. Known settings: {allowed}.")
+        settings[field_name] = _coerce(where, field_name, value)
+    return settings
+
+
+def stack_config_from_mapping(config: Mapping[str, Any]) -> StackConfig:
+    """Build the pipeline groups from the ``filepipe:`` config values (keys without the namespace)."""
+    unknown = set(config) - set(STACK_KEYS)
+    if unknown:
+        raise PipelineConfigError(
+            f"unknown stack config key(s) {', '.join(f'filepipe:{key}' for key in sorted(unknown))}; "
+            f"known: {', '.join(f'filepipe:{key}' for key in STACK_KEYS)}."
+        )
+    pipelines = config.get("pipelines")
+    if not isinstance(pipelines, list) or not pipelines:
+        raise PipelineConfigError(
+            "filepipe:pipelines must be a non-empty list, e.g. [{name: orders, inputPrefix: incoming/orders/}]."
+        )
+    shared = _pipeline_settings("filepipe:defaults", config.get("defaults") or {})
+    alert_emails = tuple(config.get("alertEmails") or ())
+    tags = dict(config.get("tags") or {})
+    bundle = config.get("bundleDependencies", True)
+    if not isinstance(bundle, bool):
+        raise PipelineConfigError(f"filepipe:bundleDependencies must be true or false, got {bundle!r}.")
+
+    by_bucket: dict[str | None, dict[str, PipelineArgs]] = {}
+    for index, entry in enumerate(pipelines):
+        where = f"filepipe:pipelines[{index}]"
+        if not isinstance(entry, Mapping):
+            raise PipelineConfigError(f"{where} must be a mapping with at least name and inputPrefix.")
+        raw = dict(entry)
+        name = raw.pop("name", None)
+        bucket = raw.pop("bucket", None)
+        if not isinstance(name, str) or not re.fullmatch(r"[a-z][a-z0-9-]{0,39}", name):
+            raise PipelineConfigError(
+                f"{where}: name={name!r} must be 1-40 lowercase letters, digits or '-', starting with a letter "
+                "(it becomes part of resource names)."
+            )
+        if bucket is not None and not isinstance(bucket, str):
+            raise PipelineConfigError(f"{where}: bucket must be an existing bucket's name, got {bucket!r}.")
+        settings = {**shared, **_pipeline_settings(f"{where} ({name})", raw)}
+        if "input_prefix" not in settings:
+            raise PipelineConfigError(f"{where} ({name}): inputPrefix is required, e.g. 'incoming/{name}/'.")
+        settings["alert_emails"] = (*alert_emails, *settings.get("alert_emails", ()))
+        group = by_bucket.setdefault(bucket, {})
+        if name in group:
+            raise PipelineConfigError(f"{where}: pipeline name {name!r} is used twice on the same bucket.")
+        group[name] = PipelineArgs(**settings, tags=tags, bundle_dependencies=bundle)
+
+    groups: dict[str, PipelineGroupArgs] = {}
+    for bucket, members in by_bucket.items():
+        if bucket is None:
+            groups[CREATED_BUCKET_GROUP] = PipelineGroupArgs(
+                pipelines=members,
+                bucket_args=PipelineBucketArgs(
+                    bucket_name=config.get("bucketName"),
+                    force_destroy=bool(config.get("forceDestroy", False)),
+                    tags=tags,
+                ),
+            )
+        else:
+            group_name = "existing-" + re.sub(r"[^a-z0-9-]", "-", bucket.lower())
+            groups[group_name] = PipelineGroupArgs(pipelines=members, bucket=bucket)
+    return StackConfig(groups=groups)
+
+
+def load_stack_config(config: pulumi.Config | None = None) -> StackConfig:
+    """Read the ``filepipe:`` keys of the current stack."""
+    config = config or pulumi.Config("filepipe")
+    values = {key: config.get_object(key) for key in STACK_KEYS}
+    return stack_config_from_mapping({key: value for key, value in values.items() if value is not None})
