@@ -101,7 +101,12 @@ class FileProcessor:
             unexpected = TransientError(f"{type(exc).__name__}: {exc}")
             self._release(lease, unexpected)
             raise unexpected from exc
-        self._state.succeed(lease, outcome)
+        try:
+            self._state.succeed(lease, outcome)
+        except TransientError as error:
+            # The output exists but the file is not marked done: the retry rewrites the same key.
+            self._release(lease, error)
+            raise
         return FileResult(ref, target, outcome=outcome)
 
     def _release(self, lease: Lease, error: FilepipeError) -> None:

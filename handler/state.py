@@ -14,6 +14,7 @@ unless its output exists.
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from collections.abc import Callable
@@ -30,6 +31,10 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
 
 MAX_ERROR_CHARS = 1000
+_PLACEHOLDER = re.compile(r"#(\w+)")
+_STATUS = f"#{StateAttribute.STATUS.value}"
+_UPDATED_AT = f"#{StateAttribute.UPDATED_AT.value}"
+_EXPIRES_AT = f"#{StateAttribute.EXPIRES_AT.value}"
 
 Clock = Callable[[], float]
 
@@ -106,6 +111,11 @@ def _iso(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def _names(*expressions: str) -> dict[str, str]:
+    """Every attribute is written as ``#name``: DynamoDB reserves hundreds of words (bucket, status...)."""
+    return {f"#{name}": name for expression in expressions for name in _PLACEHOLDER.findall(expression)}
+
+
 def _error_code(exc: Exception) -> str:
     response = getattr(exc, "response", None)
     if isinstance(response, dict):
@@ -140,19 +150,12 @@ class DynamoStateStore:
         return {StateAttribute.PK.value: _s(ref.state_pk), StateAttribute.SK.value: _s(ref.state_sk)}
 
     def _update(self, ref: ObjectRef, expression: str, condition: str, values: dict[str, Any]) -> Any:
-        names = {
-            "#status": StateAttribute.STATUS.value,
-            "#updated": StateAttribute.UPDATED_AT.value,
-            "#expires": StateAttribute.EXPIRES_AT.value,
-            "#error": "error",
-        }
-        used = {name: attr for name, attr in names.items() if name in expression or name in condition}
         return self._client.update_item(
             TableName=self._table,
             Key=self._key(ref),
             UpdateExpression=expression,
             ConditionExpression=condition,
-            ExpressionAttributeNames=used,
+            ExpressionAttributeNames=_names(expression, condition),
             ExpressionAttributeValues=values,
             ReturnValues="ALL_NEW",
             ReturnValuesOnConditionCheckFailure="ALL_OLD",
@@ -187,28 +190,28 @@ class DynamoStateStore:
             ":key": _s(ref.key),
         }
         sets = [
-            "#status = :processing",
-            "#updated = :now_iso",
-            "#expires = :expires",
-            "lease_until = :lease_until",
-            "lease_token = :token",
-            "pipeline = :pipeline",
-            "message_id = :message_id",
-            "bucket = :bucket",
-            "object_key = :key",
-            "received_at = if_not_exists(received_at, :now_iso)",
-            "started_at = :now_iso",
+            f"{_STATUS} = :processing",
+            f"{_UPDATED_AT} = :now_iso",
+            f"{_EXPIRES_AT} = :expires",
+            "#lease_until = :lease_until",
+            "#lease_token = :token",
+            "#pipeline = :pipeline",
+            "#message_id = :message_id",
+            "#bucket = :bucket",
+            "#object_key = :key",
+            "#received_at = if_not_exists(#received_at, :now_iso)",
+            "#started_at = :now_iso",
         ]
         if ref.version_id:
             values[":version"] = _s(ref.version_id)
-            sets.append("version_id = :version")
+            sets.append("#version_id = :version")
         if ref.etag:
             values[":etag"] = _s(ref.etag)
-            sets.append("etag = :etag")
-        expression = "SET " + ", ".join(sets) + " ADD attempts :one REMOVE error_type, #error"
+            sets.append("#etag = :etag")
+        expression = "SET " + ", ".join(sets) + " ADD #attempts :one REMOVE #error_type, #error"
         condition = (
-            "attribute_not_exists(#status) OR "
-            "(#status <> :succeeded AND (#status <> :processing OR lease_until < :now))"
+            f"attribute_not_exists({_STATUS}) OR "
+            f"({_STATUS} <> :succeeded AND ({_STATUS} <> :processing OR #lease_until < :now))"
         )
         try:
             response = self._client.update_item(
@@ -216,12 +219,7 @@ class DynamoStateStore:
                 Key=self._key(ref),
                 UpdateExpression=expression,
                 ConditionExpression=condition,
-                ExpressionAttributeNames={
-                    "#status": StateAttribute.STATUS.value,
-                    "#updated": StateAttribute.UPDATED_AT.value,
-                    "#expires": StateAttribute.EXPIRES_AT.value,
-                    "#error": "error",
-                },
+                ExpressionAttributeNames=_names(expression, condition),
                 ExpressionAttributeValues=values,
                 ReturnValues="ALL_NEW",
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
@@ -253,7 +251,7 @@ class DynamoStateStore:
         )
         expression += " REMOVE lease_until, lease_token"
         try:
-            self._update(lease.ref, expression, "lease_token = :token", values)
+            self._update(lease.ref, expression, "#lease_token = :token", values)
         except Exception as exc:
             if _error_code(exc) != "ConditionalCheckFailedException":
                 raise StateTableError(f"state table write failed: {exc}") from exc
@@ -266,12 +264,12 @@ class DynamoStateStore:
 
     def succeed(self, lease: Lease, outcome: Outcome) -> None:
         sets = [
-            "output_key = :output_key",
-            "records = :records",
-            "rejected = :rejected",
-            "bytes_read = :bytes_read",
-            "duration_ms = :duration_ms",
-            "finished_at = :now_iso",
+            "#output_key = :output_key",
+            "#records = :records",
+            "#rejected = :rejected",
+            "#bytes_read = :bytes_read",
+            "#duration_ms = :duration_ms",
+            "#finished_at = :now_iso",
         ]
         values: dict[str, Any] = {
             ":output_key": _s(outcome.output_key),
@@ -281,10 +279,10 @@ class DynamoStateStore:
             ":duration_ms": _n(outcome.duration_ms),
         }
         if outcome.latency_ms is not None:
-            sets.append("latency_ms = :latency_ms")
+            sets.append("#latency_ms = :latency_ms")
             values[":latency_ms"] = _n(outcome.latency_ms)
         if outcome.rejects_key is not None:
-            sets.append("rejects_key = :rejects_key")
+            sets.append("#rejects_key = :rejects_key")
             values[":rejects_key"] = _s(outcome.rejects_key)
         self._finish(lease, FileStatus.SUCCEEDED, sets, values)
 
@@ -294,10 +292,10 @@ class DynamoStateStore:
             lease,
             FileStatus.FAILED,
             [
-                "error_type = :error_type",
+                "#error_type = :error_type",
                 "#error = :error",
-                "duration_ms = :duration_ms",
-                "finished_at = :now_iso",
+                "#duration_ms = :duration_ms",
+                "#finished_at = :now_iso",
             ],
             {
                 ":error_type": _s(error.error_type),
@@ -311,8 +309,8 @@ class DynamoStateStore:
         try:
             self._update(
                 lease.ref,
-                "SET #updated = :now_iso, lease_until = :now, error_type = :error_type, #error = :error",
-                "lease_token = :token",
+                f"SET {_UPDATED_AT} = :now_iso, #lease_until = :now, #error_type = :error_type, #error = :error",
+                "#lease_token = :token",
                 {
                     ":now_iso": _s(_iso(now)),
                     ":now": _n(int(now) - 1),

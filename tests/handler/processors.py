@@ -1,0 +1,15 @@
+"""User processors referenced as ``module:function`` by the handler tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def add_total(record: dict[str, Any]) -> dict[str, Any] | None:
+    if record.get("skip"):
+        return None
+    return {**record, "total": record["qty"] * record["price"]}
+
+
+def explode(record: dict[str, Any]) -> dict[str, Any]:
+    raise KeyError("no such field")
