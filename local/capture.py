@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import runpy
 import threading
@@ -311,9 +312,17 @@ def capture_stack(project_dir: Path, stack: str, address: EndpointAddress) -> Ca
             result["error"] = error
 
     with _capture_lock:
-        thread = threading.Thread(target=run, name="pulumi-capture")
-        thread.start()
-        thread.join()
+        # Pulumi runs a program from its project directory; relative paths in the stack config
+        # (schema files, processor code) depend on it. The working directory is process-wide, so it
+        # is changed only for the duration of the capture.
+        previous = Path.cwd()
+        os.chdir(project_dir)
+        try:
+            thread = threading.Thread(target=run, name="pulumi-capture")
+            thread.start()
+            thread.join()
+        finally:
+            os.chdir(previous)
     if "error" in result:
         error = result["error"]
         if isinstance(error, CaptureError):

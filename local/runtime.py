@@ -1,0 +1,340 @@
+"""The local pipeline runtime: endpoint + captured stack + emulated Lambda + alarms + alert subscriber.
+
+``LocalRuntime.start()`` is what ``filepipe local up`` and ``filepipe local demo`` run:
+
+1. start the moto endpoint on 127.0.0.1;
+2. run the stack program under mocks (:mod:`filepipe.local.capture`) and apply it
+   (:mod:`filepipe.local.apply`);
+3. build each function's real handler (``filepipe.handler.app.build_handler``) from its captured
+   environment and start one event source mapping runner per mapping;
+4. start the alarm evaluator and the alert subscriber;
+5. write ``outputs.json`` (``pulumi stack output --json`` shape) and ``endpoint.json`` to the state dir.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final
+
+from filepipe.handler.settings import EnvVar
+from filepipe.local.alarms import AlarmEvaluator
+from filepipe.local.alerts import Alert, AlertSubscriber
+from filepipe.local.apply import AppliedStack, LocalFunction, apply_stack
+from filepipe.local.capture import CapturedResource, CapturedStack, capture_stack
+from filepipe.local.endpoint import EndpointAddress, LocalEndpoint
+from filepipe.local.esm import EventSourceMappingRunner, FunctionSpec, Handler
+from filepipe.local.metrics import LocalMetrics
+
+log = logging.getLogger(__name__)
+
+STATE_ROOT: Final = ".filepipe"
+OUTPUTS_FILE: Final = "outputs.json"
+ENDPOINT_FILE: Final = "endpoint.json"
+ALERTS_FILE: Final = "alerts.log"
+
+
+def default_state_dir(project_dir: Path, stack: str) -> Path:
+    """``.filepipe/<stack>/`` under the project (git-ignored)."""
+    return project_dir / STATE_ROOT / stack
+
+
+@dataclass(frozen=True, slots=True)
+class LocalTuning:
+    """Local-only changes to the stack's timings; ``None`` keeps what the component declares.
+
+    Production timings are minutes (visibility timeouts, retry backoff, alarm periods); tests and the
+    demo shorten them so that a retry or an alarm takes seconds. Every override is explicit here.
+    """
+
+    visibility_timeout_seconds: int | None = None
+    """Applied to every queue that declares one (how soon a failed or timed-out message returns)."""
+    function_timeout_seconds: float | None = None
+    """Replaces each function's timeout (the runner's deadline and ``get_remaining_time_in_millis``)."""
+    environment: Mapping[str, str] = field(default_factory=dict)
+    """Extra function environment, e.g. ``FILEPIPE_BACKOFF_BASE_SECONDS``."""
+    alarm_period_seconds: float = 1.0
+    """One alarm period, locally (each alarm takes one datapoint per local period)."""
+    concurrency: int | None = None
+    """Pollers per mapping (default: the mapping's maximum concurrency, else Lambda's initial five)."""
+    log_level: str | None = None
+    """The handler's log level (``POWERTOOLS_LOG_LEVEL``); ``None`` keeps the stack's."""
+
+    @classmethod
+    def fast(cls, **overrides: Any) -> LocalTuning:
+        """Seconds instead of minutes: short visibility timeout and retry backoff (tests, demo)."""
+        values: dict[str, Any] = {
+            "visibility_timeout_seconds": 2,
+            "function_timeout_seconds": 10.0,
+            "environment": {
+                EnvVar.BACKOFF_BASE_SECONDS.value: "1",
+                EnvVar.BACKOFF_MAX_SECONDS.value: "2",
+                EnvVar.LEASE_SECONDS.value: "12",
+                EnvVar.TIMEOUT_MARGIN_MS.value: "1000",
+            },
+            "log_level": "WARNING",
+        }
+        values.update(overrides)
+        return cls(**values)
+
+
+ClientHook = Callable[[str, Any], None]
+"""Called with ``(service, client)`` for each client handed to a handler (tests inject faults here)."""
+
+
+def _tuned(stack: CapturedStack, tuning: LocalTuning) -> CapturedStack:
+    if tuning.visibility_timeout_seconds is None:
+        return stack
+    resources: list[CapturedResource] = []
+    for resource in stack.resources:
+        if resource.type == "aws:sqs/queue:Queue" and resource.inputs.get("visibilityTimeoutSeconds"):
+            inputs = {**resource.inputs, "visibilityTimeoutSeconds": tuning.visibility_timeout_seconds}
+            resources.append(
+                dataclasses.replace(resource, inputs=inputs, outputs={**resource.outputs, **inputs})
+            )
+        else:
+            resources.append(resource)
+    return dataclasses.replace(stack, resources=resources)
+
+
+def _discard(_: object) -> None:
+    """Adapts a boto3 call (which returns its response) to a callback that returns nothing."""
+
+
+def materialize_code(function: LocalFunction, root: Path) -> Path | None:
+    """Write the non-handler files of the function's archive (schema, processor code) under ``root``.
+
+    The handler itself runs from the installed ``filepipe.handler``; everything else the archive holds
+    is what the function would find at ``LAMBDA_TASK_ROOT``.
+    """
+    if function.code is None:
+        return None
+    target = root / function.spec.name
+    assets: Mapping[str, Any] = getattr(function.code, "assets", {}) or {}
+    for relative, asset in assets.items():
+        if relative.startswith("handler/"):
+            continue
+        path = target / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if getattr(asset, "text", None) is not None:
+            path.write_text(asset.text, encoding="utf-8")
+        elif getattr(asset, "path", None) is not None and Path(asset.path).is_file():
+            path.write_bytes(Path(asset.path).read_bytes())
+        else:
+            raise RuntimeError(f"{function.spec.name}: archive entry {relative} has no local content")
+    return target
+
+
+class LocalRuntime:
+    """One stack running locally. Use as a context manager, or ``start()`` / ``stop()``."""
+
+    def __init__(
+        self,
+        project_dir: Path,
+        stack: str = "dev",
+        *,
+        port: int = 0,
+        state_dir: Path | None = None,
+        tuning: LocalTuning | None = None,
+        on_alert: Callable[[Alert], None] | None = None,
+        client_hook: ClientHook | None = None,
+        handler_factory: Callable[[FunctionSpec, Mapping[str, str], EndpointAddress], Handler] | None = None,
+    ) -> None:
+        self.project_dir = project_dir.resolve()
+        self.stack_name = stack
+        self.state_dir = (state_dir or default_state_dir(self.project_dir, stack)).resolve()
+        self.tuning = tuning or LocalTuning()
+        self._endpoint = LocalEndpoint(port)
+        self._on_alert = on_alert
+        self._client_hook = client_hook
+        self._handler_factory = handler_factory or self._real_handler
+        self.captured: CapturedStack | None = None
+        self.applied: AppliedStack | None = None
+        self.runners: dict[str, EventSourceMappingRunner] = {}
+        self.metrics: LocalMetrics | None = None
+        self.evaluator: AlarmEvaluator | None = None
+        self.subscriber: AlertSubscriber | None = None
+        self._address: EndpointAddress | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------------------
+
+    @property
+    def address(self) -> EndpointAddress:
+        if self._address is None:
+            raise RuntimeError("the local runtime is not started")
+        return self._address
+
+    @property
+    def outputs(self) -> dict[str, Any]:
+        return dict(self.captured.outputs) if self.captured is not None else {}
+
+    def start(self) -> None:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self._address = address = self._endpoint.start()
+        try:
+            self._provision(address)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _provision(self, address: EndpointAddress) -> None:
+        self.captured = _tuned(capture_stack(self.project_dir, self.stack_name, address), self.tuning)
+        self.applied = applied = apply_stack(self.captured, address)
+        self.metrics = LocalMetrics(lambda: address.client("sqs"))
+
+        code_root = self.state_dir / "functions"
+        for mapping in applied.mappings:
+            local = applied.functions[mapping.function_name]
+            spec = local.spec
+            if self.tuning.function_timeout_seconds is not None:
+                spec = dataclasses.replace(spec, timeout_seconds=self.tuning.function_timeout_seconds)
+            environment = self._environment(local, code_root)
+            handler = self._handler_factory(spec, environment, address)
+            runner = EventSourceMappingRunner(
+                mapping,
+                spec,
+                handler,
+                lambda: address.client("sqs"),
+                region=address.region,
+                metrics=self.metrics,
+                concurrency=self.tuning.concurrency,
+            )
+            self.runners[spec.name] = runner
+
+        self.subscriber = AlertSubscriber(
+            applied.topic_arns,
+            lambda: address.client("sqs"),
+            lambda: address.client("sns"),
+            log_path=self.state_dir / ALERTS_FILE,
+            on_alert=self._on_alert,
+        )
+        self.subscriber.start()
+        sns = address.client("sns")
+        cloudwatch = address.client("cloudwatch")
+        self.evaluator = AlarmEvaluator(
+            applied.alarms,
+            self.metrics,
+            lambda arn, subject, message: _discard(
+                sns.publish(TopicArn=arn, Subject=subject, Message=message)
+            ),
+            account_id=address.account_id,
+            region=address.region,
+            local_period_seconds=self.tuning.alarm_period_seconds,
+            state_sink=lambda name, state, reason: cloudwatch.set_alarm_state(
+                AlarmName=name,
+                StateValue=state,  # type: ignore[arg-type]
+                StateReason=reason[:1023],
+            ),
+        )
+        for runner in self.runners.values():
+            runner.start()
+        self.evaluator.start()
+        self._write_state_files(address)
+
+    def _environment(self, local: LocalFunction, code_root: Path) -> dict[str, str]:
+        environment = {**local.spec.environment, **self.tuning.environment}
+        if self.tuning.log_level is not None:
+            environment[EnvVar.POWERTOOLS_LOG_LEVEL.value] = self.tuning.log_level
+        code_dir = materialize_code(local, code_root)
+        if code_dir is not None:
+            schema = environment.get(EnvVar.SCHEMA_FILE.value)
+            if schema and (code_dir / schema).is_file():
+                environment[EnvVar.SCHEMA_FILE.value] = str(code_dir / schema)
+            if environment.get(EnvVar.PROCESSOR.value) and str(code_dir) not in sys.path:
+                # The processor is imported from the archive root, as Lambda imports from its task root.
+                sys.path.append(str(code_dir))
+        return environment
+
+    def _real_handler(
+        self, function: FunctionSpec, environment: Mapping[str, str], address: EndpointAddress
+    ) -> Handler:
+        from filepipe.handler.app import build_handler
+        from filepipe.handler.clients import Clients
+        from filepipe.handler.settings import HandlerSettings
+
+        clients = Clients(
+            s3=address.client("s3"), sqs=address.client("sqs"), dynamodb=address.client("dynamodb")
+        )
+        if self._client_hook is not None:
+            for service in ("s3", "sqs", "dynamodb"):
+                self._client_hook(service, getattr(clients, service))
+        handler: Handler = build_handler(HandlerSettings.from_env(environment), clients)
+        return handler
+
+    def _write_state_files(self, address: EndpointAddress) -> None:
+        (self.state_dir / OUTPUTS_FILE).write_text(
+            json.dumps(self.outputs, indent=2) + "\n", encoding="utf-8"
+        )
+        endpoint = {
+            "endpoint": address.url,
+            "region": address.region,
+            "accountId": address.account_id,
+            "stack": self.stack_name,
+            "pid": os.getpid(),
+            "startedAt": datetime.now(UTC).isoformat(),
+        }
+        (self.state_dir / ENDPOINT_FILE).write_text(json.dumps(endpoint, indent=2) + "\n", encoding="utf-8")
+
+    def stop(self) -> None:
+        for runner in self.runners.values():
+            runner.stop()
+        if self.evaluator is not None:
+            self.evaluator.stop()
+        if self.subscriber is not None:
+            self.subscriber.stop()
+        self._endpoint.stop()
+        (self.state_dir / ENDPOINT_FILE).unlink(missing_ok=True)
+        self._address = None
+
+    def __enter__(self) -> LocalRuntime:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    # -- helpers for the CLI, the demo and the tests ---------------------------------------------------
+
+    def pipeline_outputs(self, pipeline: str) -> dict[str, Any]:
+        outputs = self.outputs.get(pipeline)
+        if not isinstance(outputs, dict):
+            raise KeyError(f"no pipeline {pipeline!r} in the stack outputs (have: {sorted(self.outputs)})")
+        return outputs
+
+    def runner(self, pipeline: str) -> EventSourceMappingRunner:
+        return self.runners[self.pipeline_outputs(pipeline)["functionName"]]
+
+    def queue_depth(self, queue_url: str) -> int:
+        attributes = self.address.client("sqs").get_queue_attributes(
+            QueueUrl=queue_url,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        return int(attributes["ApproximateNumberOfMessages"]) + int(
+            attributes["ApproximateNumberOfMessagesNotVisible"]
+        )
+
+    def is_idle(self) -> bool:
+        """No message waiting or in flight on any mapped queue, and no batch held by a runner."""
+        return all(
+            not runner.busy and self.queue_depth(runner.mapping.queue_url) == 0
+            for runner in self.runners.values()
+        )
+
+    def wait_until_idle(self, timeout: float = 60.0, settle: float = 0.5) -> bool:
+        """Poll until :meth:`is_idle` holds twice ``settle`` seconds apart, or ``timeout`` passes."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.is_idle():
+                time.sleep(settle)
+                if self.is_idle():
+                    return True
+            time.sleep(0.2)
+        return False
