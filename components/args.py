@@ -24,6 +24,8 @@ if TYPE_CHECKING:
     from .bucket import PipelineBucket
 
 Architecture = Literal["arm64", "x86_64"]
+FormatName = Literal["json", "ndjson", "csv"]
+InvalidRecordsName = Literal["reject-file", "write-rejects"]
 NotificationMode = Literal["s3", "eventbridge"]
 Encryption = Literal["sse-sqs", "kms"]
 
@@ -50,17 +52,17 @@ class PipelineArgs:
     """Where results are written, mirroring the input's relative path. Default: ``processed/`` followed by
     the input prefix. Must lie outside every input filter on the bucket (recursion)."""
 
-    input_format: FileFormat = FileFormat.JSON
+    input_format: FileFormat | FormatName = FileFormat.JSON
     """``json`` (a document or a top-level array), ``ndjson`` or ``csv`` (with a header row)."""
 
-    output_format: FileFormat = FileFormat.JSON
+    output_format: FileFormat | FormatName = FileFormat.JSON
     """``json`` (the envelope with ``source_file``, ``processed_at``, ``record_count``, ``data``),
     ``ndjson`` or ``csv``."""
 
     schema: str | Path | Mapping[str, Any] | None = None
     """JSON Schema each record must satisfy: a path to a ``.json`` file or the schema itself."""
 
-    invalid_records: InvalidRecordPolicy = InvalidRecordPolicy.REJECT_FILE
+    invalid_records: InvalidRecordPolicy | InvalidRecordsName = InvalidRecordPolicy.REJECT_FILE
     """``reject-file``: one invalid record sends the whole file to the DLQ. ``write-rejects``: valid records
     are written, invalid ones go to ``<output>.rejects.ndjson``."""
 

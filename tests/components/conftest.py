@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,34 @@ class Registered:
     inputs: dict[str, Any]
     outputs: dict[str, Any]
     id: str
+
+
+def _name_of(urn: str) -> str:
+    return urn.rsplit("::", 1)[-1] if urn else ""
+
+
+class RecordingMonitor(pulumi.runtime.mocks.MockMonitor):
+    """Records what the plain mocks do not show: parents, explicit dependencies, component outputs."""
+
+    def __init__(self, mocks: RecordingMocks) -> None:
+        super().__init__(mocks)
+        self.recording = mocks
+
+    def RegisterResource(self, request: Any) -> Any:
+        response = super().RegisterResource(request)  # every resource reaches Mocks.new_resource here
+        if request.type != "pulumi:pulumi:Stack":
+            self.recording.relations[(request.type, request.name)] = (
+                _name_of(request.parent),
+                tuple(_name_of(urn) for urn in request.dependencies),
+            )
+        return response
+
+    def RegisterResourceOutputs(self, request: Any) -> Any:
+        from pulumi.runtime import rpc
+
+        outputs = rpc.deserialize_properties(request.outputs)
+        self.recording.component_outputs[_name_of(request.urn)] = outputs
+        return super().RegisterResourceOutputs(request)
 
 
 def _outputs_for(typ: str, name: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
@@ -74,6 +102,9 @@ def _outputs_for(typ: str, name: str, inputs: dict[str, Any]) -> tuple[str, dict
 class RecordingMocks(pulumi.runtime.Mocks):
     def __init__(self) -> None:
         self.resources: list[Registered] = []
+        self.component_outputs: dict[str, dict[str, Any]] = {}
+        self.relations: dict[tuple[str, str], tuple[str, tuple[str, ...]]] = {}
+        """(type, name) -> (parent's name, names of the resources it depends on)."""
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
         resource_id, outputs = _outputs_for(args.typ, args.name, args.inputs)
@@ -103,6 +134,12 @@ class RecordingMocks(pulumi.runtime.Mocks):
         assert len(found) == 1, f"expected one {typ} {name or ''}, found {[r.name for r in found]}"
         return found[0]
 
+    def parent_of(self, resource: Registered) -> str:
+        return self.relations[(resource.typ, resource.name)][0]
+
+    def dependencies_of(self, resource: Registered) -> tuple[str, ...]:
+        return self.relations[(resource.typ, resource.name)][1]
+
     def by_name(self, name: str) -> Registered:
         return next(r for r in self.resources if r.name == name)
 
@@ -124,11 +161,13 @@ def fake_pip(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[list[str]]
 
 
 @pytest.fixture
-def mocks(fake_pip: list[list[str]]) -> Iterator[RecordingMocks]:
+def mocks(fake_pip: list[list[str]]) -> RecordingMocks:
     """Fresh mocks per test (module-level set_mocks leaks state between tests)."""
     recording = RecordingMocks()
-    pulumi.runtime.set_mocks(recording, project="filepipe", stack="test", preview=False)
-    yield recording
+    pulumi.runtime.set_mocks(
+        recording, project="filepipe", stack="test", preview=False, monitor=RecordingMonitor(recording)
+    )
+    return recording
 
 
 def build(program: Callable[[], Any]) -> None:
@@ -138,4 +177,5 @@ def build(program: Callable[[], Any]) -> None:
 
 def policy(resource: Registered, key: str = "policy") -> dict[str, Any]:
     value = resource.inputs[key]
-    return json.loads(value) if isinstance(value, str) else value
+    document: dict[str, Any] = json.loads(value) if isinstance(value, str) else value
+    return document

@@ -1,0 +1,112 @@
+"""The wheel works for a consumer: installed in a fresh virtualenv, used from a folder outside the repo."""
+
+import os
+import site
+import subprocess
+import sys
+import textwrap
+import venv
+import zipfile
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+# A PYTHONPATH pointing at the repo would let pip see the build's egg-info and skip the install.
+CLEAN_ENV = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+
+CONSUMER = textwrap.dedent(
+    """
+    import json, sys, zipfile
+    import pulumi
+    import filepipe
+    from filepipe import FileProcessingPipeline, PipelineArgs
+    from filepipe.lambda_code import code_archive
+
+    class Mocks(pulumi.runtime.Mocks):
+        def new_resource(self, args):
+            return args.name + "-id", {**args.inputs, "arn": "arn:aws:sqs:eu-west-1:1:" + args.name,
+                                       "url": "https://queue/" + args.name, "name": args.name,
+                                       "bucket": args.name}
+        def call(self, args):
+            return {"region": "eu-west-1", "accountId": "123456789012", "partition": "aws"}, []
+
+    pulumi.runtime.set_mocks(Mocks(), project="consumer", stack="ci", preview=False)
+    created = []
+
+    @pulumi.runtime.test
+    def program():
+        pipeline = FileProcessingPipeline("orders", PipelineArgs(input_prefix="in/", bundle_dependencies=False))
+        created.append(pipeline)
+        return pipeline.queue.url
+
+    program()
+    archive = code_archive()
+    print(json.dumps({
+        "module": filepipe.__file__,
+        "queue": type(created[0].queue).__name__,
+        "archive": sorted(archive.assets),
+    }))
+    """
+)
+
+
+@pytest.mark.packaging
+def test_wheel_installs_and_runs_a_consumer_program_outside_the_repo(tmp_path):
+    # GIVEN a wheel built from the repo's files
+    dist = tmp_path / "dist"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(dist),
+            str(REPO),
+        ],
+        check=True,
+        capture_output=True,
+        env=CLEAN_ENV,
+    )
+    (wheel,) = dist.glob("filepipe-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "filepipe/handler/app.py" in names and "filepipe/handler/requirements.txt" in names
+    assert "filepipe/pipeline.py" in names and not any(n.startswith(("tests/", "components/")) for n in names)
+
+    # AND a fresh virtualenv with the wheel installed (third-party packages borrowed read-only from this
+    # environment, so the test needs no network; this environment's editable filepipe is not visible)
+    env = tmp_path / "venv"
+    venv.create(env, with_pip=True)
+    python = env / "bin" / "python"
+    subprocess.run(
+        [python, "-m", "pip", "install", "--no-deps", "--no-index", str(wheel)],
+        check=True,
+        capture_output=True,
+        env=CLEAN_ENV,
+    )
+    purelib = subprocess.run(
+        [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    Path(purelib, "borrowed_dependencies.pth").write_text("\n".join(site.getsitepackages()) + "\n")
+
+    # WHEN a consumer program runs from a folder outside the repo
+    consumer_dir = tmp_path / "consumer"
+    consumer_dir.mkdir()
+    (consumer_dir / "program.py").write_text(CONSUMER)
+    result = subprocess.run(
+        [python, "program.py"], cwd=consumer_dir, capture_output=True, text=True, check=False, env=CLEAN_ENV
+    )
+
+    # THEN it uses the installed wheel and the Lambda archive contains the handler
+    assert result.returncode == 0, result.stderr
+    report = __import__("json").loads(result.stdout.strip().splitlines()[-1])
+    assert report["module"].startswith(str(env)), report["module"]
+    assert report["queue"] == "Queue"
+    assert "handler/app.py" in report["archive"] and "handler/settings.py" in report["archive"]
+    assert not any("__pycache__" in name for name in report["archive"])

@@ -1,0 +1,126 @@
+"""The stack program (``__main__.py``) with the dev stack's real config, under mocks."""
+
+import runpy
+from typing import Any
+from pathlib import Path
+
+import pulumi
+import pytest
+from filepipe import PipelineConfigError
+from filepipe.stack_config import as_pulumi_config, read_stack_file, stack_config_from_mapping
+
+from tests.components.conftest import build
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _run_stack_program(config):
+    pulumi.runtime.set_all_config(as_pulumi_config(config))
+    exports: dict[str, Any] = {}
+
+    def program():
+        runpy.run_path(str(REPO / "__main__.py"))
+        stack_outputs = pulumi.runtime.get_root_resource().outputs  # type: ignore[union-attr]
+        return pulumi.Output.from_input(dict(stack_outputs)).apply(exports.update)
+
+    build(program)
+    return exports
+
+
+def test_dev_stack_creates_two_pipelines_on_one_bucket(mocks, monkeypatch):
+    # GIVEN the dev stack's config, read as the Pulumi CLI would hand it to the program
+    monkeypatch.chdir(REPO)
+    config = read_stack_file(REPO, "dev")
+
+    # WHEN the stack program runs
+    exports = _run_stack_program(config)
+
+    # THEN one bucket, one notification with both pipelines' filters, and every output exported
+    assert len(mocks.of_type("aws:s3/bucket:Bucket")) == 1
+    assert len(mocks.of_type("filepipe:index:FileProcessingPipeline")) == 2
+    notification = mocks.one("aws:s3/bucketNotification:BucketNotification").inputs
+    assert sorted((q["filterPrefix"], q["filterSuffix"]) for q in notification["queues"]) == [
+        ("incoming/invoices/", ".csv"),
+        ("incoming/transactions/", ".json"),
+    ]
+    assert set(exports) == {"transactions", "invoices"}
+    bucket = mocks.one("aws:s3/bucket:Bucket").outputs["bucket"]
+    for name, outputs in exports.items():
+        assert outputs["bucket"] == bucket
+        assert outputs["queueUrl"] == mocks.one("aws:sqs/queue:Queue", f"data-{name}-queue").outputs["url"]
+        assert outputs["dlqArn"] == mocks.one("aws:sqs/queue:Queue", f"data-{name}-dlq").outputs["arn"]
+        assert outputs["functionName"] and outputs["topicArn"] and outputs["tableName"]
+        assert len(outputs["alarmNames"]) == 4 and outputs["dashboardName"] == f"filepipe-test-data-{name}"
+    functions = {
+        f.name: f.inputs["environment"]["variables"] for f in mocks.of_type("aws:lambda/function:Function")
+    }
+    assert functions["data-invoices-function"]["FILEPIPE_INPUT_FORMAT"] == "csv"
+    assert functions["data-invoices-function"]["FILEPIPE_OUTPUT_FORMAT"] == "ndjson"
+    assert functions["data-transactions-function"]["FILEPIPE_SCHEMA_FILE"] == "filepipe_schema.json"
+    subscriptions = {
+        s.inputs["endpoint"] for s in mocks.of_type("aws:sns/topicSubscription:TopicSubscription")
+    }
+    assert subscriptions == {"data-platform-alerts@example.com"}
+    assert mocks.one("aws:s3/bucket:Bucket").inputs["tags"] == {"environment": "dev"}
+
+
+def test_pipelines_naming_an_existing_bucket_get_their_own_group(mocks, monkeypatch):
+    monkeypatch.chdir(REPO)
+    config = {
+        "filepipe:pipelines": [
+            {"name": "orders", "inputPrefix": "incoming/orders/"},
+            {"name": "legacy", "inputPrefix": "drop/", "bucket": "legacy-landing"},
+        ],
+        "filepipe:bundleDependencies": False,
+    }
+
+    exports = _run_stack_program(config)
+
+    assert exports["legacy"]["bucket"] == "legacy-landing"
+    assert len(mocks.of_type("aws:s3/bucketNotification:BucketNotification")) == 2
+    assert mocks.of_type("aws:lambda/layerVersion:LayerVersion") == []
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        pytest.param({}, "filepipe:pipelines must be a non-empty list", id="no-pipelines"),
+        pytest.param({"pipelines": [{"name": "a", "inputPrefix": "in/", "timeoutSecs": 5}]}, "unknown setting 'timeoutSecs'", id="typo-in-setting"),
+        pytest.param({"pipelines": [{"name": "a", "inputPrefix": "in/", "timeoutSeconds": "60"}]}, "timeoutSeconds must be a whole number", id="string-number"),
+        pytest.param({"pipelines": [{"name": "a", "inputPrefix": "in/", "inputFormat": "xml"}]}, "inputFormat='xml'", id="unknown-format"),
+        pytest.param({"pipelines": [{"name": "Bad Name", "inputPrefix": "in/"}]}, "name='Bad Name'", id="bad-name"),
+        pytest.param({"pipelines": [{"name": "a"}]}, "inputPrefix is required", id="no-prefix"),
+        pytest.param({"pipelines": [{"name": "a", "inputPrefix": "in/"}], "alertEmail": "x@y"}, "filepipe:alertEmail", id="unknown-stack-key"),
+        pytest.param({"pipelines": [{"name": "a", "inputPrefix": "in/a/"}, {"name": "a", "inputPrefix": "in/b/"}]}, "used twice", id="duplicate-name"),
+    ],
+)  # fmt: skip
+def test_bad_stack_config_is_rejected_with_a_clear_message(config, message):
+    with pytest.raises(PipelineConfigError) as error:
+        stack_config_from_mapping(config)
+
+    assert message in str(error.value)
+
+
+def test_defaults_apply_to_every_pipeline_unless_overridden():
+    config = stack_config_from_mapping(
+        {
+            "defaults": {"timeoutSeconds": 120, "memoryMb": 1024},
+            "pipelines": [
+                {"name": "a", "inputPrefix": "in/a/"},
+                {"name": "b", "inputPrefix": "in/b/", "timeoutSeconds": 30},
+            ],
+            "alertEmails": ["ops@example.com"],
+        }
+    )
+
+    pipelines = config.groups["data"].pipelines
+    assert (pipelines["a"].timeout_seconds, pipelines["a"].memory_mb) == (120, 1024)
+    assert (pipelines["b"].timeout_seconds, pipelines["b"].memory_mb) == (30, 1024)
+    assert pipelines["b"].alert_emails == ("ops@example.com",)
+
+
+def test_secrets_in_a_stack_file_are_refused(tmp_path):
+    (tmp_path / "Pulumi.prod.yaml").write_text("config:\n  filepipe:token:\n    secure: AAAB\n")
+
+    with pytest.raises(PipelineConfigError, match="secret"):
+        read_stack_file(tmp_path, "prod")

@@ -1,0 +1,111 @@
+"""Validation runs before anything is registered; each error names the field and the fix."""
+
+from typing import Any
+
+import pytest
+from filepipe import PipelineArgs, PipelineConfigError
+from filepipe.validation import validate_bucket_filters, validate_pipeline
+
+BASE: dict[str, Any] = {"input_prefix": "incoming/orders/"}
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        pytest.param({"visibility_timeout_seconds": 30, "timeout_seconds": 60}, "visibility_timeout_seconds=30", id="visibility-below-timeout"),
+        pytest.param({"dlq_retention_seconds": 345600}, "dlq_retention_seconds=345600 must be greater", id="dlq-retention-equal"),
+        pytest.param({"dlq_retention_seconds": 3600, "message_retention_seconds": 7200}, "dlq_retention_seconds=3600", id="dlq-retention-shorter"),
+        pytest.param({"batch_size": 50}, "batch_size=50 needs batching_window_seconds", id="batch-without-window"),
+        pytest.param({"memory_mb": 64}, "memory_mb=64", id="memory-too-small"),
+        pytest.param({"timeout_seconds": 901}, "timeout_seconds=901", id="timeout-too-long"),
+        pytest.param({"maximum_concurrency": 1}, "maximum_concurrency=1", id="max-concurrency-below-2"),
+        pytest.param({"maximum_concurrency": 20, "reserved_concurrency": 5}, "exceeds reserved_concurrency=5", id="max-concurrency-above-reserved"),
+        pytest.param({"max_receive_count": 0}, "max_receive_count=0", id="receive-count-zero"),
+        pytest.param({"message_retention_seconds": 30}, "message_retention_seconds=30", id="retention-too-short"),
+        pytest.param({"log_retention_days": 31}, "log_retention_days=31", id="log-retention-not-allowed"),
+        pytest.param({"python_runtime": "python3.9"}, "python_runtime='python3.9'", id="old-runtime"),
+        pytest.param({"output_prefix": "incoming/orders/out/"}, "overlaps input_prefix", id="output-inside-input"),
+        pytest.param({"input_prefix": "incoming/", "output_prefix": "incoming/out/"}, "recursive loop", id="output-under-input"),
+        pytest.param({"input_prefix": ""}, "input_prefix=''", id="empty-prefix"),
+        pytest.param({"input_prefix": "incoming"}, "ending in '/'", id="prefix-without-slash"),
+        pytest.param({"input_suffixes": []}, "input_suffixes", id="no-suffix"),
+        pytest.param({"processor": "no_function"}, "processor='no_function'", id="processor-shape"),
+        pytest.param({"schema": "does/not/exist.json"}, "does not exist", id="missing-schema-file"),
+        pytest.param({"kms_key_arn": "arn:aws:kms:eu-west-1:1:alias/aws/sqs", "encryption": "kms"}, "alias/aws/sqs", id="aws-managed-sqs-key"),
+        pytest.param({"kms_key_arn": "arn:aws:kms:eu-west-1:1:key/k"}, "encryption is not 'kms'", id="key-without-kms-mode"),
+        pytest.param({"alert_emails": ["not-an-address"]}, "alert_emails", id="bad-email"),
+        pytest.param({"notification_mode": "sns"}, "notification_mode='sns'", id="unknown-mode"),
+    ],
+)  # fmt: skip
+def test_invalid_inputs_are_rejected_with_the_field_named(overrides, expected):
+    with pytest.raises(PipelineConfigError, match="pipeline 'orders':") as error:
+        validate_pipeline("orders", PipelineArgs(**{**BASE, **overrides}))
+
+    assert expected in str(error.value)
+
+
+def test_defaults_are_valid_and_derived():
+    # GIVEN only the required input
+    args = PipelineArgs(**BASE)
+
+    # WHEN validated
+    input_filter = validate_pipeline("orders", args)
+
+    # THEN the derived defaults follow AWS's recommendations
+    assert args.effective_visibility_timeout() == 6 * 60
+    assert args.effective_output_prefix() == "processed/incoming/orders/"
+    assert input_filter.suffixes == (".json",)
+
+
+def test_suffix_default_follows_the_input_format():
+    assert PipelineArgs(input_prefix="in/", input_format="csv").effective_suffixes() == (".csv",)
+    assert PipelineArgs(input_prefix="in/", input_format="ndjson").effective_suffixes() == (
+        ".ndjson",
+        ".jsonl",
+    )
+
+
+def _filter(name, prefix, suffixes=(".json",), mode: Any = "s3", output_prefix=None):
+    return validate_pipeline(
+        name,
+        PipelineArgs(
+            input_prefix=prefix, input_suffixes=suffixes, notification_mode=mode, output_prefix=output_prefix
+        ),
+    )
+
+
+def test_overlapping_s3_filters_on_one_bucket_name_both_pipelines():
+    filters = [_filter("orders", "incoming/"), _filter("returns", "incoming/returns/")]
+
+    with pytest.raises(PipelineConfigError, match="'orders'.*'returns'.*overlapping"):
+        validate_bucket_filters("data", filters)
+
+
+def test_overlapping_filters_are_allowed_in_eventbridge_mode():
+    filters = [
+        _filter("orders", "incoming/", mode="eventbridge"),
+        _filter("audit", "incoming/", mode="eventbridge"),
+    ]
+
+    validate_bucket_filters("data", filters)
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        pytest.param(("a", "in/a/", (".json",)), ("b", "in/b/", (".json",)), id="disjoint-prefixes"),
+        pytest.param(("a", "in/", (".json",)), ("b", "in/", (".csv",)), id="disjoint-suffixes"),
+    ],
+)
+def test_disjoint_filters_share_a_bucket(first, second):
+    validate_bucket_filters("data", [_filter(*first), _filter(*second)])
+
+
+def test_a_pipeline_reading_another_pipelines_output_is_a_loop():
+    filters = [
+        _filter("orders", "incoming/orders/", output_prefix="stage/orders/"),
+        _filter("stage", "stage/", suffixes=(".csv",)),
+    ]
+
+    with pytest.raises(PipelineConfigError, match="'orders' writes under 'stage/orders/'.*'stage' reads"):
+        validate_bucket_filters("data", filters)
