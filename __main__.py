@@ -1,6 +1,7 @@
 """The filepipe stack program: one PipelineGroup per bucket, from the stack's `filepipe:` config."""
 
 import pulumi
+
 from filepipe import PipelineGroup
 from filepipe.stack_config import load_stack_config
 

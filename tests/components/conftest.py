@@ -10,8 +10,8 @@ from typing import Any
 
 import pulumi
 import pytest
-from filepipe import dependencies
 
+from filepipe import dependencies
 from tests.conftest import ACCOUNT_ID, REGION
 
 PARTITION = "aws"

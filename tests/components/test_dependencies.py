@@ -1,6 +1,7 @@
 """The dependency layer build: platform-aware pip arguments, cached, failures explained."""
 
 import pytest
+
 from filepipe import dependencies
 from filepipe.lambda_code import handler_requirements_file
 

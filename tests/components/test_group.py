@@ -1,8 +1,8 @@
 """Several pipelines on one bucket: one notification resource, validated together."""
 
 import pytest
-from filepipe import PipelineArgs, PipelineConfigError, PipelineGroup, PipelineGroupArgs
 
+from filepipe import PipelineArgs, PipelineConfigError, PipelineGroup, PipelineGroupArgs
 from tests.components.conftest import build
 
 

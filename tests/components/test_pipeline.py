@@ -3,10 +3,10 @@
 import json
 
 import pytest
+
 from filepipe import FileProcessingPipeline, PipelineArgs, PipelineConfigError
 from filepipe.handler.settings import EnvVar
 from filepipe.policies import wildcard_findings
-
 from tests.components.conftest import build, policy
 from tests.conftest import ACCOUNT_ID
 

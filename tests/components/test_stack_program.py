@@ -1,14 +1,14 @@
 """The stack program (``__main__.py``) with the dev stack's real config, under mocks."""
 
 import runpy
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 import pulumi
 import pytest
+
 from filepipe import PipelineConfigError
 from filepipe.stack_config import as_pulumi_config, read_stack_file, stack_config_from_mapping
-
 from tests.components.conftest import build
 
 REPO = Path(__file__).resolve().parents[2]

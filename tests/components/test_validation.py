@@ -3,6 +3,7 @@
 from typing import Any
 
 import pytest
+
 from filepipe import PipelineArgs, PipelineConfigError
 from filepipe.validation import validate_bucket_filters, validate_pipeline
 
