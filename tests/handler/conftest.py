@@ -11,12 +11,12 @@ import boto3
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
+from moto import mock_aws
+
 from filepipe.handler.app import build_handler
 from filepipe.handler.batch import BatchHandler
 from filepipe.handler.clients import Clients
 from filepipe.handler.settings import STATUS_INDEX, HandlerSettings, StateAttribute
-from moto import mock_aws
-
 from tests.conftest import REGION
 
 BUCKET = "filepipe-test"

@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 import pytest
+
 from filepipe.handler.settings import FileStatus
 
 from .conftest import Aws, FakeContext

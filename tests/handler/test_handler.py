@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 import pytest
+
 from filepipe.handler.settings import DlqAttribute, FileFormat, FileStatus, InvalidRecordPolicy
 
 from .conftest import BUCKET, PLAIN_BUCKET, Aws, FakeContext
