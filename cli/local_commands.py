@@ -1,0 +1,280 @@
+"""``filepipe local …``: the whole pipeline on this machine (moto endpoint, no cloud, no Docker).
+
+- ``up``: start the endpoint, provision the stack from the component, run it until Ctrl-C;
+- ``down``: stop a running ``up`` (from another terminal) and clean its state;
+- ``env``: print the variables that point the AWS CLI / boto3 at the running endpoint;
+- ``demo``: the seed's steps 8 and 9, checked; exit 0 only if every check passed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from types import FrameType
+from typing import Final
+
+from rich.console import Console
+from rich.table import Table
+
+from filepipe.local.alerts import Alert
+from filepipe.local.apply import RESOURCE_TYPES, Handling
+from filepipe.local.emf import EmfCapture
+from filepipe.local.runtime import (
+    ALERTS_FILE,
+    ENDPOINT_FILE,
+    OUTPUTS_FILE,
+    LocalRuntime,
+    LocalTuning,
+    default_state_dir,
+)
+
+DEFAULT_PORT: Final = 4566
+"""The usual port of a local AWS endpoint; ``--port 0`` picks a free one."""
+
+
+def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    local = groups.add_parser("local", help="run the stack's pipelines on this machine (no cloud)")
+    commands = local.add_subparsers(dest="local_command", metavar="<command>", required=True)
+
+    def common(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument(
+            "--stack", default="dev", help="stack whose Pulumi.<stack>.yaml to run (default: dev)"
+        )
+        parser.add_argument(
+            "--project-dir", type=Path, default=Path.cwd(), help="folder holding Pulumi.yaml (default: .)"
+        )
+        parser.add_argument("--state-dir", type=Path, help="default: <project>/.filepipe/<stack>")
+
+    up = commands.add_parser("up", help="start the endpoint, provision the stack and run it until Ctrl-C")
+    common(up)
+    up.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"endpoint port (default {DEFAULT_PORT})")
+    up.add_argument("--fast", action="store_true", help="seconds instead of minutes for retries and timeouts")
+    up.add_argument("--quiet", action="store_true", help="hide the handlers' log lines")
+    up.set_defaults(command=_up)
+
+    down = commands.add_parser("down", help="stop a running `filepipe local up`")
+    common(down)
+    down.set_defaults(command=_down)
+
+    env = commands.add_parser("env", help="print `export` lines for the running endpoint (eval them)")
+    common(env)
+    env.set_defaults(command=_env)
+
+    demo = commands.add_parser("demo", help="process a valid and an invalid file locally, and check it all")
+    common(demo)
+    demo.add_argument("--port", type=int, default=0, help="endpoint port (default: any free port)")
+    demo.set_defaults(command=_demo)
+
+
+def _state_dir(args: argparse.Namespace) -> Path:
+    state_dir: Path | None = args.state_dir
+    return state_dir or default_state_dir(args.project_dir.resolve(), args.stack)
+
+
+def print_alert(console: Console, alert: Alert) -> None:
+    if alert.alarm is None:
+        console.print(f"[bold magenta]ALERT[/] {alert.subject or alert.topic_arn}: {alert.message[:200]}")
+        return
+    old = alert.alarm.get("OldStateValue")
+    if old == "INSUFFICIENT_DATA" and alert.state == "OK":
+        return  # every alarm's first evaluation; logged to alerts.log, not worth a line
+    style = "bold red" if alert.state == "ALARM" else "bold green"
+    console.print(
+        f"[{style}]ALERT {alert.state}[/] {alert.alarm_name}  ({old} -> {alert.state})  "
+        f"[dim]{alert.alarm.get('NewStateReason', '')}[/]"
+    )
+
+
+def print_resources(console: Console, runtime: LocalRuntime) -> None:
+    """What the component declared, by type, and how each type runs locally."""
+    assert runtime.applied is not None
+    counts: dict[str, int] = {}
+    for resource, handling in runtime.applied.handled:
+        if handling is not Handling.COMPONENT:
+            counts[resource.type] = counts.get(resource.type, 0) + 1
+    table = Table(title=f"stack {runtime.stack_name}: {sum(counts.values())} resources from the component")
+    table.add_column("type")
+    table.add_column("n", justify="right")
+    table.add_column("locally")
+    for token, count in counts.items():
+        short = token.split(":")[1] if token.count(":") == 2 else token
+        table.add_row(short, str(count), RESOURCE_TYPES[token].handling.value)
+    console.print(table)
+
+
+def print_pipelines(console: Console, runtime: LocalRuntime) -> None:
+    table = Table(title="pipelines")
+    for column in ("pipeline", "input", "queue / dlq", "function"):
+        table.add_column(column, overflow="fold")
+    for name, outputs in runtime.outputs.items():
+        if not isinstance(outputs, dict) or "queueUrl" not in outputs:
+            continue
+        table.add_row(
+            name,
+            f"s3://{outputs['bucket']}/{outputs.get('inputPrefix', '')}",
+            f"{outputs['queueUrl'].rsplit('/', 1)[-1]} / {outputs['dlqUrl'].rsplit('/', 1)[-1]}",
+            str(outputs.get("functionName", "")),
+        )
+    console.print(table)
+
+
+def print_endpoint(console: Console, runtime: LocalRuntime) -> None:
+    address = runtime.address
+    console.print(f"[bold]endpoint[/] {address.url}   region {address.region}   account {address.account_id}")
+    console.print(f"[bold]outputs[/]  {runtime.state_dir / OUTPUTS_FILE}")
+    console.print(f"[bold]alerts[/]   {runtime.state_dir / ALERTS_FILE}")
+    console.print("[dim]Use it from another shell:[/]")
+    for name, value in address.environment().items():
+        console.print(f"  export {name}={value}")
+    queue: object = next(iter(runtime.outputs.values()), {})
+    if isinstance(queue, dict) and queue.get("bucket"):
+        console.print(
+            f"  aws s3 cp ./file.json s3://{queue['bucket']}/{queue.get('inputPrefix', '')}file.json"
+        )
+
+
+def _install_stop_signals(stop: threading.Event) -> None:
+    def handler(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+
+
+def _up(args: argparse.Namespace) -> int:
+    console = Console(file=sys.stdout)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    state_dir = _state_dir(args)
+    running = _running_endpoint(state_dir)
+    if running is not None:
+        console.print(
+            f"[red]already running[/]: {running['endpoint']} (pid {running['pid']}); `filepipe local down` first"
+        )
+        return 1
+    tuning = LocalTuning.fast() if args.fast else LocalTuning()
+    runtime = LocalRuntime(
+        args.project_dir,
+        args.stack,
+        port=args.port,
+        state_dir=state_dir,
+        tuning=tuning,
+        on_alert=lambda alert: print_alert(console, alert),
+    )
+    stop = threading.Event()
+    _install_stop_signals(stop)
+    with console.status("starting the endpoint and provisioning the stack…"):
+        runtime.start()
+    assert runtime.metrics is not None
+    real_stdout = sys.stdout
+    sys.stdout = EmfCapture(real_stdout, runtime.metrics, echo=not args.quiet)
+    try:
+        print_resources(console, runtime)
+        print_pipelines(console, runtime)
+        print_endpoint(console, runtime)
+        console.print("[bold green]running[/] — Ctrl-C (or `filepipe local down`) to stop")
+        while not stop.wait(0.5):
+            pass
+    finally:
+        sys.stdout = real_stdout
+        console.print("stopping…")
+        runtime.stop()
+    console.print("stopped")
+    return 0
+
+
+def _running_endpoint(state_dir: Path) -> dict[str, object] | None:
+    path = state_dir / ENDPOINT_FILE
+    if not path.is_file():
+        return None
+    state: dict[str, object] = json.loads(path.read_text(encoding="utf-8"))
+    pid = state.get("pid")
+    if not isinstance(pid, int) or not _alive(pid):
+        path.unlink(missing_ok=True)  # a crashed `up` left it behind
+        return None
+    return state
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _down(args: argparse.Namespace) -> int:
+    console = Console()
+    state_dir = _state_dir(args)
+    running = _running_endpoint(state_dir)
+    if running is None:
+        console.print(f"nothing running for stack {args.stack} ({state_dir})")
+        return 0
+    pid = int(str(running["pid"]))
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 30
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if _alive(pid):
+        console.print(f"[red]pid {pid} did not stop within 30 s[/]")
+        return 1
+    (state_dir / ENDPOINT_FILE).unlink(missing_ok=True)
+    console.print(f"stopped {running['endpoint']} (pid {pid})")
+    return 0
+
+
+def _env(args: argparse.Namespace) -> int:
+    running = _running_endpoint(_state_dir(args))
+    if running is None:
+        print(f"# no `filepipe local up` running for stack {args.stack}", file=sys.stderr)
+        return 1
+    print(f"export AWS_ENDPOINT_URL={running['endpoint']}")
+    print(f"export AWS_REGION={running['region']}")
+    print(f"export AWS_DEFAULT_REGION={running['region']}")
+    print("export AWS_ACCESS_KEY_ID=testing")
+    print("export AWS_SECRET_ACCESS_KEY=testing")
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from filepipe.local.demo import print_summary, run_demo
+
+    console = Console(file=sys.stdout)
+    logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
+    alerts: list[Alert] = []
+
+    def on_alert(alert: Alert) -> None:
+        alerts.append(alert)
+        print_alert(console, alert)
+
+    started = time.monotonic()
+    runtime = LocalRuntime(
+        args.project_dir,
+        args.stack,
+        port=args.port,
+        state_dir=_state_dir(args),
+        tuning=LocalTuning.fast(log_level="CRITICAL"),
+        on_alert=on_alert,
+    )
+    with console.status("starting a local AWS endpoint and provisioning the stack from the component…"):
+        runtime.start()
+    assert runtime.metrics is not None
+    real_stdout = sys.stdout
+    sys.stdout = EmfCapture(real_stdout, runtime.metrics, echo=False)
+    try:
+        print_resources(console, runtime)
+        console.print(f"[bold]endpoint[/] {runtime.address.url}")
+        result = run_demo(runtime, console, alerts)
+    finally:
+        sys.stdout = real_stdout
+        runtime.stop()
+    print_summary(console, result, time.monotonic() - started)
+    return 0 if result.passed else 1
