@@ -99,7 +99,10 @@ class FileProcessingPipeline(pulumi.ComponentResource):
                     opts=child,
                 )
                 aws.kms.Alias(
-                    f"{name}-key-alias", name=f"alias/filepipe/{name}", target_key_id=key.id, opts=child
+                    f"{name}-key-alias",
+                    name=f"alias/filepipe/{pulumi.get_stack()}/{name}",
+                    target_key_id=key.id,
+                    opts=child,
                 )
                 kms_key_arn = key.arn
         encryption: dict[str, Any] = (
