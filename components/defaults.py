@@ -5,6 +5,8 @@ Where AWS forces a value (or a relation between values) the comment says why.
 
 from typing import Final
 
+from .handler import settings as handler_settings
+
 # --- Function -------------------------------------------------------------------------------------
 MEMORY_MB: Final = 512
 TIMEOUT_SECONDS: Final = 60
@@ -19,7 +21,7 @@ POWERTOOLS_LAYER_ACCOUNT: Final = "017000801446"
 """The AWS account that publishes the Powertools for AWS Lambda (Python) layers in commercial regions."""
 POWERTOOLS_LAYER_VERSION: Final = 27
 """Layer version of Powertools V3 the handler is tested with (pinned: layers are immutable)."""
-TIMEOUT_MARGIN_MS: Final = 10_000
+TIMEOUT_MARGIN_MS: Final = handler_settings.DEFAULT_TIMEOUT_MARGIN_MS
 """Stop taking new records this long before the function times out; unfinished ones are retried."""
 
 # --- Event source mapping -------------------------------------------------------------------------
@@ -36,11 +38,11 @@ MAX_RECEIVE_COUNT: Final = 5
 DLQ_RETENTION_SECONDS: Final = 14 * 24 * 3600
 """The maximum. A message keeps its original enqueue time in the DLQ, so it must outlive the source."""
 
-# --- Handler behaviour ----------------------------------------------------------------------------
-MAX_FILE_BYTES: Final = 512 * 1024 * 1024
-BACKOFF_BASE_SECONDS: Final = 30
-BACKOFF_MAX_SECONDS: Final = 900
-STATE_TTL_DAYS: Final = 90
+# --- Handler behaviour (the handler's own defaults, so both sides agree) --------------------------
+MAX_FILE_BYTES: Final = handler_settings.DEFAULT_MAX_FILE_BYTES
+BACKOFF_BASE_SECONDS: Final = handler_settings.DEFAULT_BACKOFF_BASE_SECONDS
+BACKOFF_MAX_SECONDS: Final = handler_settings.DEFAULT_BACKOFF_MAX_SECONDS
+STATE_TTL_DAYS: Final = handler_settings.DEFAULT_STATE_TTL_DAYS
 
 # --- Alarms ---------------------------------------------------------------------------------------
 ALARM_PERIOD_SECONDS: Final = 60

@@ -12,7 +12,7 @@ from . import defaults
 from .args import PipelineArgs
 from .bucket import PipelineBucket, bucket_name_of
 from .dependencies import build_layer_dir
-from .handler.settings import STATUS_INDEX, EnvVar, StateAttribute
+from .handler.settings import METRICS_NAMESPACE, STATUS_INDEX, EnvVar, StateAttribute
 from .lambda_code import HANDLER_ENTRY_POINT, SCHEMA_FILE, code_archive, handler_requirements_file
 from .monitoring import alarm_specs, create_alarms, create_dashboard
 from .notifications import NotificationTarget, bucket_notification
@@ -294,7 +294,7 @@ class FileProcessingPipeline(pulumi.ComponentResource):
             EnvVar.BACKOFF_MAX_SECONDS: str(defaults.BACKOFF_MAX_SECONDS),
             EnvVar.STATE_TTL_DAYS: str(defaults.STATE_TTL_DAYS),
             EnvVar.POWERTOOLS_SERVICE_NAME: pipeline,
-            EnvVar.POWERTOOLS_METRICS_NAMESPACE: "filepipe",
+            EnvVar.POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
             EnvVar.POWERTOOLS_LOG_LEVEL: args.log_level.upper(),
         }
         if self.table is not None:

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from filepipe import FileProcessingPipeline, PipelineArgs, PipelineConfigError
-from filepipe.handler.settings import EnvVar
+from filepipe.handler.settings import EnvVar, FileFormat, HandlerSettings
 from filepipe.policies import wildcard_findings
 from tests.components.conftest import build, policy
 from tests.conftest import ACCOUNT_ID
@@ -306,3 +306,20 @@ def test_invalid_inputs_register_nothing(mocks):
         build(_pipeline(output_prefix="incoming/orders/done/"))
 
     assert mocks.resources == []
+
+
+def test_the_function_environment_is_what_the_handler_parses(mocks):
+    # GIVEN a pipeline with non-default handler settings
+    build(_pipeline(input_format="csv", output_format="ndjson", max_file_bytes=1024, timeout_seconds=30))
+
+    # WHEN the handler reads the environment the component set
+    env = mocks.one("aws:lambda/function:Function").inputs["environment"]["variables"]
+    settings = HandlerSettings.from_env(env)
+
+    # THEN both sides agree
+    assert settings.pipeline_name == "orders"
+    assert (settings.input_format, settings.output_format) == (FileFormat.CSV, FileFormat.NDJSON)
+    assert settings.max_file_bytes == 1024
+    assert settings.dlq_url == mocks.one("aws:sqs/queue:Queue", "orders-dlq").outputs["url"]
+    assert settings.timeout_margin_ms < 30_000
+    assert settings.metrics_namespace == "filepipe"
