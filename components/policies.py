@@ -34,43 +34,45 @@ def bucket_tls_only_policy(bucket_arn: str) -> PolicyDocument:
     )
 
 
+def _service_to_queue_policy(
+    sid: str, service: str, queue_arn: str, source_condition: dict[str, Any], account_id: str
+) -> PolicyDocument:
+    return _document(
+        {
+            "Sid": sid,
+            "Effect": "Allow",
+            "Principal": {"Service": service},
+            "Action": "sqs:SendMessage",
+            "Resource": queue_arn,
+            "Condition": {**source_condition, "StringEquals": {"aws:SourceAccount": account_id}},
+        },
+        deny_insecure_transport("DenyInsecureTransport", "sqs:*", [queue_arn]),
+    )
+
+
 def s3_to_queue_policy(queue_arn: str, bucket_arn: str, account_id: str) -> PolicyDocument:
     """Let only S3 notifications from this bucket, in this account, send to the queue.
 
     Both conditions are needed: ``aws:SourceArn`` alone would admit a bucket of the same name
     re-created in another account (confused deputy).
     """
-    return _document(
-        {
-            "Sid": "AllowS3Notifications",
-            "Effect": "Allow",
-            "Principal": {"Service": "s3.amazonaws.com"},
-            "Action": "sqs:SendMessage",
-            "Resource": queue_arn,
-            "Condition": {
-                "ArnLike": {"aws:SourceArn": bucket_arn},
-                "StringEquals": {"aws:SourceAccount": account_id},
-            },
-        },
-        deny_insecure_transport("DenyInsecureTransport", "sqs:*", [queue_arn]),
+    return _service_to_queue_policy(
+        "AllowS3Notifications",
+        "s3.amazonaws.com",
+        queue_arn,
+        {"ArnLike": {"aws:SourceArn": bucket_arn}},
+        account_id,
     )
 
 
 def eventbridge_to_queue_policy(queue_arn: str, rule_arn: str, account_id: str) -> PolicyDocument:
     """Let only this pipeline's EventBridge rule send to the queue."""
-    return _document(
-        {
-            "Sid": "AllowEventBridgeRule",
-            "Effect": "Allow",
-            "Principal": {"Service": "events.amazonaws.com"},
-            "Action": "sqs:SendMessage",
-            "Resource": queue_arn,
-            "Condition": {
-                "ArnEquals": {"aws:SourceArn": rule_arn},
-                "StringEquals": {"aws:SourceAccount": account_id},
-            },
-        },
-        deny_insecure_transport("DenyInsecureTransport", "sqs:*", [queue_arn]),
+    return _service_to_queue_policy(
+        "AllowEventBridgeRule",
+        "events.amazonaws.com",
+        queue_arn,
+        {"ArnEquals": {"aws:SourceArn": rule_arn}},
+        account_id,
     )
 
 
