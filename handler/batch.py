@@ -1,12 +1,14 @@
 """One SQS batch: per-message outcome, DLQ parking, retry pacing, logs and metrics.
 
-Per message:
+Before the first file starts, every object version the batch announces is recorded RECEIVED (a message
+whose versions cannot be recorded is retried as a whole). Then, per message:
 
 - ``s3:TestEvent`` and events that are not object creations are acknowledged and skipped;
 - every announced object version is processed; a :class:`PermanentError` parks the original body in
   the DLQ (the message then counts as handled), a :class:`TransientError` reports the message in
   ``batchItemFailures`` and hides it with exponential backoff;
-- near the function timeout, messages not yet started are reported as failures untouched.
+- near the function timeout, messages not yet started are reported as failures; their files stay
+  RECEIVED.
 """
 
 from __future__ import annotations
@@ -37,8 +39,14 @@ PIPELINE_DIMENSION = "pipeline"
 class _Invocation:
     """Per-call state: metrics and pending visibility changes (handlers may run concurrently)."""
 
-    def __init__(self, settings: HandlerSettings, service: str, context: Any) -> None:
+    def __init__(
+        self, settings: HandlerSettings, service: str, context: Any, messages: list[dict[str, Any]]
+    ) -> None:
         self.deadline = Deadline(context, settings.timeout_margin_ms)
+        self.messages = messages
+        self.received = False
+        self.unreceived: dict[str, TransientError] = {}
+        """Message id -> why its object versions could not be recorded RECEIVED."""
         # EphemeralMetrics keeps its own metric set: several pipelines in one process do not mix.
         self.metrics = EphemeralMetrics(namespace=settings.metrics_namespace, service=service)
         self.metrics.add_dimension(PIPELINE_DIMENSION, settings.pipeline_name)
@@ -62,7 +70,9 @@ class BatchHandler:
         self._lock = threading.Lock()
 
     def __call__(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
-        call = _Invocation(self.settings, self.service, context)
+        records = event.get("Records")
+        messages = [r for r in records if isinstance(r, dict)] if isinstance(records, list) else []
+        call = _Invocation(self.settings, self.service, context, messages)
 
         def record_handler(record: SQSRecord) -> str:
             try:
@@ -90,6 +100,11 @@ class BatchHandler:
             self._defer(message, error, call, seconds=0)
             self.logger.warning("deferred: function timeout near", extra=log)
             raise error
+        if not call.received:
+            # The first message to start records the whole batch, so that files the deadline keeps
+            # from starting show as waiting. Not earlier: a batch that starts out of time stays untouched.
+            call.received = True
+            self._receive(call)
         body = str(message.get("body", ""))
         try:
             parsed = parse_body(body)
@@ -103,6 +118,16 @@ class BatchHandler:
             return "test-event"
         for ignored in parsed.ignored:
             self.logger.info("event ignored (not an object creation)", extra={**log, "event": ignored})
+        unreceived = call.unreceived.get(message_id)
+        if unreceived is not None:
+            # A state-table failure is transient: nothing of this message starts, all of it is retried.
+            call.count(Metric.FILES_RETRIED, len(parsed.objects))
+            self.logger.warning(
+                "files could not be recorded RECEIVED; will retry",
+                extra={**log, "error_type": unreceived.error_type, "reason": unreceived.reason},
+            )
+            self._defer(message, unreceived, call)
+            raise unreceived
         permanent: tuple[PermanentError, ObjectRef] | None = None
         transient: TransientError | None = None
         for ref in parsed.objects:
@@ -159,6 +184,19 @@ class BatchHandler:
             self._park(message, body, permanent[0], permanent[1], call, log)
             return "dlq"
         return "ok"
+
+    def _receive(self, call: _Invocation) -> None:
+        for message in call.messages:
+            message_id = str(message.get("messageId", ""))
+            try:
+                parsed = parse_body(str(message.get("body", "")))
+            except UnknownBodyError:
+                continue  # parked in the DLQ when its turn comes
+            try:
+                for ref in parsed.objects:
+                    self.files.receive(ref, message_id)
+            except TransientError as error:
+                call.unreceived[message_id] = error
 
     def _park(
         self,

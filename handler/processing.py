@@ -79,9 +79,26 @@ class FileProcessor:
         except ValueError as exc:
             raise KeyOutsidePrefixError(str(exc)) from None
 
+    def _is_own_output(self, ref: ObjectRef) -> bool:
+        return bool(self._settings.output_prefix) and ref.key.startswith(self._settings.output_prefix)
+
+    def receive(self, ref: ObjectRef, message_id: str) -> None:
+        """Record ``ref`` RECEIVED before any file of the batch starts; raise a :class:`TransientError`.
+
+        Versions :meth:`process` will never lease (own output, key outside the input prefix) get no
+        item: they would show as waiting forever.
+        """
+        if self._is_own_output(ref):
+            return
+        try:
+            self.output_key_for(ref)
+        except KeyOutsidePrefixError:
+            return
+        self._state.receive(ref, message_id)
+
     def process(self, ref: ObjectRef, message_id: str, deadline: Deadline) -> FileResult:
         """Raise a :class:`PermanentError` or :class:`TransientError`; the state item is updated first."""
-        if self._settings.output_prefix and ref.key.startswith(self._settings.output_prefix):
+        if self._is_own_output(ref):
             # Our own output must never be processed again (recursion guard).
             return FileResult(ref, None, skipped="object is under the output prefix")
         target = self.output_key_for(ref)

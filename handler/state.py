@@ -1,9 +1,11 @@
 """The processing-state table: one item per object version, written with conditional updates.
 
-Lifecycle: PROCESSING (under a lease) -> SUCCEEDED | FAILED. The first write for a version records
-``received_at`` and goes straight to PROCESSING in one conditional update, so the common path costs two
-writes per file. The conditions make processing idempotent:
+Lifecycle: RECEIVED -> PROCESSING (under a lease) -> SUCCEEDED | FAILED, so the common path costs three
+writes per file. Every version a batch announces is first recorded RECEIVED, and only if it has no item
+yet, so a redelivery never downgrades an item; a version the function has no time to start stays
+RECEIVED ("waiting") until its message comes back. The conditions make processing idempotent:
 
+- RECEIVED creates items and changes none;
 - a SUCCEEDED version is never processed again (duplicate deliveries are acknowledged and skipped);
 - an unexpired PROCESSING lease held by someone else makes the duplicate retry later;
 - a result is recorded only by the lease holder, and only after the output was written.
@@ -64,6 +66,9 @@ class Outcome:
 
 
 class StateStore(Protocol):
+    def receive(self, ref: ObjectRef, message_id: str) -> None:
+        """Record a version RECEIVED unless it already has an item. Raises transient errors."""
+
     def begin(self, ref: ObjectRef, message_id: str) -> Lease | None:
         """Take the lease; ``None`` if the version already SUCCEEDED. Raises transient errors."""
 
@@ -80,6 +85,9 @@ class NullStateStore:
 
     def __init__(self, clock: Clock = time.time) -> None:
         self._clock = clock
+
+    def receive(self, ref: ObjectRef, message_id: str) -> None:
+        return None
 
     def begin(self, ref: ObjectRef, message_id: str) -> Lease | None:
         return Lease(ref, uuid.uuid4().hex, 1, self._clock())
@@ -172,10 +180,64 @@ class DynamoStateStore:
                 raise StateTableError(f"state table read failed: {read_error}") from read_error
         return dict(item or {})
 
+    def _describe(self, ref: ObjectRef, message_id: str) -> tuple[list[str], dict[str, Any]]:
+        """The attributes every write that may create the item sets: pipeline, message, object."""
+        sets = [
+            "#pipeline = :pipeline",
+            "#message_id = :message_id",
+            "#bucket = :bucket",
+            "#object_key = :key",
+        ]
+        values: dict[str, Any] = {
+            ":pipeline": _s(self._pipeline),
+            ":message_id": _s(message_id),
+            ":bucket": _s(ref.bucket),
+            ":key": _s(ref.key),
+        }
+        if ref.version_id:
+            values[":version"] = _s(ref.version_id)
+            sets.append("#version_id = :version")
+        if ref.etag:
+            values[":etag"] = _s(ref.etag)
+            sets.append("#etag = :etag")
+        return sets, values
+
+    def receive(self, ref: ObjectRef, message_id: str) -> None:
+        now = self._clock()
+        described, values = self._describe(ref, message_id)
+        values |= {
+            ":received": _s(FileStatus.RECEIVED),
+            ":now_iso": _s(_iso(now)),
+            ":expires": _n(int(now) + self._ttl_seconds),
+        }
+        sets = [
+            f"{_STATUS} = :received",
+            f"{_UPDATED_AT} = :now_iso",
+            f"{_EXPIRES_AT} = :expires",
+            "#received_at = :now_iso",
+            *described,
+        ]
+        expression = "SET " + ", ".join(sets)
+        # Only a version without an item: a redelivery must not downgrade PROCESSING, SUCCEEDED or FAILED.
+        condition = f"attribute_not_exists(#{StateAttribute.PK.value})"
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key=self._key(ref),
+                UpdateExpression=expression,
+                ConditionExpression=condition,
+                ExpressionAttributeNames=_names(expression, condition),
+                ExpressionAttributeValues=values,
+            )
+        except Exception as exc:
+            if _error_code(exc) != "ConditionalCheckFailedException":
+                raise StateTableError(f"state table write failed: {exc}") from exc
+
     def begin(self, ref: ObjectRef, message_id: str) -> Lease | None:
         now = self._clock()
         token = uuid.uuid4().hex
-        values: dict[str, Any] = {
+        described, values = self._describe(ref, message_id)
+        values |= {
             ":processing": _s(FileStatus.PROCESSING),
             ":succeeded": _s(FileStatus.SUCCEEDED),
             ":now_iso": _s(_iso(now)),
@@ -184,10 +246,6 @@ class DynamoStateStore:
             ":expires": _n(int(now) + self._ttl_seconds),
             ":token": _s(token),
             ":one": _n(1),
-            ":pipeline": _s(self._pipeline),
-            ":message_id": _s(message_id),
-            ":bucket": _s(ref.bucket),
-            ":key": _s(ref.key),
         }
         sets = [
             f"{_STATUS} = :processing",
@@ -195,20 +253,12 @@ class DynamoStateStore:
             f"{_EXPIRES_AT} = :expires",
             "#lease_until = :lease_until",
             "#lease_token = :token",
-            "#pipeline = :pipeline",
-            "#message_id = :message_id",
-            "#bucket = :bucket",
-            "#object_key = :key",
+            *described,
             "#received_at = if_not_exists(#received_at, :now_iso)",
             "#started_at = :now_iso",
         ]
-        if ref.version_id:
-            values[":version"] = _s(ref.version_id)
-            sets.append("#version_id = :version")
-        if ref.etag:
-            values[":etag"] = _s(ref.etag)
-            sets.append("#etag = :etag")
         expression = "SET " + ", ".join(sets) + " ADD #attempts :one REMOVE #error_type, #error"
+        # Predecessors: no item, RECEIVED, FAILED (a retried failure) or a PROCESSING lease that expired.
         condition = (
             f"attribute_not_exists({_STATUS}) OR "
             f"({_STATUS} <> :succeeded AND ({_STATUS} <> :processing OR #lease_until < :now))"
