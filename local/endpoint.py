@@ -6,10 +6,14 @@ and on stop so that consecutive endpoints (tests, demo runs) never see each othe
 
 from __future__ import annotations
 
+import io
+import json
 import logging
 import os
 import threading
+import time
 import urllib.request
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Literal, overload
@@ -99,6 +103,111 @@ class EndpointAddress:
         return session.client(service, endpoint_url=self.url, config=_CLIENT_CONFIG)  # type: ignore[call-overload]
 
 
+_PATCHED: list[bool] = []
+
+
+def speed_up_moto_sqs() -> None:
+    """Make moto's ``ReceiveMessage`` cost independent of queue depth (same behaviour, fewer clocks).
+
+    moto checks each returned message's retention by computing *every* queue attribute, which walks
+    every message, each reading the clock through ``datetime``: a receive on a queue of 1,000
+    messages takes ~100 ms. The replacement reads the retention period directly and the clock with
+    ``time.time()`` (moto's server mode has no frozen time to honour).
+    """
+    if _PATCHED:
+        return
+    from moto.sqs import models
+
+    def unix_time(dt: Any = None) -> float:
+        return time.time() if dt is None else float(original_unix_time(dt))
+
+    def unix_time_millis(dt: Any = None) -> float:
+        return unix_time(dt) * 1000.0
+
+    def is_message_valid_based_on_retention_period(self: Any, queue_name: str, message: Any) -> bool:
+        queue = self.get_queue(queue_name)
+        retain_until = int(queue.message_retention_period) + message.sent_timestamp / 1000
+        return bool(retain_until > time.time())
+
+    original_unix_time = getattr(models, "unix_time")  # noqa: B009 - not re-exported by moto
+    setattr(models, "unix_time", unix_time)  # noqa: B010 - moto's module names, replaced on purpose
+    setattr(models, "unix_time_millis", unix_time_millis)  # noqa: B010
+    setattr(  # noqa: B010
+        models.SQSBackend,
+        "is_message_valid_based_on_retention_period",
+        is_message_valid_based_on_retention_period,
+    )
+    _PATCHED.append(True)
+
+
+_SQS_RECEIVE_TARGET: Final = "AmazonSQS.ReceiveMessage"
+_LONG_POLL_INTERVAL: Final = 0.05
+
+StartResponse = Callable[..., Any]
+WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+
+
+class SerializedApp:
+    """Runs moto's requests one at a time; SQS long polls wait between attempts, outside the lock.
+
+    moto's backends are not thread-safe: two concurrent ``ReceiveMessage`` calls can both receive the
+    same message, and two conditional DynamoDB writes can both succeed. AWS makes each of those
+    operations atomic, and the pipeline's exactly-once behaviour rests on that, so the endpoint does
+    too. A long poll (``WaitTimeSeconds`` > 0, JSON protocol) is replayed as short polls until a message
+    arrives or the wait ends, so one waiting consumer never blocks the endpoint.
+    """
+
+    def __init__(self, app: WsgiApp) -> None:
+        self._app = app
+        self._lock = threading.Lock()
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        if environ.get("HTTP_X_AMZ_TARGET") == _SQS_RECEIVE_TARGET:
+            return self._receive(environ, start_response)
+        status, headers, body = self._call(environ)
+        start_response(status, headers)
+        return [body]
+
+    def _call(self, environ: dict[str, Any]) -> tuple[str, list[tuple[str, str]], bytes]:
+        captured: dict[str, Any] = {}
+
+        def capture(
+            status: str, headers: list[tuple[str, str]], exc_info: Any = None
+        ) -> Callable[[bytes], None]:
+            captured["status"], captured["headers"] = status, headers
+            return lambda _: None
+
+        with self._lock:
+            result = self._app(environ, capture)
+            try:
+                body = b"".join(result)
+            finally:
+                close = getattr(result, "close", None)
+                if close is not None:
+                    close()
+        return captured["status"], captured["headers"], body
+
+    def _receive(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        raw = environ["wsgi.input"].read(length) if length else b""
+        try:
+            request = json.loads(raw or b"{}")
+            wait = float(request.get("WaitTimeSeconds") or 0)
+        except (ValueError, AttributeError):
+            request, wait = None, 0.0
+        if request is not None and wait > 0:
+            request["WaitTimeSeconds"] = 0
+            raw = json.dumps(request).encode()
+        deadline = time.monotonic() + wait
+        while True:
+            attempt = {**environ, "wsgi.input": io.BytesIO(raw), "CONTENT_LENGTH": str(len(raw))}
+            status, headers, body = self._call(attempt)
+            if not status.startswith("200") or time.monotonic() >= deadline or b'"Messages"' in body:
+                start_response(status, headers)
+                return [body]
+            time.sleep(_LONG_POLL_INTERVAL)
+
+
 class LocalEndpoint:
     """A moto server bound to ``127.0.0.1:<port>`` (``port=0``: any free port).
 
@@ -134,10 +243,17 @@ class LocalEndpoint:
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         # moto reads the account from here when a request carries no recognisable access key.
         os.environ.setdefault("MOTO_ACCOUNT_ID", self._account_id)
-        app = DomainDispatcherApplication(create_backend_app)
+        speed_up_moto_sqs()
+        app = SerializedApp(DomainDispatcherApplication(create_backend_app))
+
+        class KeepAliveHandler(MotoRequestHandler):  # type: ignore[misc]
+            # HTTP/1.1 keeps connections open between calls; werkzeug's HTTP/1.0 default opens a
+            # TCP connection per request, a large share of a small call's cost.
+            protocol_version = "HTTP/1.1"
+
         try:
             server = make_server(
-                LOCAL_HOST, self._requested_port, app, threaded=True, request_handler=MotoRequestHandler
+                LOCAL_HOST, self._requested_port, app, threaded=True, request_handler=KeepAliveHandler
             )
         except OSError as error:
             raise EndpointError(

@@ -192,6 +192,7 @@ class EventSourceMappingRunner:
         self._stats_lock = threading.Lock()
         self.stats = MappingStats()
         self._held = 0
+        self._parked = 0
 
     # -- control ---------------------------------------------------------------------------------
 
@@ -211,6 +212,16 @@ class EventSourceMappingRunner:
         """Whether messages are held: received into a batch and not yet deleted or given back."""
         with self._stats_lock:
             return self._held > 0
+
+    def wait_until_paused(self, timeout: float = 10.0) -> bool:
+        """After ``set_enabled(False)``: wait until every poller has finished its receive and parked."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._stats_lock:
+                if self._parked == len(self._threads) and self._held == 0:
+                    return True
+            time.sleep(0.05)
+        return False
 
     def _hold(self, count: int) -> None:
         with self._stats_lock:
@@ -237,7 +248,14 @@ class EventSourceMappingRunner:
     def _poll_loop(self) -> None:
         sqs = self._sqs_factory()
         while not self._stopping.is_set():
-            if not self._enabled.wait(timeout=0.5) or self._stopping.is_set():
+            if not self._enabled.is_set():
+                with self._stats_lock:
+                    self._parked += 1
+                self._enabled.wait(timeout=0.5)
+                with self._stats_lock:
+                    self._parked -= 1
+                continue
+            if self._stopping.is_set():
                 continue
             batch: list[MessageTypeDef] = []
             try:
