@@ -7,6 +7,7 @@ from typing import Any
 
 import boto3
 import pytest
+
 from filepipe.local.alarms import (
     ALARM,
     INSUFFICIENT_DATA,
@@ -19,7 +20,6 @@ from filepipe.local.alarms import (
 )
 from filepipe.local.alerts import AlertSubscriber, parse_sns_envelope
 from filepipe.local.metrics import LocalMetrics, MetricQuery, aggregate
-
 from tests.conftest import ACCOUNT_ID, REGION
 from tests.local.conftest import wait_until
 

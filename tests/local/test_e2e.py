@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from botocore.awsrequest import AWSResponse
+from botocore.awsrequest import AWSResponse, HTTPHeaders
 
 from filepipe.handler.settings import DlqAttribute, StateAttribute
 from filepipe.local.alerts import Alert
@@ -135,7 +135,9 @@ class _S3Faults:
             def stream(self, **kwargs: Any) -> Iterator[bytes]:
                 yield _S3Faults.BODY
 
-        return AWSResponse(request.url, 503, {"Content-Type": "application/xml"}, Raw())
+        headers = HTTPHeaders()
+        headers["Content-Type"] = "application/xml"
+        return AWSResponse(request.url, 503, headers, Raw())
 
 
 def test_500_files_with_poison_faults_and_duplicates_lose_nothing(

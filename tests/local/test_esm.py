@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+
 from filepipe.local.esm import (
     EventSourceMappingRunner,
     FunctionSpec,
@@ -13,7 +14,6 @@ from filepipe.local.esm import (
     failed_message_ids,
 )
 from filepipe.local.metrics import LAMBDA_NAMESPACE, LocalMetrics, MetricQuery
-
 from tests.conftest import REGION
 from tests.local.conftest import make_queues, queue_depth, wait_until
 
