@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Final
 
 import yaml
+
 from filepipe.local.endpoint import EndpointAddress
 
 LOCAL_CONFIG_OVERRIDES: Final = {"filepipe:bundleDependencies": "false"}

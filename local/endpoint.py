@@ -141,7 +141,7 @@ def speed_up_moto_sqs() -> None:
 
 
 _SQS_RECEIVE_TARGET: Final = "AmazonSQS.ReceiveMessage"
-_LONG_POLL_INTERVAL: Final = 0.05
+_LONG_POLL_TICK: Final = 0.1
 
 StartResponse = Callable[..., Any]
 WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
@@ -202,10 +202,11 @@ class SerializedApp:
         while True:
             attempt = {**environ, "wsgi.input": io.BytesIO(raw), "CONTENT_LENGTH": str(len(raw))}
             status, headers, body = self._call(attempt)
-            if not status.startswith("200") or time.monotonic() >= deadline or b'"Messages"' in body:
+            remaining = deadline - time.monotonic()
+            if not status.startswith("200") or remaining <= 0 or b'"Messages"' in body:
                 start_response(status, headers)
                 return [body]
-            time.sleep(_LONG_POLL_INTERVAL)
+            time.sleep(min(remaining, _LONG_POLL_TICK))
 
 
 class LocalEndpoint:
@@ -246,7 +247,7 @@ class LocalEndpoint:
         speed_up_moto_sqs()
         app = SerializedApp(DomainDispatcherApplication(create_backend_app))
 
-        class KeepAliveHandler(MotoRequestHandler):  # type: ignore[misc]
+        class KeepAliveHandler(MotoRequestHandler):
             # HTTP/1.1 keeps connections open between calls; werkzeug's HTTP/1.0 default opens a
             # TCP connection per request, a large share of a small call's cost.
             protocol_version = "HTTP/1.1"

@@ -28,6 +28,8 @@ _SQS_GAUGES: Final[dict[str, QueueAttributeNameType]] = {
 }
 """CloudWatch metric name -> the SQS attribute it is an approximation of."""
 
+OLDEST_MESSAGE_AGE: Final = "ApproximateAgeOfOldestMessage"
+"""Not an SQS attribute: read from the embedded endpoint's queue (see :func:`oldest_message_age`)."""
 _RETENTION_SECONDS: Final = 3600.0
 
 MetricKey = tuple[str, str, frozenset[tuple[str, str]]]
@@ -72,11 +74,13 @@ class LocalMetrics:
         self,
         sqs_factory: Callable[[], SQSClient] | None = None,
         *,
+        queue_age: Callable[[str], float | None] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._points: dict[MetricKey, deque[tuple[float, float]]] = defaultdict(deque)
         self._lock = threading.Lock()
         self._sqs_factory = sqs_factory
+        self._queue_age = queue_age
         self._sqs: SQSClient | None = None
         self._clock = clock
 
@@ -90,7 +94,9 @@ class LocalMetrics:
 
     def datapoint(self, query: MetricQuery, window_seconds: float) -> float | None:
         """The statistic over the last ``window_seconds``; ``None`` when the metric has no data."""
-        if query.namespace == SQS_NAMESPACE and query.metric_name in _SQS_GAUGES:
+        if query.namespace == SQS_NAMESPACE and (
+            query.metric_name in _SQS_GAUGES or query.metric_name == OLDEST_MESSAGE_AGE
+        ):
             return self._sqs_gauge(query)
         since = self._clock() - window_seconds
         with self._lock:
@@ -100,7 +106,11 @@ class LocalMetrics:
 
     def _sqs_gauge(self, query: MetricQuery) -> float | None:
         queue_name = query.dimensions.get("QueueName")
-        if queue_name is None or self._sqs_factory is None:
+        if queue_name is None:
+            return None
+        if query.metric_name == OLDEST_MESSAGE_AGE:
+            return self._queue_age(queue_name) if self._queue_age is not None else None
+        if self._sqs_factory is None:
             return None
         if self._sqs is None:
             self._sqs = self._sqs_factory()
@@ -114,3 +124,27 @@ class LocalMetrics:
         except self._sqs.exceptions.QueueDoesNotExist:
             return None
         return float(attributes[attribute])
+
+
+def oldest_message_age(account_id: str, region: str) -> Callable[[str], float | None]:
+    """``ApproximateAgeOfOldestMessage`` of a queue on the in-process moto endpoint, in seconds.
+
+    SQS has no API for it (CloudWatch computes it), so it is read from moto's queue directly: the
+    endpoint runs in this process. ``None`` (missing data) if the queue does not exist.
+    """
+
+    def age(queue_name: str) -> float | None:
+        from moto.sqs.models import sqs_backends
+
+        try:
+            queue = sqs_backends[account_id][region].get_queue(queue_name)
+        except Exception:
+            return None
+        sent: list[float] = []
+        for message in list(queue._messages):
+            timestamp: float | None = message.sent_timestamp
+            if timestamp is not None:
+                sent.append(timestamp)
+        return max(0.0, time.time() - min(sent) / 1000) if sent else 0.0
+
+    return age

@@ -32,7 +32,7 @@ from filepipe.local.apply import AppliedStack, LocalFunction, apply_stack
 from filepipe.local.capture import CapturedResource, CapturedStack, capture_stack
 from filepipe.local.endpoint import EndpointAddress, LocalEndpoint
 from filepipe.local.esm import EventSourceMappingRunner, FunctionSpec, Handler
-from filepipe.local.metrics import LocalMetrics
+from filepipe.local.metrics import LocalMetrics, oldest_message_age
 
 log = logging.getLogger(__name__)
 
@@ -188,7 +188,9 @@ class LocalRuntime:
     def _provision(self, address: EndpointAddress) -> None:
         self.captured = _tuned(capture_stack(self.project_dir, self.stack_name, address), self.tuning)
         self.applied = applied = apply_stack(self.captured, address)
-        self.metrics = LocalMetrics(lambda: address.client("sqs"))
+        self.metrics = LocalMetrics(
+            lambda: address.client("sqs"), queue_age=oldest_message_age(address.account_id, address.region)
+        )
 
         code_root = self.state_dir / "functions"
         for mapping in applied.mappings:

@@ -6,6 +6,7 @@ retry takes seconds; waits poll until the pipeline drains, with a generous deadl
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 import threading
@@ -311,3 +312,31 @@ def test_dlq_alarm_fires_once_and_recovers_after_purge(start_runtime: Callable[.
     assert cloudwatch.describe_alarms(AlarmNames=[alarm])["MetricAlarms"][0]["StateValue"] == "OK"
     logged = (runtime.state_dir / "alerts.log").read_text().splitlines()
     assert sum(1 for line in logged if json.loads(line)["alarmName"] == alarm) == 3
+
+
+def test_queue_age_alarm_fires_while_the_mapping_is_paused(
+    start_runtime: Callable[..., LocalRuntime],
+) -> None:
+    # GIVEN a paused mapping and a queue-age alarm whose threshold the test lowers to one second
+    alerts: list[Alert] = []
+    runtime = start_runtime(on_alert=alerts.append)
+    out = runtime.pipeline_outputs("transactions")
+    assert runtime.evaluator is not None
+    alarm = next(name for name in out["alarmNames"] if name.endswith("queue-age"))
+    index = next(i for i, spec in enumerate(runtime.evaluator.alarms) if spec.name == alarm)
+    runtime.evaluator.alarms[index] = dataclasses.replace(runtime.evaluator.alarms[index], threshold=1)
+    runner = runtime.runner("transactions")
+    assert runtime.wait_until_idle(timeout=30)
+    runner.set_enabled(False)
+    assert runner.wait_until_paused()
+    # WHEN a file waits, THEN the alarm fires; WHEN the mapping resumes, THEN it recovers
+    runtime.address.client("s3").put_object(
+        Bucket=out["bucket"], Key=f"{out['inputPrefix']}late.json", Body=b"[]"
+    )
+    assert wait_until(lambda: any(a.alarm_name == alarm and a.state == "ALARM" for a in list(alerts)))
+    runner.set_enabled(True)
+    assert wait_until(
+        lambda: any(
+            a.alarm_name == alarm and a.alarm and a.alarm["OldStateValue"] == "ALARM" for a in list(alerts)
+        )
+    )
