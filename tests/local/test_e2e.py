@@ -37,9 +37,9 @@ POISON = b'{"id": "t-9", "amount": '
 def start_runtime(tmp_path: Path) -> Iterator[Callable[..., LocalRuntime]]:
     started: list[LocalRuntime] = []
 
-    def start(**kwargs: Any) -> LocalRuntime:
+    def start(project_dir: Path = PROJECT_DIR, stack: str = "dev", **kwargs: Any) -> LocalRuntime:
         kwargs.setdefault("tuning", LocalTuning.fast())
-        runtime = LocalRuntime(PROJECT_DIR, "dev", state_dir=tmp_path / "state", **kwargs)
+        runtime = LocalRuntime(project_dir, stack, state_dir=tmp_path / "state", **kwargs)
         runtime.start()
         started.append(runtime)
         return runtime
@@ -340,3 +340,34 @@ def test_queue_age_alarm_fires_while_the_mapping_is_paused(
             a.alarm_name == alarm and a.alarm and a.alarm["OldStateValue"] == "ALARM" for a in list(alerts)
         )
     )
+
+
+def test_eventbridge_mode_delivers_through_a_rule(
+    start_runtime: Callable[..., LocalRuntime], tmp_path: Path
+) -> None:
+    # GIVEN a project whose one pipeline is notified through EventBridge instead of S3 -> SQS
+    project = tmp_path / "project"
+    project.mkdir()
+    for name in ("Pulumi.yaml", "__main__.py"):
+        (project / name).write_text((PROJECT_DIR / name).read_text())
+    (project / "Pulumi.eb.yaml").write_text(
+        "config:\n"
+        "  aws:region: eu-west-1\n"
+        "  filepipe:pipelines:\n"
+        "    - name: orders\n"
+        "      inputPrefix: incoming/orders/\n"
+        "      inputSuffixes: ['.json']\n"
+        "      notificationMode: eventbridge\n"
+    )
+    runtime = start_runtime(project_dir=project, stack="eb")
+    assert runtime.captured is not None
+    assert runtime.captured.of_type("aws:cloudwatch/eventRule:EventRule")
+    out = runtime.pipeline_outputs("orders")
+    s3 = runtime.address.client("s3")
+    # WHEN a matching and a non-matching object arrive
+    s3.put_object(Bucket=out["bucket"], Key=f"{out['inputPrefix']}a.json", Body=json.dumps(GOOD).encode())
+    s3.put_object(Bucket=out["bucket"], Key=f"{out['inputPrefix']}b.txt", Body=b"ignored")
+    # THEN only the matching one is processed
+    assert wait_until(lambda: _objects(runtime, out["bucket"], out["outputPrefix"]) != [], timeout=30)
+    assert runtime.wait_until_idle(timeout=30)
+    assert _objects(runtime, out["bucket"], out["outputPrefix"]) == [f"{out['outputPrefix']}a.json"]
