@@ -141,7 +141,8 @@ def speed_up_moto_sqs() -> None:
 
 
 _SQS_RECEIVE_TARGET: Final = "AmazonSQS.ReceiveMessage"
-_LONG_POLL_TICK: Final = 0.1
+_LONG_POLL_FIRST_TICK: Final = 0.05
+_LONG_POLL_MAX_TICK: Final = 0.8
 
 StartResponse = Callable[..., Any]
 WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
@@ -199,6 +200,9 @@ class SerializedApp:
             request["WaitTimeSeconds"] = 0
             raw = json.dumps(request).encode()
         deadline = time.monotonic() + wait
+        # Back off while the queue stays empty: idle consumers cost the endpoint little, and a busy
+        # queue is answered within the first short ticks.
+        tick = _LONG_POLL_FIRST_TICK
         while True:
             attempt = {**environ, "wsgi.input": io.BytesIO(raw), "CONTENT_LENGTH": str(len(raw))}
             status, headers, body = self._call(attempt)
@@ -206,7 +210,8 @@ class SerializedApp:
             if not status.startswith("200") or remaining <= 0 or b'"Messages"' in body:
                 start_response(status, headers)
                 return [body]
-            time.sleep(min(remaining, _LONG_POLL_TICK))
+            time.sleep(min(remaining, tick))
+            tick = min(tick * 2, _LONG_POLL_MAX_TICK)
 
 
 class LocalEndpoint:
