@@ -60,12 +60,19 @@ def endpoint_ceiling(runtime: LocalRuntime, cycles: int, threads: int) -> tuple[
     s3 = address.client("s3")
     sqs = address.client("sqs")
     bucket = "bench-ceiling"
-    s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": address.region})
+    s3.create_bucket(
+        Bucket=bucket,
+        CreateBucketConfiguration={"LocationConstraint": address.region},  # type: ignore[typeddict-item]
+    )
     queue_url = sqs.create_queue(QueueName="bench-ceiling")["QueueUrl"]
-    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
     s3.put_bucket_notification_configuration(
         Bucket=bucket,
-        NotificationConfiguration={"QueueConfigurations": [{"QueueArn": queue_arn, "Events": ["s3:ObjectCreated:*"]}]},
+        NotificationConfiguration={
+            "QueueConfigurations": [{"QueueArn": queue_arn, "Events": ["s3:ObjectCreated:*"]}]
+        },
     )
     sqs.purge_queue(QueueUrl=queue_url)  # the s3:TestEvent
     body = json.dumps(RECORDS).encode()
@@ -100,29 +107,37 @@ def endpoint_ceiling(runtime: LocalRuntime, cycles: int, threads: int) -> tuple[
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--files", type=int, default=300)
     parser.add_argument("--stack", default="dev")
     parser.add_argument("--pipeline", default="transactions")
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
     tuning = LocalTuning.fast(log_level="CRITICAL")
-    with LocalRuntime(PROJECT_DIR, args.stack, state_dir=PROJECT_DIR / ".filepipe" / "bench", tuning=tuning) as runtime:
+    with LocalRuntime(
+        PROJECT_DIR, args.stack, state_dir=PROJECT_DIR / ".filepipe" / "bench", tuning=tuning
+    ) as runtime:
         assert runtime.metrics is not None
         real_stdout = sys.stdout
         sys.stdout = EmfCapture(real_stdout, runtime.metrics, echo=False)
         try:
             files_per_second = pipeline_throughput(runtime, args.pipeline, args.files)
-            threads = runtime.runner(args.pipeline)._concurrency
+            threads = runtime.runner(args.pipeline).concurrency
             cycles_per_second, calls_per_second = endpoint_ceiling(runtime, args.files, threads)
         finally:
             sys.stdout = real_stdout
     ratio = files_per_second / cycles_per_second
     print(f"machine:  {platform.machine()} {platform.processor() or ''} python {platform.python_version()}")
-    print(f"files:    {args.files} small JSON files ({len(json.dumps(RECORDS))} bytes), pipeline {args.pipeline}")
+    print(
+        f"files:    {args.files} small JSON files ({len(json.dumps(RECORDS))} bytes), pipeline {args.pipeline}"
+    )
     print(f"pipeline: {files_per_second:8.1f} files/s end to end (S3 event -> SQS -> handler -> S3 + state)")
-    print(f"ceiling:  {cycles_per_second:8.1f} bare file cycles/s = {calls_per_second:.0f} calls/s "
-          f"(PUT, receive, GET, PUT, delete; {threads} threads)")
+    print(
+        f"ceiling:  {cycles_per_second:8.1f} bare file cycles/s = {calls_per_second:.0f} calls/s "
+        f"(PUT, receive, GET, PUT, delete; {threads} threads)"
+    )
     print(f"ratio:    {ratio:8.0%} of the endpoint's ceiling (target >= 50%)")
     return 0
 

@@ -208,6 +208,11 @@ class EventSourceMappingRunner:
             self._enabled.clear()
 
     @property
+    def concurrency(self) -> int:
+        """Pollers (and so concurrent invocations) of this mapping."""
+        return self._concurrency
+
+    @property
     def busy(self) -> bool:
         """Whether messages are held: received into a batch and not yet deleted or given back."""
         with self._stats_lock:
