@@ -1,7 +1,7 @@
 """Local metrics: what the CloudWatch alarms of the stack are evaluated on.
 
-Two sources, as in AWS: gauges the services report (SQS queue depths, read from the endpoint when an
-alarm is evaluated) and datapoints the in-process runners record (the ``AWS/Lambda`` metrics of each
+Two sources, as in AWS: gauges the services report (SQS queue depths and ages, read from the
+endpoint's queues when an alarm is evaluated) and datapoints the in-process runners record (the ``AWS/Lambda`` metrics of each
 emulated function, and any custom metric put here).
 """
 
@@ -12,24 +12,18 @@ import time
 from collections import defaultdict, deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final
-
-if TYPE_CHECKING:
-    from mypy_boto3_sqs import SQSClient
-    from mypy_boto3_sqs.literals import QueueAttributeNameType
+from typing import Final
 
 SQS_NAMESPACE: Final = "AWS/SQS"
 LAMBDA_NAMESPACE: Final = "AWS/Lambda"
 
-_SQS_GAUGES: Final[dict[str, QueueAttributeNameType]] = {
-    "ApproximateNumberOfMessagesVisible": "ApproximateNumberOfMessages",
-    "ApproximateNumberOfMessagesNotVisible": "ApproximateNumberOfMessagesNotVisible",
-    "ApproximateNumberOfMessagesDelayed": "ApproximateNumberOfMessagesDelayed",
-}
-"""CloudWatch metric name -> the SQS attribute it is an approximation of."""
-
-OLDEST_MESSAGE_AGE: Final = "ApproximateAgeOfOldestMessage"
-"""Not an SQS attribute: read from the embedded endpoint's queue (see :func:`oldest_message_age`)."""
+SQS_GAUGES: Final = (
+    "ApproximateNumberOfMessagesVisible",
+    "ApproximateNumberOfMessagesNotVisible",
+    "ApproximateNumberOfMessagesDelayed",
+    "ApproximateAgeOfOldestMessage",
+)
+"""The queue metrics SQS reports to CloudWatch that the local alarms can use."""
 _RETENTION_SECONDS: Final = 3600.0
 
 MetricKey = tuple[str, str, frozenset[tuple[str, str]]]
@@ -67,21 +61,19 @@ def aggregate(values: list[float], statistic: str) -> float | None:
     raise ValueError(f"unsupported statistic {statistic!r}")
 
 
+QueueGauge = Callable[[str, str], float | None]
+"""``(queue name, CloudWatch metric name) -> value``; ``None`` when the queue does not exist."""
+
+
 class LocalMetrics:
-    """A thread-safe store of datapoints plus the SQS gauges of the endpoint."""
+    """A thread-safe store of datapoints, plus the SQS gauges of the endpoint's queues."""
 
     def __init__(
-        self,
-        sqs_factory: Callable[[], SQSClient] | None = None,
-        *,
-        queue_age: Callable[[str], float | None] | None = None,
-        clock: Callable[[], float] = time.monotonic,
+        self, queue_gauge: QueueGauge | None = None, *, clock: Callable[[], float] = time.monotonic
     ) -> None:
         self._points: dict[MetricKey, deque[tuple[float, float]]] = defaultdict(deque)
         self._lock = threading.Lock()
-        self._sqs_factory = sqs_factory
-        self._queue_age = queue_age
-        self._sqs: SQSClient | None = None
+        self._queue_gauge = queue_gauge
         self._clock = clock
 
     def put(self, namespace: str, name: str, dimensions: Mapping[str, str], value: float = 1.0) -> None:
@@ -94,57 +86,45 @@ class LocalMetrics:
 
     def datapoint(self, query: MetricQuery, window_seconds: float) -> float | None:
         """The statistic over the last ``window_seconds``; ``None`` when the metric has no data."""
-        if query.namespace == SQS_NAMESPACE and (
-            query.metric_name in _SQS_GAUGES or query.metric_name == OLDEST_MESSAGE_AGE
-        ):
-            return self._sqs_gauge(query)
+        if query.namespace == SQS_NAMESPACE and query.metric_name in SQS_GAUGES:
+            queue_name = query.dimensions.get("QueueName")
+            if queue_name is None or self._queue_gauge is None:
+                return None
+            return self._queue_gauge(queue_name, query.metric_name)
         since = self._clock() - window_seconds
         with self._lock:
             points = self._points.get(metric_key(query.namespace, query.metric_name, query.dimensions))
             values = [value for at, value in points or () if at >= since]
         return aggregate(values, query.statistic)
 
-    def _sqs_gauge(self, query: MetricQuery) -> float | None:
-        queue_name = query.dimensions.get("QueueName")
-        if queue_name is None:
-            return None
-        if query.metric_name == OLDEST_MESSAGE_AGE:
-            return self._queue_age(queue_name) if self._queue_age is not None else None
-        if self._sqs_factory is None:
-            return None
-        if self._sqs is None:
-            self._sqs = self._sqs_factory()
-        try:
-            url = self._sqs.get_queue_url(QueueName=queue_name)["QueueUrl"]
-            attribute = _SQS_GAUGES[query.metric_name]
-            attributes = self._sqs.get_queue_attributes(
-                QueueUrl=url,
-                AttributeNames=[attribute],
-            )["Attributes"]
-        except self._sqs.exceptions.QueueDoesNotExist:
-            return None
-        return float(attributes[attribute])
 
+def embedded_queue_gauges(account_id: str, region: str) -> QueueGauge:
+    """SQS's CloudWatch gauges, read from the in-process moto endpoint's queues.
 
-def oldest_message_age(account_id: str, region: str) -> Callable[[str], float | None]:
-    """``ApproximateAgeOfOldestMessage`` of a queue on the in-process moto endpoint, in seconds.
-
-    SQS has no API for it (CloudWatch computes it), so it is read from moto's queue directly: the
-    endpoint runs in this process. ``None`` (missing data) if the queue does not exist.
+    As in AWS, the service reports these itself: reading them costs the endpoint no API calls (the
+    alarm evaluator would otherwise poll every queue every period), and
+    ``ApproximateAgeOfOldestMessage`` has no API at all.
     """
 
-    def age(queue_name: str) -> float | None:
+    def gauge(queue_name: str, metric_name: str) -> float | None:
         from moto.sqs.models import sqs_backends
 
         try:
             queue = sqs_backends[account_id][region].get_queue(queue_name)
         except Exception:
             return None
+        messages = list(queue._messages)
+        if metric_name == "ApproximateNumberOfMessagesVisible":
+            return float(sum(1 for m in messages if m.visible and not m.delayed))
+        if metric_name == "ApproximateNumberOfMessagesNotVisible":
+            return float(sum(1 for m in messages if not m.visible))
+        if metric_name == "ApproximateNumberOfMessagesDelayed":
+            return float(sum(1 for m in messages if m.delayed))
         sent: list[float] = []
-        for message in list(queue._messages):
+        for message in messages:
             timestamp: float | None = message.sent_timestamp
             if timestamp is not None:
                 sent.append(timestamp)
         return max(0.0, time.time() - min(sent) / 1000) if sent else 0.0
 
-    return age
+    return gauge

@@ -32,7 +32,7 @@ from filepipe.local.apply import AppliedStack, LocalFunction, apply_stack
 from filepipe.local.capture import CapturedResource, CapturedStack, capture_stack
 from filepipe.local.endpoint import EndpointAddress, LocalEndpoint
 from filepipe.local.esm import EventSourceMappingRunner, FunctionSpec, Handler
-from filepipe.local.metrics import LocalMetrics, oldest_message_age
+from filepipe.local.metrics import LocalMetrics, embedded_queue_gauges
 
 log = logging.getLogger(__name__)
 
@@ -173,6 +173,11 @@ class LocalRuntime:
         return self._address
 
     @property
+    def endpoint_requests(self) -> int:
+        """Requests the endpoint has served (benchmarks)."""
+        return self._endpoint.requests
+
+    @property
     def outputs(self) -> dict[str, Any]:
         return dict(self.captured.outputs) if self.captured is not None else {}
 
@@ -188,9 +193,7 @@ class LocalRuntime:
     def _provision(self, address: EndpointAddress) -> None:
         self.captured = _tuned(capture_stack(self.project_dir, self.stack_name, address), self.tuning)
         self.applied = applied = apply_stack(self.captured, address)
-        self.metrics = LocalMetrics(
-            lambda: address.client("sqs"), queue_age=oldest_message_age(address.account_id, address.region)
-        )
+        self.metrics = LocalMetrics(embedded_queue_gauges(address.account_id, address.region))
 
         code_root = self.state_dir / "functions"
         for mapping in applied.mappings:

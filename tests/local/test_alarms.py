@@ -19,7 +19,7 @@ from filepipe.local.alarms import (
     notification,
 )
 from filepipe.local.alerts import AlertSubscriber, parse_sns_envelope
-from filepipe.local.metrics import LocalMetrics, MetricQuery, aggregate
+from filepipe.local.metrics import LocalMetrics, MetricQuery, aggregate, embedded_queue_gauges
 from tests.conftest import ACCOUNT_ID, REGION
 from tests.local.conftest import wait_until
 
@@ -129,7 +129,7 @@ def test_dlq_alarm_fires_once_notifies_the_topic_and_recovers_after_purge(
     sns = sns_factory()
     evaluator = AlarmEvaluator(
         [spec],
-        LocalMetrics(sqs_factory),
+        LocalMetrics(embedded_queue_gauges(ACCOUNT_ID, REGION)),
         lambda arn, subject, message: sns.publish(TopicArn=arn, Subject=subject, Message=message),
         account_id=ACCOUNT_ID,
         region=REGION,
