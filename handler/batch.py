@@ -222,6 +222,15 @@ class BatchHandler:
             self._defer(message, dlq_error, call)
             raise
         self.logger.info("message parked in the DLQ", extra={**log, "dlq_message_id": dlq_id})
+        if ref is not None:
+            try:
+                self.files.mark_parked(ref, dlq_id)
+            except TransientError as state_error:
+                # The message is safely in the DLQ; at worst a later duplicate is parked once more.
+                self.logger.warning(
+                    "could not record the park in the state table",
+                    extra={**log, "reason": state_error.reason},
+                )
 
     def _defer(
         self, message: dict[str, Any], error: TransientError, call: _Invocation, seconds: int | None = None

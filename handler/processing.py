@@ -96,6 +96,10 @@ class FileProcessor:
             return
         self._state.receive(ref, message_id)
 
+    def mark_parked(self, ref: ObjectRef, dlq_message_id: str) -> None:
+        """Record that the FAILED version's message is in the DLQ, so duplicates are not parked again."""
+        self._state.parked(ref, dlq_message_id)
+
     def process(self, ref: ObjectRef, message_id: str, deadline: Deadline) -> FileResult:
         """Raise a :class:`PermanentError` or :class:`TransientError`; the state item is updated first."""
         if self._is_own_output(ref):
@@ -103,8 +107,8 @@ class FileProcessor:
             return FileResult(ref, None, skipped="object is under the output prefix")
         target = self.output_key_for(ref)
         lease = self._state.begin(ref, message_id)
-        if lease is None:
-            return FileResult(ref, target, skipped="already SUCCEEDED")
+        if not isinstance(lease, Lease):
+            return FileResult(ref, target, skipped=f"already {lease.value}")
         try:
             outcome = self._run(lease, target, deadline)
         except PermanentError as error:

@@ -92,6 +92,9 @@ class StateAttribute(StrEnum):
     """ISO-8601 UTC; the sort key of the ``by-status`` index."""
     EXPIRES_AT = "expires_at"
     """Epoch seconds; the table's TTL attribute."""
+    DLQ_MESSAGE_ID = "dlq_message_id"
+    """Set on a FAILED version once its message is parked in the DLQ: duplicates are then skipped.
+    Replaying a failed file means removing this attribute (or the item) before re-sending its message."""
 
 
 STATUS_INDEX: Final = "by-status"

@@ -37,6 +37,7 @@ _PLACEHOLDER = re.compile(r"#(\w+)")
 _STATUS = f"#{StateAttribute.STATUS.value}"
 _UPDATED_AT = f"#{StateAttribute.UPDATED_AT.value}"
 _EXPIRES_AT = f"#{StateAttribute.EXPIRES_AT.value}"
+_DLQ_MESSAGE_ID = f"#{StateAttribute.DLQ_MESSAGE_ID.value}"
 
 Clock = Callable[[], float]
 
@@ -69,12 +70,16 @@ class StateStore(Protocol):
     def receive(self, ref: ObjectRef, message_id: str) -> None:
         """Record a version RECEIVED unless it already has an item. Raises transient errors."""
 
-    def begin(self, ref: ObjectRef, message_id: str) -> Lease | None:
-        """Take the lease; ``None`` if the version already SUCCEEDED. Raises transient errors."""
+    def begin(self, ref: ObjectRef, message_id: str) -> Lease | FileStatus:
+        """Take the lease; or the final status (SUCCEEDED, or FAILED and parked) of a version that must
+        not be processed again. Raises transient errors."""
 
     def succeed(self, lease: Lease, outcome: Outcome) -> None: ...
 
     def fail(self, lease: Lease, error: FilepipeError) -> None: ...
+
+    def parked(self, ref: ObjectRef, dlq_message_id: str) -> None:
+        """Record that a FAILED version's message is in the DLQ. Raises transient errors."""
 
     def release(self, lease: Lease, error: FilepipeError) -> None:
         """Give the lease back after a transient error so that the retry is not blocked."""
@@ -89,8 +94,11 @@ class NullStateStore:
     def receive(self, ref: ObjectRef, message_id: str) -> None:
         return None
 
-    def begin(self, ref: ObjectRef, message_id: str) -> Lease | None:
+    def begin(self, ref: ObjectRef, message_id: str) -> Lease | FileStatus:
         return Lease(ref, uuid.uuid4().hex, 1, self._clock())
+
+    def parked(self, ref: ObjectRef, dlq_message_id: str) -> None:
+        return None
 
     def succeed(self, lease: Lease, outcome: Outcome) -> None:
         return None
@@ -233,13 +241,14 @@ class DynamoStateStore:
             if _error_code(exc) != "ConditionalCheckFailedException":
                 raise StateTableError(f"state table write failed: {exc}") from exc
 
-    def begin(self, ref: ObjectRef, message_id: str) -> Lease | None:
+    def begin(self, ref: ObjectRef, message_id: str) -> Lease | FileStatus:
         now = self._clock()
         token = uuid.uuid4().hex
         described, values = self._describe(ref, message_id)
         values |= {
+            ":was_received": _s(FileStatus.RECEIVED),
             ":processing": _s(FileStatus.PROCESSING),
-            ":succeeded": _s(FileStatus.SUCCEEDED),
+            ":failed": _s(FileStatus.FAILED),
             ":now_iso": _s(_iso(now)),
             ":now": _n(int(now)),
             ":lease_until": _n(int(now) + self._lease_seconds),
@@ -258,10 +267,13 @@ class DynamoStateStore:
             "#started_at = :now_iso",
         ]
         expression = "SET " + ", ".join(sets) + " ADD #attempts :one REMOVE #error_type, #error"
-        # Predecessors: no item, RECEIVED, FAILED (a retried failure) or a PROCESSING lease that expired.
+        # Predecessors: no item, RECEIVED, a PROCESSING lease that expired, or a FAILED version whose
+        # message never reached the DLQ. A parked FAILED version is final: a duplicate delivery of it
+        # must not park it a second time.
         condition = (
-            f"attribute_not_exists({_STATUS}) OR "
-            f"({_STATUS} <> :succeeded AND ({_STATUS} <> :processing OR #lease_until < :now))"
+            f"attribute_not_exists({_STATUS}) OR {_STATUS} = :was_received"
+            f" OR ({_STATUS} = :processing AND #lease_until < :now)"
+            f" OR ({_STATUS} = :failed AND attribute_not_exists({_DLQ_MESSAGE_ID}))"
         )
         try:
             response = self._client.update_item(
@@ -279,8 +291,8 @@ class DynamoStateStore:
                 raise StateTableError(f"state table write failed: {exc}") from exc
             current = self._current(ref, exc)
             status = current.get(StateAttribute.STATUS.value, {}).get("S")
-            if status == FileStatus.SUCCEEDED:
-                return None
+            if status in (FileStatus.SUCCEEDED, FileStatus.FAILED):
+                return FileStatus(status)
             raise LeaseHeldError(
                 f"s3://{ref.bucket}/{ref.key} ({ref.state_sk}) is being processed by another invocation"
             ) from None
@@ -353,6 +365,22 @@ class DynamoStateStore:
                 ":duration_ms": _n(duration_ms),
             },
         )
+
+    def parked(self, ref: ObjectRef, dlq_message_id: str) -> None:
+        now = self._clock()
+        try:
+            self._update(
+                ref,
+                f"SET {_DLQ_MESSAGE_ID} = :dlq_message_id, {_UPDATED_AT} = :now_iso",
+                f"{_STATUS} = :failed",
+                {
+                    ":dlq_message_id": _s(dlq_message_id),
+                    ":now_iso": _s(_iso(now)),
+                    ":failed": _s(FileStatus.FAILED),
+                },
+            )
+        except Exception as exc:
+            raise StateTableError(f"state table write failed: {exc}") from exc
 
     def release(self, lease: Lease, error: FilepipeError) -> None:
         now = self._clock()

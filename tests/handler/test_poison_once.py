@@ -1,0 +1,73 @@
+"""A poison file is parked exactly once, however often its event is delivered."""
+
+from __future__ import annotations
+
+from filepipe.handler.settings import DlqAttribute, FileStatus
+
+from .conftest import Aws, FakeContext
+from .events import s3_body
+from .test_handler import failures, ids
+
+
+def test_a_duplicate_of_a_parked_poison_file_is_acknowledged_not_parked_again(
+    aws: Aws, context: FakeContext
+) -> None:
+    # GIVEN a poison file whose event is delivered twice, in two batches
+    put = aws.put("in/poison.json", "{nope")
+    first = aws.batch(s3_body(key="in/poison.json", put=put))
+    duplicate = aws.batch(s3_body(key="in/poison.json", put=put))
+    handler = aws.handler()
+
+    # WHEN both batches are handled
+    responses = [handler(first, context), handler(duplicate, context)]
+
+    # THEN both messages are handled, one DLQ message exists, and the item records the park
+    assert responses == [{"batchItemFailures": []}, {"batchItemFailures": []}]
+    [parked] = aws.dlq_messages()
+    assert parked["MessageAttributes"][DlqAttribute.SOURCE_KEY]["StringValue"] == "in/poison.json"
+    [item] = aws.state_items()
+    assert item["status"] == FileStatus.FAILED
+    assert item["attempts"] == "1"
+    assert item["dlq_message_id"] == parked["MessageId"]
+
+
+def test_a_poison_file_whose_park_failed_is_parked_on_the_retry(aws: Aws, context: FakeContext) -> None:
+    # GIVEN a poison file and a DLQ that refuses the first send
+    put = aws.put("in/poison.json", "{nope")
+    event = aws.batch(s3_body(key="in/poison.json", put=put))
+    aws.faults.fail(aws.sqs, "SendMessage", code="InternalError", status=500, times=1)
+    handler = aws.handler()
+
+    # WHEN the batch fails to park, then the same message is redelivered
+    first = handler(event, context)
+    retry = handler(aws.redeliver(event), context)
+
+    # THEN nothing is lost: reported for retry first, parked exactly once on the retry
+    assert first == failures(*ids(event))
+    assert retry == {"batchItemFailures": []}
+    [parked] = aws.dlq_messages()
+    [item] = aws.state_items()
+    assert (item["status"], item["dlq_message_id"]) == (FileStatus.FAILED, parked["MessageId"])
+
+
+def test_a_failed_park_record_does_not_fail_the_message(aws: Aws, context: FakeContext) -> None:
+    # GIVEN a poison file, and a state table that rejects the update recording the park
+    put = aws.put("in/poison.json", "{nope")
+    event = aws.batch(s3_body(key="in/poison.json", put=put))
+    aws.faults.fail(
+        aws.dynamodb,
+        "UpdateItem",
+        code="InternalServerError",
+        status=500,
+        when=lambda params: ":dlq_message_id" in params.get("ExpressionAttributeValues", {}),
+    )
+
+    # WHEN
+    response = aws.handler()(event, context)
+
+    # THEN the message is handled: it is already in the DLQ, with its reason
+    assert response == {"batchItemFailures": []}
+    assert len(aws.dlq_messages()) == 1
+    [item] = aws.state_items()
+    assert item["status"] == FileStatus.FAILED
+    assert "dlq_message_id" not in item
