@@ -107,6 +107,9 @@ def print_resources(console: Console, runtime: LocalRuntime) -> None:
         short = token.split(":")[1] if token.count(":") == 2 else token
         table.add_row(short, str(count), RESOURCE_TYPES[token].handling.value)
     console.print(table)
+    if runtime.applied.existing_buckets:
+        names = ", ".join(runtime.applied.existing_buckets)
+        console.print(f"[dim]existing buckets the stack uses, created locally: {names}[/]")
 
 
 def print_pipelines(console: Console, runtime: LocalRuntime) -> None:

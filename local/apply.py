@@ -502,6 +502,8 @@ class AppliedStack:
     alarms: list[AlarmSpec] = field(default_factory=list)
     topic_arns: list[str] = field(default_factory=list)
     handled: list[tuple[CapturedResource, Handling]] = field(default_factory=list)
+    existing_buckets: list[str] = field(default_factory=list)
+    """Buckets the stack refers to without creating them, created locally as stand-ins."""
 
 
 def _number(value: Any, default: float) -> float:
@@ -574,11 +576,35 @@ def alarm_spec(resource: CapturedResource) -> AlarmSpec:
     )
 
 
+def existing_buckets(stack: CapturedStack) -> list[str]:
+    """Buckets the stack uses but does not create (``bucket: <existing name>`` in the stack config)."""
+    created = {bucket.get("bucket") for bucket in stack.of_type("aws:s3/bucket:Bucket")}
+    used = [
+        str(resource.inputs["bucket"])
+        for resource in stack.resources
+        if resource.type.startswith("aws:s3/")
+        and resource.type != "aws:s3/bucket:Bucket"
+        and resource.inputs.get("bucket")
+    ]
+    return [name for name in dict.fromkeys(used) if name not in created]
+
+
 def apply_stack(stack: CapturedStack, address: EndpointAddress) -> AppliedStack:
-    """Create every applied resource on the endpoint, in registration order; collect the emulated ones."""
+    """Create every applied resource on the endpoint, in registration order; collect the emulated ones.
+
+    Buckets the stack only refers to exist in the cloud before the stack does; locally they are
+    created first (versioned, like the buckets the component creates), so the pipelines have them.
+    """
     check_types(stack)
     ctx = ApplyContext(address, stack)
     applied = AppliedStack()
+    for name in existing_buckets(stack):
+        kwargs: dict[str, Any] = {"Bucket": name}
+        if address.region != "us-east-1":
+            kwargs["CreateBucketConfiguration"] = {"LocationConstraint": address.region}
+        ctx.client("s3").create_bucket(**kwargs)
+        ctx.client("s3").put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
+        applied.existing_buckets.append(name)
     for resource in stack.resources:
         rule = RESOURCE_TYPES[resource.type]
         if rule.apply is not None:

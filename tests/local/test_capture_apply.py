@@ -12,6 +12,7 @@ from filepipe.local.apply import (
     ApplyError,
     Handling,
     check_types,
+    existing_buckets,
     local_bucket_policy,
     mapping_spec,
 )
@@ -85,6 +86,21 @@ def test_the_tls_only_deny_is_dropped_for_the_plain_http_endpoint() -> None:
     kept = local_bucket_policy(json.dumps({"Version": "2012-10-17", "Statement": [deny, allow]}))
     assert kept is not None
     assert json.loads(kept)["Statement"] == [allow]
+
+
+def test_buckets_used_but_not_created_are_stood_in_for() -> None:
+    created = _resource("aws:s3/bucket:Bucket", "data-bucket")
+    stack = CapturedStack(
+        "p",
+        "s",
+        [
+            created,
+            _resource("aws:s3/bucketNotification:BucketNotification", "a", bucket=created.get("bucket")),
+            _resource("aws:s3/bucketNotification:BucketNotification", "b", bucket="landing"),
+            _resource("aws:s3/bucketPolicy:BucketPolicy", "c", bucket="landing", policy="{}"),
+        ],
+    )
+    assert existing_buckets(stack) == ["landing"]
 
 
 def test_a_mapping_on_a_foreign_source_is_rejected() -> None:
