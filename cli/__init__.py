@@ -1,0 +1,1 @@
+"""filepipe.cli: the ``filepipe`` command (``main.py`` dispatches; one module per command group)."""
