@@ -17,16 +17,13 @@ Unknown keys are errors, so a typo cannot silently fall back to a default.
 from __future__ import annotations
 
 import dataclasses
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from pathlib import Path
 from typing import Any
 
 import pulumi
-import yaml
 
 from .args import PipelineArgs
 from .bucket import PipelineBucketArgs
@@ -179,31 +176,8 @@ def stack_config_from_mapping(config: Mapping[str, Any]) -> StackConfig:
     return StackConfig(groups=groups)
 
 
-def load_stack_config(config: pulumi.Config | None = None) -> StackConfig:
+def stack_config_from_pulumi(config: pulumi.Config | None = None) -> StackConfig:
     """Read the ``filepipe:`` keys of the current stack."""
     config = config or pulumi.Config("filepipe")
     values = {key: config.get_object(key) for key in STACK_KEYS}
     return stack_config_from_mapping({key: value for key, value in values.items() if value is not None})
-
-
-def read_stack_file(project_dir: str | Path, stack: str) -> dict[str, Any]:
-    """The ``config:`` block of ``Pulumi.<stack>.yaml``, with plain values (``value:`` wrappers removed).
-
-    For running the stack program without the Pulumi CLI (under mocks: tests, ``filepipe local``).
-    Secrets cannot be decrypted without the CLI and are refused.
-    """
-    path = Path(project_dir) / f"Pulumi.{stack}.yaml"
-    if not path.is_file():
-        raise PipelineConfigError(f"no stack file {path}: create it or pick another stack.")
-    document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    config: dict[str, Any] = {}
-    for key, value in (document.get("config") or {}).items():
-        if isinstance(value, Mapping) and "secure" in value:
-            raise PipelineConfigError(f"{path}: {key} is a secret; it cannot be read without the Pulumi CLI.")
-        config[key] = value["value"] if isinstance(value, Mapping) and set(value) == {"value"} else value
-    return config
-
-
-def as_pulumi_config(config: Mapping[str, Any]) -> dict[str, str]:
-    """Encode config values the way the Pulumi engine hands them to a program (objects as JSON)."""
-    return {key: value if isinstance(value, str) else json.dumps(value) for key, value in config.items()}

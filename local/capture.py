@@ -263,8 +263,11 @@ def _config_value(value: Any) -> str:
     return json.dumps(value)
 
 
-def load_stack_config(project_dir: Path, stack: str) -> tuple[str, Path, dict[str, str]]:
-    """``(project name, program path, config)`` from ``Pulumi.yaml`` and ``Pulumi.<stack>.yaml``."""
+def load_stack_config(
+    project_dir: Path, stack: str, *, local_overrides: bool = True
+) -> tuple[str, Path, dict[str, str]]:
+    """``(project name, program path, config)`` from ``Pulumi.yaml`` and ``Pulumi.<stack>.yaml``, encoded
+    as the Pulumi engine hands config to a program; ``local_overrides`` adds the local-run settings."""
     project_file = project_dir / "Pulumi.yaml"
     stack_file = project_dir / f"Pulumi.{stack}.yaml"
     if not project_file.is_file():
@@ -290,7 +293,8 @@ def load_stack_config(project_dir: Path, stack: str) -> tuple[str, Path, dict[st
         if isinstance(value, dict) and set(value) == {"secure"}:
             raise CaptureError(f"{stack_file.name}: {key} is a secret; local runs cannot decrypt it")
         config[qualified(key)] = _config_value(value)
-    config.update(LOCAL_CONFIG_OVERRIDES)
+    if local_overrides:
+        config.update(LOCAL_CONFIG_OVERRIDES)
     return name, program, config
 
 

@@ -1,5 +1,6 @@
 """The stack program (``__main__.py``) with the dev stack's real config, under mocks."""
 
+import json
 import runpy
 from pathlib import Path
 from typing import Any
@@ -8,14 +9,15 @@ import pulumi
 import pytest
 
 from filepipe import PipelineConfigError
-from filepipe.stack_config import as_pulumi_config, read_stack_file, stack_config_from_mapping
+from filepipe.local.capture import CaptureError, load_stack_config
+from filepipe.stack_config import stack_config_from_mapping
 from tests.components.conftest import build
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def _run_stack_program(config):
-    pulumi.runtime.set_all_config(as_pulumi_config(config))
+    pulumi.runtime.set_all_config(config)
     exports: dict[str, Any] = {}
 
     def program():
@@ -30,7 +32,7 @@ def _run_stack_program(config):
 def test_dev_stack_creates_two_pipelines_on_one_bucket(mocks, monkeypatch):
     # GIVEN the dev stack's config, read as the Pulumi CLI would hand it to the program
     monkeypatch.chdir(REPO)
-    config = read_stack_file(REPO, "dev")
+    _, _, config = load_stack_config(REPO, "dev", local_overrides=False)
 
     # WHEN the stack program runs
     exports = _run_stack_program(config)
@@ -67,11 +69,13 @@ def test_dev_stack_creates_two_pipelines_on_one_bucket(mocks, monkeypatch):
 def test_pipelines_naming_an_existing_bucket_get_their_own_group(mocks, monkeypatch):
     monkeypatch.chdir(REPO)
     config = {
-        "filepipe:pipelines": [
-            {"name": "orders", "inputPrefix": "incoming/orders/"},
-            {"name": "legacy", "inputPrefix": "drop/", "bucket": "legacy-landing"},
-        ],
-        "filepipe:bundleDependencies": False,
+        "filepipe:pipelines": json.dumps(
+            [
+                {"name": "orders", "inputPrefix": "incoming/orders/"},
+                {"name": "legacy", "inputPrefix": "drop/", "bucket": "legacy-landing"},
+            ]
+        ),
+        "filepipe:bundleDependencies": "false",
     }
 
     exports = _run_stack_program(config)
@@ -122,5 +126,7 @@ def test_defaults_apply_to_every_pipeline_unless_overridden():
 def test_secrets_in_a_stack_file_are_refused(tmp_path):
     (tmp_path / "Pulumi.prod.yaml").write_text("config:\n  filepipe:token:\n    secure: AAAB\n")
 
-    with pytest.raises(PipelineConfigError, match="secret"):
-        read_stack_file(tmp_path, "prod")
+    (tmp_path / "Pulumi.yaml").write_text("name: filepipe\nruntime: python\n")
+
+    with pytest.raises(CaptureError, match="secret"):
+        load_stack_config(tmp_path, "prod")
