@@ -24,8 +24,10 @@ from rich.console import Console
 from rich.table import Table
 
 from filepipe.local.alerts import Alert
-from filepipe.local.apply import RESOURCE_TYPES, Handling
+from filepipe.local.apply import RESOURCE_TYPES, ApplyError, Handling
+from filepipe.local.capture import CaptureError
 from filepipe.local.emf import EmfCapture
+from filepipe.local.endpoint import EndpointError
 from filepipe.local.runtime import (
     ALERTS_FILE,
     ENDPOINT_FILE,
@@ -143,6 +145,17 @@ def print_endpoint(console: Console, runtime: LocalRuntime) -> None:
         )
 
 
+def _start(console: Console, runtime: LocalRuntime, status: str) -> bool:
+    """Start the runtime; a configuration problem is one red line, not a traceback."""
+    try:
+        with console.status(status):
+            runtime.start()
+    except (EndpointError, CaptureError, ApplyError) as error:
+        console.print(f"[bold red]cannot start[/]: {error}")
+        return False
+    return True
+
+
 def _install_stop_signals(stop: threading.Event) -> None:
     def handler(signum: int, frame: FrameType | None) -> None:
         stop.set()
@@ -172,8 +185,8 @@ def _up(args: argparse.Namespace) -> int:
     )
     stop = threading.Event()
     _install_stop_signals(stop)
-    with console.status("starting the endpoint and provisioning the stack…"):
-        runtime.start()
+    if not _start(console, runtime, "starting the endpoint and provisioning the stack…"):
+        return 1
     assert runtime.metrics is not None
     real_stdout = sys.stdout
     sys.stdout = EmfCapture(real_stdout, runtime.metrics, echo=not args.quiet)
@@ -267,8 +280,10 @@ def _demo(args: argparse.Namespace) -> int:
         tuning=LocalTuning.fast(log_level="CRITICAL"),
         on_alert=on_alert,
     )
-    with console.status("starting a local AWS endpoint and provisioning the stack from the component…"):
-        runtime.start()
+    if not _start(
+        console, runtime, "starting a local AWS endpoint and provisioning the stack from the component…"
+    ):
+        return 1
     assert runtime.metrics is not None
     real_stdout = sys.stdout
     sys.stdout = EmfCapture(real_stdout, runtime.metrics, echo=False)

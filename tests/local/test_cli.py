@@ -38,3 +38,13 @@ def test_the_demo_passes_from_the_project_root(tmp_path: Path, capsys: pytest.Ca
     assert "processed/" in out
     assert (tmp_path / "outputs.json").is_file()
     assert "ALARM" in (tmp_path / "alerts.log").read_text()
+
+
+def test_an_unknown_stack_is_one_line_not_a_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(
+        ["local", "demo", "--project-dir", str(PROJECT_DIR), "--stack", "nope", "--state-dir", str(tmp_path)]
+    )
+    assert code == 1
+    assert "cannot start" in capsys.readouterr().out
