@@ -276,10 +276,10 @@ class LocalEndpoint:
             server = make_server(
                 LOCAL_HOST, self._requested_port, app, threaded=True, request_handler=KeepAliveHandler
             )
-        except OSError as error:
-            raise EndpointError(
-                f"cannot listen on {LOCAL_HOST}:{self._requested_port}: {error.strerror or error}"
-            ) from error
+        except (OSError, SystemExit) as error:
+            # werkzeug reports a taken port on stderr and exits; the endpoint raises instead.
+            reason = getattr(error, "strerror", None) or "the address is in use or not available"
+            raise EndpointError(f"cannot listen on {LOCAL_HOST}:{self._requested_port}: {reason}") from None
         self._server = server
         self._thread = threading.Thread(target=server.serve_forever, name="moto-server", daemon=True)
         self._thread.start()
