@@ -5,11 +5,13 @@
 1. Pipeline: the stack runs locally (component -> moto, real handler, emulated mapping). The mapping
    is paused while N small files are uploaded (their S3 events queue up), then enabled:
    files/s = N / time to drain. The endpoint's request counter gives the calls the run made.
-2. Ceiling, same endpoint, same number of threads as the mapping's pollers: N more files are
-   uploaded to a bucket notifying a bare queue, then timed "bare file cycles" do only the calls a file
-   needs without the handler: ReceiveMessage, GetObject, PutObject (output), DeleteMessage.
-3. Ratio = pipeline files/s / bare cycles/s (target >= 50%): how much of the endpoint's capacity for
-   the bare work the whole pipeline (runner, handler, state table, alarms) achieves.
+   Then end to end with the upload: N more files uploaded on as many threads as the mapping has
+   pollers while it runs; files/s from the first upload to the last file processed.
+2. Ceiling, same endpoint, same number of threads: "bare file cycles" that do only the calls a file
+   needs without the handler: ReceiveMessage, GetObject, PutObject (output), DeleteMessage on files
+   already queued (drain), and the same preceded by the PutObject of the input (with upload).
+3. Ratios = pipeline files/s / bare cycles/s, each against its like (target >= 50%): how much of the
+   endpoint's capacity for the bare work the whole pipeline (runner, handler, state table) achieves.
 """
 
 from __future__ import annotations
@@ -64,7 +66,54 @@ def pipeline_throughput(runtime: LocalRuntime, pipeline: str, files: int) -> tup
     return files / elapsed, runtime.endpoint_requests - requests_before
 
 
-def endpoint_ceiling(runtime: LocalRuntime, cycles: int, threads: int) -> float:
+def _parallel(threads: int, count: int, work: Any) -> float:
+    """Run ``work(index)`` for ``count`` indexes on ``threads`` threads; return the elapsed seconds."""
+    remaining = [count]
+    lock = threading.Lock()
+
+    def worker() -> None:
+        while True:
+            with lock:
+                if remaining[0] <= 0:
+                    return
+                remaining[0] -= 1
+                index = remaining[0]
+            work(index)
+
+    workers = [threading.Thread(target=worker) for _ in range(threads)]
+    started = time.perf_counter()
+    for thread in workers:
+        thread.start()
+    for thread in workers:
+        thread.join()
+    return time.perf_counter() - started
+
+
+def pipeline_with_uploads(runtime: LocalRuntime, pipeline: str, files: int, threads: int) -> float:
+    """Files/s from the first upload to the last file processed, uploading on ``threads`` threads."""
+    out = runtime.pipeline_outputs(pipeline)
+    runner = runtime.runner(pipeline)
+    done_before = runner.stats.messages_deleted
+    clients = threading.local()
+
+    def upload(index: int) -> None:
+        if not hasattr(clients, "s3"):
+            clients.s3 = runtime.address.client("s3")
+        clients.s3.put_object(
+            Bucket=out["bucket"], Key=f"{out['inputPrefix']}e2e/{index:05d}.json", Body=BODY
+        )
+
+    started = time.perf_counter()
+    _parallel(threads, files, upload)
+    deadline = time.monotonic() + 600
+    while runner.stats.messages_deleted - done_before < files or not runtime.is_idle():
+        if time.monotonic() > deadline:
+            raise RuntimeError("the pipeline did not drain")
+        time.sleep(0.05)
+    return files / (time.perf_counter() - started)
+
+
+def endpoint_ceiling(runtime: LocalRuntime, cycles: int, threads: int) -> tuple[float, float]:
     """Bare file cycles/s (receive, GET, PUT, delete) on ``threads`` threads."""
     address = runtime.address
     s3 = address.client("s3")
@@ -87,33 +136,40 @@ def endpoint_ceiling(runtime: LocalRuntime, cycles: int, threads: int) -> float:
         },
     )
     sqs.purge_queue(QueueUrl=queue_url)  # the s3:TestEvent
+    clients = threading.local()
+
+    def client(service: str) -> Any:
+        if not hasattr(clients, service):
+            setattr(clients, service, address.client(service))  # type: ignore[call-overload]
+        return getattr(clients, service)
+
+    def upload(index: int) -> None:
+        client("s3").put_object(Bucket=bucket, Key=f"in/{index}.json", Body=BODY)
+
+    def process() -> None:
+        messages: list[Any] = []
+        while not messages:
+            messages = (
+                client("sqs").receive_message(QueueUrl=queue_url, MaxNumberOfMessages=1).get("Messages", [])
+            )
+        key = json.loads(messages[0]["Body"])["Records"][0]["s3"]["object"]["key"].replace("%2F", "/")
+        client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+        client("s3").put_object(Bucket=bucket, Key=f"out/{key}", Body=BODY)
+        client("sqs").delete_message(QueueUrl=queue_url, ReceiptHandle=messages[0]["ReceiptHandle"])
+
+    # Without the upload: files already queued, as in the pipeline's drain measurement.
     for index in range(cycles):
-        s3.put_object(Bucket=bucket, Key=f"in/{index}.json", Body=BODY)
+        upload(index)
     _wait_for_depth(runtime, queue_url, cycles)
-    remaining = [cycles]
-    lock = threading.Lock()
+    drain = cycles / _parallel(threads, cycles, lambda index: process())
 
-    def worker() -> None:
-        s3c = address.client("s3")
-        sqsc = address.client("sqs")
-        while True:
-            with lock:
-                if remaining[0] <= 0:
-                    return
-                remaining[0] -= 1
-            messages: list[Any] = sqsc.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=1)["Messages"]
-            key = json.loads(messages[0]["Body"])["Records"][0]["s3"]["object"]["key"].replace("%2F", "/")
-            s3c.get_object(Bucket=bucket, Key=key)["Body"].read()
-            s3c.put_object(Bucket=bucket, Key=f"out/{key}", Body=BODY)
-            sqsc.delete_message(QueueUrl=queue_url, ReceiptHandle=messages[0]["ReceiptHandle"])
+    # With the upload: PUT then process, as in the end-to-end measurement.
+    def upload_and_process(index: int) -> None:
+        upload(cycles + index)
+        process()
 
-    workers = [threading.Thread(target=worker) for _ in range(threads)]
-    started = time.perf_counter()
-    for thread in workers:
-        thread.start()
-    for thread in workers:
-        thread.join()
-    return cycles / (time.perf_counter() - started)
+    with_upload = cycles / _parallel(threads, cycles, upload_and_process)
+    return drain, with_upload
 
 
 def main() -> int:
@@ -135,21 +191,24 @@ def main() -> int:
         try:
             files_per_second, requests = pipeline_throughput(runtime, args.pipeline, args.files)
             threads = runtime.runner(args.pipeline).concurrency
-            cycles_per_second = endpoint_ceiling(runtime, args.files, threads)
+            end_to_end = pipeline_with_uploads(runtime, args.pipeline, args.files, threads)
+            cycles_per_second, cycles_with_upload = endpoint_ceiling(runtime, args.files, threads)
         finally:
             sys.stdout = real_stdout
     calls_per_file = requests / args.files
     print(f"machine:  {os.cpu_count()} CPUs {platform.machine()}, python {platform.python_version()}")
     print(f"files:    {args.files} small JSON files ({len(BODY)} bytes), pipeline {args.pipeline}")
     print(
-        f"pipeline: {files_per_second:8.1f} files/s end to end "
-        f"({calls_per_file:.1f} endpoint calls per file: SQS, S3, state table, alarms, idle polls)"
+        f"drain:    pipeline {files_per_second:6.1f} files/s ({calls_per_file:.1f} endpoint calls per file) | "
+        f"bare receive+GET+PUT+delete {cycles_per_second:6.1f}/s ({cycles_per_second * 4:.0f} calls/s) | "
+        f"ratio {files_per_second / cycles_per_second:4.0%}"
     )
     print(
-        f"ceiling:  {cycles_per_second:8.1f} bare file cycles/s = {cycles_per_second * 4:.0f} calls/s "
-        f"(receive, GET, PUT, delete; {threads} threads)"
+        f"upload:   pipeline {end_to_end:6.1f} files/s                                | "
+        f"bare PUT+receive+GET+PUT+delete {cycles_with_upload:6.1f}/s ({cycles_with_upload * 5:.0f} calls/s) | "
+        f"ratio {end_to_end / cycles_with_upload:4.0%}"
     )
-    print(f"ratio:    {files_per_second / cycles_per_second:8.0%} of the endpoint's ceiling (target >= 50%)")
+    print(f"threads:  {threads} (the mapping's pollers; the bare loops use as many); target ratio >= 50%")
     return 0
 
 
