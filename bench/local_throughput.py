@@ -179,9 +179,10 @@ def main() -> int:
     parser.add_argument("--files", type=int, default=300)
     parser.add_argument("--stack", default="dev")
     parser.add_argument("--pipeline", default="transactions")
+    parser.add_argument("--concurrency", type=int, help="pollers per mapping (default: the mapping's own)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
-    tuning = LocalTuning.fast(log_level="CRITICAL")
+    tuning = LocalTuning.fast(log_level="CRITICAL", concurrency=args.concurrency)
     with LocalRuntime(
         PROJECT_DIR, args.stack, state_dir=PROJECT_DIR / ".filepipe" / "bench", tuning=tuning
     ) as runtime:
