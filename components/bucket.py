@@ -45,8 +45,10 @@ class PipelineBucket(pulumi.ComponentResource):
         args = args or PipelineBucketArgs()
         child = pulumi.ResourceOptions(parent=self)
 
+        # The primary resource carries the component's own name (not "<name>-bucket"), so a group's
+        # bucket "data-bucket" is not called "data-bucket-bucket" in the console and locally.
         self.bucket = aws.s3.Bucket(
-            f"{name}-bucket",
+            name,
             bucket=args.bucket_name,
             force_destroy=args.force_destroy,
             tags=dict(args.tags),
