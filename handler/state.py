@@ -276,16 +276,7 @@ class DynamoStateStore:
             f" OR ({_STATUS} = :failed AND attribute_not_exists({_DLQ_MESSAGE_ID}))"
         )
         try:
-            response = self._client.update_item(
-                TableName=self._table,
-                Key=self._key(ref),
-                UpdateExpression=expression,
-                ConditionExpression=condition,
-                ExpressionAttributeNames=_names(expression, condition),
-                ExpressionAttributeValues=values,
-                ReturnValues="ALL_NEW",
-                ReturnValuesOnConditionCheckFailure="ALL_OLD",
-            )
+            response = self._update(ref, expression, condition, values)
         except Exception as exc:
             if _error_code(exc) != "ConditionalCheckFailedException":
                 raise StateTableError(f"state table write failed: {exc}") from exc
