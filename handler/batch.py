@@ -13,7 +13,6 @@ whose versions cannot be recorded is retried as a whole). Then, per message:
 
 from __future__ import annotations
 
-import threading
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger
@@ -67,7 +66,6 @@ class BatchHandler:
         self.service = settings.service_name or settings.pipeline_name
         self.logger = Logger(service=self.service, level=settings.log_level)
         self._queue_urls = QueueUrls()
-        self._lock = threading.Lock()
 
     def __call__(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
         records = event.get("Records")
@@ -111,7 +109,7 @@ class BatchHandler:
         except UnknownBodyError as error:
             self.logger.error("message body not understood", extra={**log, "reason": error.reason})
             call.count(Metric.FILES_FAILED)
-            self._park(message, body, error, None, call, log)
+            self._park(message, body, error, [], call, log)
             return "dlq"
         if parsed.test_event:
             self.logger.info("s3:TestEvent acknowledged and skipped", extra=log)
@@ -128,7 +126,7 @@ class BatchHandler:
             )
             self._defer(message, unreceived, call)
             raise unreceived
-        permanent: tuple[PermanentError, ObjectRef] | None = None
+        permanent: list[tuple[PermanentError, ObjectRef]] = []
         transient: TransientError | None = None
         for ref in parsed.objects:
             file_log = {**log, "bucket": ref.bucket, "key": ref.key, "version_id": ref.version_id}
@@ -144,7 +142,7 @@ class BatchHandler:
                     "file failed permanently",
                     extra={**file_log, "error_type": error.error_type, "reason": error.reason},
                 )
-                permanent = permanent or (error, ref)
+                permanent.append((error, ref))
                 continue
             except TransientError as error:
                 call.count(Metric.FILES_RETRIED)
@@ -180,8 +178,9 @@ class BatchHandler:
             # Files already done are skipped on the retry (SUCCEEDED in the state table).
             self._defer(message, transient, call, seconds=0 if isinstance(transient, DeadlineError) else None)
             raise transient
-        if permanent is not None:
-            self._park(message, body, permanent[0], permanent[1], call, log)
+        if permanent:
+            # One DLQ message per SQS message (its body names every file); the first error is its reason.
+            self._park(message, body, permanent[0][0], [ref for _, ref in permanent], call, log)
             return "dlq"
         return "ok"
 
@@ -203,13 +202,19 @@ class BatchHandler:
         message: dict[str, Any],
         body: str,
         error: PermanentError,
-        ref: ObjectRef | None,
+        refs: list[ObjectRef],
         call: _Invocation,
         log: dict[str, Any],
     ) -> None:
+        """Send the message to the DLQ, then mark every failed file in it as parked."""
         try:
             dlq_id = send_to_dlq(
-                self.clients.sqs, self.settings.dlq_url, body, error, ref, self.settings.pipeline_name
+                self.clients.sqs,
+                self.settings.dlq_url,
+                body,
+                error,
+                refs[0] if refs else None,
+                self.settings.pipeline_name,
             )
         except TransientError as dlq_error:
             self.logger.error(
@@ -222,14 +227,14 @@ class BatchHandler:
             self._defer(message, dlq_error, call)
             raise
         self.logger.info("message parked in the DLQ", extra={**log, "dlq_message_id": dlq_id})
-        if ref is not None:
+        for ref in refs:
             try:
                 self.files.mark_parked(ref, dlq_id)
             except TransientError as state_error:
                 # The message is safely in the DLQ; at worst a later duplicate is parked once more.
                 self.logger.warning(
                     "could not record the park in the state table",
-                    extra={**log, "reason": state_error.reason},
+                    extra={**log, "key": ref.key, "reason": state_error.reason},
                 )
 
     def _defer(

@@ -7,13 +7,9 @@ the moment (throttling, 5xx, timeouts, a held lease): the message is retried wit
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 
 class FilepipeError(Exception):
     """Base of every error the handler classifies."""
-
-    retryable: ClassVar[bool] = False
 
     @property
     def error_type(self) -> str:
@@ -81,8 +77,6 @@ class OutputShapeError(PermanentError):
 
 class TransientError(FilepipeError):
     """Retry later: report the message in ``batchItemFailures`` and back off."""
-
-    retryable = True
 
 
 class S3UnavailableError(TransientError):

@@ -9,6 +9,8 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import quote
 
+from botocore.exceptions import BotoCoreError
+
 from .deadline import Deadline
 from .errors import (
     DeadlineError,
@@ -112,7 +114,12 @@ class FileProcessor:
         try:
             outcome = self._run(lease, target, deadline)
         except PermanentError as error:
-            self._state.fail(lease, error)
+            try:
+                self._state.fail(lease, error)
+            except TransientError as state_error:
+                # Not recorded: give the lease back so the retry is not blocked until it expires.
+                self._release(lease, state_error)
+                raise state_error from error
             raise
         except TransientError as error:
             self._release(lease, error)
@@ -199,8 +206,9 @@ class FileProcessor:
                         continue
                     output.write(encoder.encode(transformed))
                     written += 1
-            except OSError as exc:
-                # A broken or timed-out response stream is worth another try.
+            except (OSError, BotoCoreError) as exc:
+                # A broken or timed-out response stream (botocore's ReadTimeoutError,
+                # ResponseStreamingError, IncompleteReadError) is worth another try.
                 raise S3UnavailableError(f"reading s3://{ref.bucket}/{ref.key} failed: {exc}") from exc
             if errors:
                 raise SchemaValidationError(errors, truncated)

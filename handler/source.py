@@ -42,7 +42,6 @@ def classify_s3_error(exc: Exception, ref: ObjectRef) -> FilepipeError:
 class OpenedObject:
     body: Any
     """botocore ``StreamingBody``: read in chunks, never whole."""
-    content_length: int
     etag: str | None
     version_id: str | None
 
@@ -71,7 +70,6 @@ def open_object(s3: S3Client, ref: ObjectRef, max_bytes: int) -> OpenedObject:
         raise EmptyFileError("file is empty (0 bytes)")
     return OpenedObject(
         body=body,
-        content_length=length,
         etag=str(response.get("ETag", "")).strip('"') or ref.etag,
         version_id=response.get("VersionId") or ref.version_id,
     )

@@ -20,7 +20,7 @@ import re
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -48,7 +48,6 @@ class Lease:
 
     ref: ObjectRef
     token: str
-    attempts: int
     started_at: float
 
 
@@ -63,7 +62,6 @@ class Outcome:
     duration_ms: int
     latency_ms: int | None = None
     rejects_key: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class StateStore(Protocol):
@@ -95,7 +93,7 @@ class NullStateStore:
         return None
 
     def begin(self, ref: ObjectRef, message_id: str) -> Lease | FileStatus:
-        return Lease(ref, uuid.uuid4().hex, 1, self._clock())
+        return Lease(ref, uuid.uuid4().hex, self._clock())
 
     def parked(self, ref: ObjectRef, dlq_message_id: str) -> None:
         return None
@@ -276,7 +274,7 @@ class DynamoStateStore:
             f" OR ({_STATUS} = :failed AND attribute_not_exists({_DLQ_MESSAGE_ID}))"
         )
         try:
-            response = self._update(ref, expression, condition, values)
+            self._update(ref, expression, condition, values)
         except Exception as exc:
             if _error_code(exc) != "ConditionalCheckFailedException":
                 raise StateTableError(f"state table write failed: {exc}") from exc
@@ -287,8 +285,7 @@ class DynamoStateStore:
             raise LeaseHeldError(
                 f"s3://{ref.bucket}/{ref.key} ({ref.state_sk}) is being processed by another invocation"
             ) from None
-        attempts = int(response.get("Attributes", {}).get("attempts", {}).get("N", "1"))
-        return Lease(ref, token, attempts, now)
+        return Lease(ref, token, now)
 
     def _finish(self, lease: Lease, status: FileStatus, sets: list[str], values: dict[str, Any]) -> None:
         now = self._clock()
@@ -300,9 +297,9 @@ class DynamoStateStore:
             ":token": _s(lease.token),
         }
         expression = "SET " + ", ".join(
-            ["#status = :status", "#updated = :now_iso", "#expires = :expires", *sets]
+            [f"{_STATUS} = :status", f"{_UPDATED_AT} = :now_iso", f"{_EXPIRES_AT} = :expires", *sets]
         )
-        expression += " REMOVE lease_until, lease_token"
+        expression += " REMOVE #lease_until, #lease_token"
         try:
             self._update(lease.ref, expression, "#lease_token = :token", values)
         except Exception as exc:
@@ -371,6 +368,8 @@ class DynamoStateStore:
                 },
             )
         except Exception as exc:
+            if _error_code(exc) == "ConditionalCheckFailedException":
+                return  # no FAILED item for this version (it was never leased): nothing to record
             raise StateTableError(f"state table write failed: {exc}") from exc
 
     def release(self, lease: Lease, error: FilepipeError) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from filepipe.handler.settings import DlqAttribute, FileStatus
 
 from .conftest import Aws, FakeContext
@@ -71,3 +73,75 @@ def test_a_failed_park_record_does_not_fail_the_message(aws: Aws, context: FakeC
     [item] = aws.state_items()
     assert item["status"] == FileStatus.FAILED
     assert "dlq_message_id" not in item
+
+
+def _two_record_body(first: str, second: str) -> str:
+    # One notification body announcing two objects (S3 may batch several Records in one message).
+    body = json.loads(first)
+    body["Records"] += json.loads(second)["Records"]
+    return json.dumps(body)
+
+
+def test_a_message_naming_two_poison_files_is_parked_once_even_when_redelivered(
+    aws: Aws, context: FakeContext
+) -> None:
+    # GIVEN one message announcing two invalid files, delivered twice
+    put_a, put_b = aws.put("in/a.json", "{nope"), aws.put("in/b.json", "[1,")
+    body = _two_record_body(s3_body(key="in/a.json", put=put_a), s3_body(key="in/b.json", put=put_b))
+    handler = aws.handler()
+
+    # WHEN both deliveries are handled
+    responses = [handler(aws.batch(body), context), handler(aws.batch(body), context)]
+
+    # THEN one DLQ message, and both files are FAILED and marked parked by it
+    assert responses == [{"batchItemFailures": []}, {"batchItemFailures": []}]
+    [parked] = aws.dlq_messages()
+    items = aws.state_items()
+    assert sorted(item["object_key"] for item in items) == ["in/a.json", "in/b.json"]
+    assert {(item["status"], item["dlq_message_id"]) for item in items} == {
+        (FileStatus.FAILED, parked["MessageId"])
+    }
+
+
+def test_a_failed_write_of_the_failed_status_releases_the_lease(aws: Aws, context: FakeContext) -> None:
+    # GIVEN a poison file, and a state table that rejects the first FAILED write once
+    put = aws.put("in/poison.json", "{nope")
+    event = aws.batch(s3_body(key="in/poison.json", put=put))
+    aws.faults.fail(
+        aws.dynamodb,
+        "UpdateItem",
+        code="InternalServerError",
+        status=500,
+        times=1,
+        when=lambda params: params.get("ExpressionAttributeValues", {}).get(":status") == {"S": "FAILED"},
+    )
+    handler = aws.handler()
+
+    # WHEN the first attempt cannot record FAILED, and the message comes back
+    first = handler(event, context)
+    retry = handler(aws.redeliver(event), context)
+
+    # THEN the retry is not blocked by a lease: it parks the file once and records it
+    assert first == failures(*ids(event))
+    assert retry == {"batchItemFailures": []}
+    [parked] = aws.dlq_messages()
+    [item] = aws.state_items()
+    assert (item["status"], item["dlq_message_id"]) == (FileStatus.FAILED, parked["MessageId"])
+
+
+def test_the_outcome_write_updates_the_index_attributes(aws: Aws, context: FakeContext) -> None:
+    # GIVEN a good file
+    put = aws.put("in/good.json", '[{"n": 1}]')
+    event = aws.batch(s3_body(key="in/good.json", put=put))
+
+    # WHEN it is processed
+    assert aws.handler()(event, context) == {"batchItemFailures": []}
+
+    # THEN updated_at (the by-status sort key) is the finish time, and no stray attributes exist
+    [item] = aws.state_items()
+    assert item["status"] == FileStatus.SUCCEEDED
+    assert item["updated_at"] == item["finished_at"]
+    assert "updated" not in item
+    assert "expires" not in item
+    assert "lease_until" not in item
+    assert "lease_token" not in item
