@@ -16,11 +16,17 @@ import signal
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 from typing import Final
 
 from rich.console import Console
+from rich.live import Live
+from rich.spinner import Spinner
 from rich.table import Table
 
 from filepipe.local.alerts import Alert
@@ -28,6 +34,7 @@ from filepipe.local.apply import RESOURCE_TYPES, ApplyError, Handling
 from filepipe.local.capture import CaptureError
 from filepipe.local.emf import EmfCapture
 from filepipe.local.endpoint import EndpointError
+from filepipe.local.esm import MappingConfigError
 from filepipe.local.runtime import (
     ALERTS_FILE,
     ENDPOINT_FILE,
@@ -148,12 +155,36 @@ def print_endpoint(console: Console, runtime: LocalRuntime) -> None:
 def _start(console: Console, runtime: LocalRuntime, status: str) -> bool:
     """Start the runtime; a configuration problem is one red line, not a traceback."""
     try:
-        with console.status(status):
+        # Not console.status(): its Live would swap sys.stdout for a proxy while the handlers (and
+        # their loggers, which keep the stream they find) are built, bypassing an installed capture.
+        with Live(
+            Spinner("dots", text=status),
+            console=console,
+            transient=True,
+            redirect_stdout=False,
+            redirect_stderr=False,
+        ):
             runtime.start()
-    except (EndpointError, CaptureError, ApplyError) as error:
+    except (EndpointError, CaptureError, ApplyError, MappingConfigError) as error:
         console.print(f"[bold red]cannot start[/]: {error}")
         return False
     return True
+
+
+@contextmanager
+def _captured_stdout(runtime: LocalRuntime, *, echo: bool) -> Iterator[EmfCapture]:
+    """EMF lines on stdout go to the runtime's metrics (and other lines only if ``echo``).
+
+    Entered before ``runtime.start()``: the handlers' loggers are built during the start and write to
+    whatever ``sys.stdout`` is then, so a capture installed afterwards would not see their lines.
+    """
+    real_stdout = sys.stdout
+    capture = EmfCapture(real_stdout, lambda: runtime.metrics, echo=echo)
+    sys.stdout = capture
+    try:
+        yield capture
+    finally:
+        sys.stdout = real_stdout
 
 
 def _install_stop_signals(stop: threading.Event) -> None:
@@ -185,36 +216,73 @@ def _up(args: argparse.Namespace) -> int:
     )
     stop = threading.Event()
     _install_stop_signals(stop)
-    if not _start(console, runtime, "starting the endpoint and provisioning the stack…"):
-        return 1
-    assert runtime.metrics is not None
-    real_stdout = sys.stdout
-    sys.stdout = EmfCapture(real_stdout, runtime.metrics, echo=not args.quiet)
-    try:
-        print_resources(console, runtime)
-        print_pipelines(console, runtime)
-        print_endpoint(console, runtime)
-        console.print("[bold green]running[/] — Ctrl-C (or `filepipe local down`) to stop")
-        while not stop.wait(0.5):
-            pass
-    finally:
-        sys.stdout = real_stdout
-        console.print("stopping…")
-        runtime.stop()
+    with _captured_stdout(runtime, echo=not args.quiet):
+        if not _start(console, runtime, "starting the endpoint and provisioning the stack…"):
+            return 1
+        try:
+            print_resources(console, runtime)
+            print_pipelines(console, runtime)
+            print_endpoint(console, runtime)
+            console.print("[bold green]running[/] — Ctrl-C (or `filepipe local down`) to stop")
+            while not stop.wait(0.5):
+                pass
+        finally:
+            console.print("stopping…")
+            runtime.stop()
     console.print("stopped")
     return 0
 
 
-def _running_endpoint(state_dir: Path) -> dict[str, object] | None:
+def _running_endpoint(state_dir: Path, console: Console | None = None) -> dict[str, object] | None:
+    """The state of the ``up`` recorded in ``state_dir``, if it is really running.
+
+    After a crash the recorded pid may belong to an unrelated process: the pid counts only if the
+    recorded endpoint answers or the process is a filepipe one; otherwise the file is stale.
+    """
     path = state_dir / ENDPOINT_FILE
     if not path.is_file():
         return None
-    state: dict[str, object] = json.loads(path.read_text(encoding="utf-8"))
+    try:
+        state: dict[str, object] = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError:
+        state = {}
     pid = state.get("pid")
-    if not isinstance(pid, int) or not _alive(pid):
-        path.unlink(missing_ok=True)  # a crashed `up` left it behind
-        return None
-    return state
+    endpoint = state.get("endpoint")
+    if (
+        isinstance(pid, int)
+        and _alive(pid)
+        and ((isinstance(endpoint, str) and _answers(endpoint)) or _is_filepipe_process(pid))
+    ):
+        return state
+    if console is not None:
+        console.print(
+            f"[yellow]stale state file[/] {path} (pid {pid} is not a running `filepipe local up`); removed"
+        )
+    path.unlink(missing_ok=True)  # a crashed `up` left it behind
+    return None
+
+
+def _answers(url: str) -> bool:
+    """Whether a local endpoint answers HTTP at ``url`` (any status counts)."""
+    if not url.startswith("http://127.0.0.1:"):
+        return False
+    try:
+        with urllib.request.urlopen(f"{url}/", timeout=2) as response:
+            response.read(0)
+    except urllib.error.HTTPError:
+        return True
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+def _is_filepipe_process(pid: int) -> bool:
+    """Whether the process's command line mentions filepipe (Linux ``/proc``; elsewhere: unknown, no)."""
+    try:
+        command_line = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    return b"filepipe" in command_line
 
 
 def _alive(pid: int) -> bool:
@@ -230,7 +298,7 @@ def _alive(pid: int) -> bool:
 def _down(args: argparse.Namespace) -> int:
     console = Console()
     state_dir = _state_dir(args)
-    running = _running_endpoint(state_dir)
+    running = _running_endpoint(state_dir, console)
     if running is None:
         console.print(f"nothing running for stack {args.stack} ({state_dir})")
         return 0
@@ -280,19 +348,16 @@ def _demo(args: argparse.Namespace) -> int:
         tuning=LocalTuning.fast(log_level="CRITICAL"),
         on_alert=on_alert,
     )
-    if not _start(
-        console, runtime, "starting a local AWS endpoint and provisioning the stack from the component…"
-    ):
-        return 1
-    assert runtime.metrics is not None
-    real_stdout = sys.stdout
-    sys.stdout = EmfCapture(real_stdout, runtime.metrics, echo=False)
-    try:
-        print_resources(console, runtime)
-        console.print(f"[bold]endpoint[/] {runtime.address.url}")
-        result = run_demo(runtime, console, alerts)
-    finally:
-        sys.stdout = real_stdout
-        runtime.stop()
+    with _captured_stdout(runtime, echo=False):
+        if not _start(
+            console, runtime, "starting a local AWS endpoint and provisioning the stack from the component…"
+        ):
+            return 1
+        try:
+            print_resources(console, runtime)
+            console.print(f"[bold]endpoint[/] {runtime.address.url}")
+            result = run_demo(runtime, console, alerts)
+        finally:
+            runtime.stop()
     print_summary(console, result, time.monotonic() - started)
     return 0 if result.passed else 1

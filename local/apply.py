@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from filepipe.local.alarms import AlarmSpec
 from filepipe.local.capture import CapturedResource, CapturedStack
 from filepipe.local.endpoint import EndpointAddress
-from filepipe.local.esm import FunctionSpec, MappingSpec
+from filepipe.local.esm import FunctionSpec, MappingConfigError, MappingSpec, check_mapping
 
 if TYPE_CHECKING:
     from pulumi import AssetArchive
@@ -506,6 +506,10 @@ class AppliedStack:
     """Buckets the stack refers to without creating them, created locally as stand-ins."""
 
 
+DEFAULT_VISIBILITY_TIMEOUT_SECONDS = 30
+"""SQS's visibility timeout for a queue that declares none."""
+
+
 def _number(value: Any, default: float) -> float:
     return default if value is None else float(value)
 
@@ -537,7 +541,8 @@ def mapping_spec(resource: CapturedResource, stack: CapturedStack) -> MappingSpe
     if not matches:
         raise ApplyError(f"{resource.name}: function {function!r} is not in this stack")
     scaling = inputs.get("scalingConfig") or {}
-    return MappingSpec(
+    concurrency = scaling.get("maximumConcurrency")
+    spec = MappingSpec(
         name=resource.name,
         queue_url=queues[source].get("url"),
         queue_arn=source,
@@ -546,8 +551,16 @@ def mapping_spec(resource: CapturedResource, stack: CapturedStack) -> MappingSpe
         batching_window_seconds=_number(inputs.get("maximumBatchingWindowInSeconds"), 0),
         function_response_types=tuple(inputs.get("functionResponseTypes") or ()),
         enabled=bool(inputs.get("enabled", True)),
-        maximum_concurrency=int(scaling["maximumConcurrency"]) if scaling.get("maximumConcurrency") else None,
+        maximum_concurrency=int(concurrency) if concurrency is not None else None,
+        visibility_timeout_seconds=int(
+            _number(queues[source].inputs.get("visibilityTimeoutSeconds"), DEFAULT_VISIBILITY_TIMEOUT_SECONDS)
+        ),
     )
+    try:
+        check_mapping(spec, function_spec(matches[0]).spec)
+    except MappingConfigError as error:
+        raise ApplyError(str(error)) from error
+    return spec
 
 
 def alarm_spec(resource: CapturedResource) -> AlarmSpec:

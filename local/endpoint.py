@@ -287,7 +287,11 @@ class LocalEndpoint:
         self._address = EndpointAddress(
             url=f"http://{LOCAL_HOST}:{port}", region=self._region, account_id=self._account_id
         )
-        self.reset()
+        try:
+            self.reset()
+        except BaseException:
+            self._shutdown()  # a server whose start failed must not outlive the call
+            raise
         return self._address
 
     def reset(self) -> None:
@@ -302,13 +306,19 @@ class LocalEndpoint:
         try:
             self.reset()
         finally:
-            self._server.shutdown()
-            self._server.server_close()
-            if self._thread is not None:
-                self._thread.join(timeout=10)
-            self._server = None
-            self._thread = None
-            self._address = None
+            self._shutdown()
+
+    def _shutdown(self) -> None:
+        """Stop serving and release the port (no reset)."""
+        if self._server is None:
+            return
+        self._server.shutdown()
+        self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        self._server = None
+        self._thread = None
+        self._address = None
 
     def __enter__(self) -> EndpointAddress:
         return self.start()

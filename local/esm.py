@@ -15,7 +15,9 @@ What Lambda does for an SQS mapping, and what this runner reproduces:
 - the function timeout bounds an invocation: the handler sees the deadline through
   ``context.get_remaining_time_in_millis()`` and an invocation that overruns counts as failed.
   Python cannot kill a thread, so an overrunning handler is abandoned rather than frozen: its late
-  result is ignored, as Lambda ignores a killed sandbox's.
+  result is ignored, as Lambda ignores a killed sandbox's. Its poller starts no new invocation until the
+  abandoned thread ends (so live invocations never exceed the concurrency), and :meth:`stop` waits for
+  abandoned threads too (bounded).
 """
 
 from __future__ import annotations
@@ -70,10 +72,46 @@ class MappingSpec:
     function_response_types: tuple[str, ...] = ()
     enabled: bool = True
     maximum_concurrency: int | None = None
+    visibility_timeout_seconds: int | None = None
+    """The source queue's visibility timeout (``None``: unknown, not checked)."""
 
     @property
     def reports_batch_item_failures(self) -> bool:
         return REPORT_BATCH_ITEM_FAILURES in self.function_response_types
+
+
+MIN_MAXIMUM_CONCURRENCY: Final = 2
+MAX_MAXIMUM_CONCURRENCY: Final = 1000
+
+
+class MappingConfigError(ValueError):
+    """A mapping that the Lambda service would refuse to create."""
+
+
+def check_mapping(mapping: MappingSpec, function: FunctionSpec) -> None:
+    """Refuse what ``CreateEventSourceMapping`` refuses for an SQS source, naming the mapping."""
+    problems: list[str] = []
+    visibility = mapping.visibility_timeout_seconds
+    if visibility is not None and function.timeout_seconds > visibility:
+        problems.append(
+            f"the queue's visibility timeout ({visibility} s) is below the function timeout of "
+            f"{function.name} ({function.timeout_seconds:g} s)"
+        )
+    if mapping.batch_size < 1:
+        problems.append(f"batch size {mapping.batch_size} is below 1")
+    if mapping.batch_size > MAX_MESSAGES_PER_RECEIVE and mapping.batching_window_seconds < 1:
+        problems.append(
+            f"batch size {mapping.batch_size} is above {MAX_MESSAGES_PER_RECEIVE} "
+            "without a batching window (maximumBatchingWindowInSeconds >= 1)"
+        )
+    concurrency = mapping.maximum_concurrency
+    if concurrency is not None and not MIN_MAXIMUM_CONCURRENCY <= concurrency <= MAX_MAXIMUM_CONCURRENCY:
+        problems.append(
+            f"maximumConcurrency {concurrency} is outside "
+            f"{MIN_MAXIMUM_CONCURRENCY}..{MAX_MAXIMUM_CONCURRENCY}"
+        )
+    if problems:
+        raise MappingConfigError(f"event source mapping {mapping.name}: " + "; ".join(problems))
 
 
 class LambdaContext:
@@ -176,6 +214,7 @@ class EventSourceMappingRunner:
         concurrency: int | None = None,
         poll_wait_seconds: int = 1,
     ) -> None:
+        check_mapping(mapping, function)
         self.mapping = mapping
         self.function = function
         self._handler = handler
@@ -184,11 +223,15 @@ class EventSourceMappingRunner:
         self._metrics = metrics
         self._concurrency = concurrency or mapping.maximum_concurrency or DEFAULT_CONCURRENCY
         self._poll_wait_seconds = poll_wait_seconds
+        self._enabled_state = mapping.enabled
+        """What ``set_enabled`` asked for; ``_enabled`` is also set by :meth:`stop` to wake pollers."""
         self._enabled = threading.Event()
         if mapping.enabled:
             self._enabled.set()
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._abandoned: list[threading.Thread] = []
+        """Invocation threads that overran the function timeout and may still be running."""
         self._stats_lock = threading.Lock()
         self.stats = MappingStats()
         self._held = 0
@@ -198,10 +241,11 @@ class EventSourceMappingRunner:
 
     @property
     def enabled(self) -> bool:
-        return self._enabled.is_set()
+        return self._enabled_state
 
     def set_enabled(self, enabled: bool) -> None:
         """``UpdateEventSourceMapping(Enabled=...)``: a disabled mapping leaves messages in the queue."""
+        self._enabled_state = enabled
         if enabled:
             self._enabled.set()
         else:
@@ -247,12 +291,32 @@ class EventSourceMappingRunner:
         for thread in self._threads:
             thread.join(timeout=max(0.0, deadline - time.monotonic()))
         self._threads.clear()
+        with self._stats_lock:
+            abandoned, self._abandoned = self._abandoned, []
+        for worker in abandoned:
+            worker.join(timeout=max(0.0, deadline - time.monotonic()))
+            if worker.is_alive():
+                log.warning("%s: an overrunning invocation is still running after stop", self.function.name)
+
+    @property
+    def abandoned_invocations(self) -> int:
+        """Invocations that overran the function timeout and are still running."""
+        with self._stats_lock:
+            return sum(worker.is_alive() for worker in self._abandoned)
 
     # -- polling ---------------------------------------------------------------------------------
 
     def _poll_loop(self) -> None:
         sqs = self._sqs_factory()
+        overrunning: threading.Thread | None = None
         while not self._stopping.is_set():
+            if overrunning is not None:
+                # One invocation per poller: an abandoned (timed-out) invocation still holds this
+                # poller's slot of the concurrency until its thread really ends.
+                overrunning.join(timeout=0.2)
+                if overrunning.is_alive():
+                    continue
+                overrunning = None
             if not self._enabled.is_set():
                 with self._stats_lock:
                     self._parked += 1
@@ -266,7 +330,7 @@ class EventSourceMappingRunner:
             try:
                 self._collect_batch(sqs, batch)
                 if batch:
-                    self._invoke(sqs, batch)
+                    overrunning = self._invoke(sqs, batch)
             except Exception:
                 # The Lambda service keeps polling whatever happens to one receive; so does the runner.
                 log.exception("event source mapping %s: poll failed", self.mapping.name)
@@ -308,7 +372,8 @@ class EventSourceMappingRunner:
 
     # -- invoking --------------------------------------------------------------------------------
 
-    def _invoke(self, sqs: SQSClient, batch: list[MessageTypeDef]) -> None:
+    def _invoke(self, sqs: SQSClient, batch: list[MessageTypeDef]) -> threading.Thread | None:
+        """Invoke the handler on ``batch``; return its thread if it overran the timeout (still running)."""
         records = [sqs_event_record(message, self.mapping.queue_arn, self._region) for message in batch]
         event = {"Records": records}
         started = time.monotonic()
@@ -328,8 +393,12 @@ class EventSourceMappingRunner:
         duration_ms = (time.monotonic() - started) * 1000
         message_ids = [record["messageId"] for record in records]
         timed_out = worker.is_alive()
-        error = outcome.get("error")
+        error = None if timed_out else outcome.get("error")  # a late result is ignored
 
+        if timed_out:
+            with self._stats_lock:
+                self._abandoned = [w for w in self._abandoned if w.is_alive()]
+                self._abandoned.append(worker)
         if timed_out or error is not None:
             failed = set(message_ids)
             if timed_out:
@@ -348,6 +417,7 @@ class EventSourceMappingRunner:
         self._record(
             len(batch), len(done), len(failed), duration_ms, timed_out=timed_out, errored=error is not None
         )
+        return worker if timed_out else None
 
     def _delete(self, sqs: SQSClient, messages: list[MessageTypeDef]) -> None:
         for start in range(0, len(messages), MAX_MESSAGES_PER_RECEIVE):

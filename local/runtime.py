@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 import os
 import sys
 import time
@@ -28,7 +29,13 @@ from typing import Any, Final
 from filepipe.handler.settings import EnvVar
 from filepipe.local.alarms import AlarmEvaluator
 from filepipe.local.alerts import Alert, AlertSubscriber
-from filepipe.local.apply import AppliedStack, LocalFunction, apply_stack
+from filepipe.local.apply import (
+    DEFAULT_VISIBILITY_TIMEOUT_SECONDS,
+    AppliedStack,
+    ApplyError,
+    LocalFunction,
+    apply_stack,
+)
 from filepipe.local.capture import CapturedResource, CapturedStack, capture_stack
 from filepipe.local.endpoint import EndpointAddress, LocalEndpoint
 from filepipe.local.esm import EventSourceMappingRunner, FunctionSpec, Handler
@@ -36,6 +43,8 @@ from filepipe.local.metrics import LocalMetrics, embedded_queue_gauges
 
 log = logging.getLogger(__name__)
 
+DEFAULT_FUNCTION_TIMEOUT_SECONDS: Final = 3.0
+"""Lambda's timeout for a function that declares none."""
 STATE_ROOT: Final = ".filepipe"
 OUTPUTS_FILE: Final = "outputs.json"
 ENDPOINT_FILE: Final = "endpoint.json"
@@ -56,7 +65,8 @@ class LocalTuning:
     """
 
     visibility_timeout_seconds: int | None = None
-    """Applied to every queue that declares one (how soon a failed or timed-out message returns)."""
+    """Applied to every queue that declares one (how soon a failed or timed-out message returns);
+    raised to the timeout of a function mapped to the queue if that is longer."""
     function_timeout_seconds: float | None = None
     """Replaces each function's timeout (the runner's deadline and ``get_remaining_time_in_millis``)."""
     environment: Mapping[str, str] = field(default_factory=dict)
@@ -70,10 +80,14 @@ class LocalTuning:
 
     @classmethod
     def fast(cls, **overrides: Any) -> LocalTuning:
-        """Seconds instead of minutes: short visibility timeout and retry backoff (tests, demo)."""
+        """Seconds instead of minutes: short visibility timeout and retry backoff (tests, demo).
+
+        The function timeout does not exceed the visibility timeout (Lambda refuses that mapping);
+        :func:`_tuned` raises a queue's visibility timeout to its function's timeout in any case.
+        """
         values: dict[str, Any] = {
-            "visibility_timeout_seconds": 2,
-            "function_timeout_seconds": 10.0,
+            "visibility_timeout_seconds": 5,
+            "function_timeout_seconds": 5.0,
             "environment": {
                 EnvVar.BACKOFF_BASE_SECONDS.value: "1",
                 EnvVar.BACKOFF_MAX_SECONDS.value: "2",
@@ -90,16 +104,53 @@ ClientHook = Callable[[str, Any], None]
 """Called with ``(service, client)`` for each client handed to a handler (tests inject faults here)."""
 
 
+FUNCTION_TYPE: Final = "aws:lambda/function:Function"
+QUEUE_TYPE: Final = "aws:sqs/queue:Queue"
+MAPPING_TYPE: Final = "aws:lambda/eventSourceMapping:EventSourceMapping"
+
+
 def _tuned(stack: CapturedStack, tuning: LocalTuning) -> CapturedStack:
-    if tuning.visibility_timeout_seconds is None:
+    """The stack with the tuning's timings applied to its queues and functions.
+
+    A queue's visibility timeout is never left below the timeout of a function mapped to it (Lambda
+    refuses such a mapping: a slow batch would reappear while still being processed); the tuned
+    visibility timeout is raised to the longest such function timeout instead.
+    """
+    if tuning.visibility_timeout_seconds is None and tuning.function_timeout_seconds is None:
         return stack
+    functions = stack.of_type(FUNCTION_TYPE)
+
+    def function_timeout(reference: str) -> float:
+        for function in functions:
+            if reference in (function.get("arn"), function.get("name"), function.get("qualifiedArn")):
+                if tuning.function_timeout_seconds is not None:
+                    return tuning.function_timeout_seconds
+                return float(function.inputs.get("timeout") or DEFAULT_FUNCTION_TIMEOUT_SECONDS)
+        return 0.0
+
+    longest: dict[str, float] = {}
+    for mapping in stack.of_type(MAPPING_TYPE):
+        source = str(mapping.inputs.get("eventSourceArn", ""))
+        timeout = function_timeout(str(mapping.inputs.get("functionName", "")))
+        longest[source] = max(longest.get(source, 0.0), timeout)
+
     resources: list[CapturedResource] = []
     for resource in stack.resources:
-        if resource.type == "aws:sqs/queue:Queue" and resource.inputs.get("visibilityTimeoutSeconds"):
-            inputs = {**resource.inputs, "visibilityTimeoutSeconds": tuning.visibility_timeout_seconds}
-            resources.append(
-                dataclasses.replace(resource, inputs=inputs, outputs={**resource.outputs, **inputs})
-            )
+        changes: dict[str, Any] = {}
+        if resource.type == QUEUE_TYPE:
+            declared = resource.inputs.get("visibilityTimeoutSeconds")
+            visibility = int(declared or DEFAULT_VISIBILITY_TIMEOUT_SECONDS)
+            if declared and tuning.visibility_timeout_seconds is not None:
+                visibility = tuning.visibility_timeout_seconds
+            visibility = max(visibility, math.ceil(longest.get(resource.get("arn"), 0.0)))
+            if visibility != int(declared or DEFAULT_VISIBILITY_TIMEOUT_SECONDS):
+                changes["visibilityTimeoutSeconds"] = visibility
+        elif resource.type == FUNCTION_TYPE and tuning.function_timeout_seconds is not None:
+            changes["timeout"] = tuning.function_timeout_seconds
+        if changes:
+            inputs = {**resource.inputs, **changes}
+            outputs = {**resource.outputs, **changes}
+            resources.append(dataclasses.replace(resource, inputs=inputs, outputs=outputs))
         else:
             resources.append(resource)
     return dataclasses.replace(stack, resources=resources)
@@ -163,6 +214,8 @@ class LocalRuntime:
         self.evaluator: AlarmEvaluator | None = None
         self.subscriber: AlertSubscriber | None = None
         self._address: EndpointAddress | None = None
+        self._wrote_state = False
+        """Whether ``endpoint.json`` is this runtime's (another runtime may own the state dir)."""
 
     # -- lifecycle -------------------------------------------------------------------------------------
 
@@ -183,8 +236,8 @@ class LocalRuntime:
 
     def start(self) -> None:
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        self._address = address = self._endpoint.start()
         try:
+            self._address = address = self._endpoint.start()
             self._provision(address)
         except BaseException:
             self.stop()
@@ -212,6 +265,11 @@ class LocalRuntime:
                 metrics=self.metrics,
                 concurrency=self.tuning.concurrency,
             )
+            if spec.name in self.runners:
+                raise ApplyError(
+                    f"event source mapping {mapping.name}: function {spec.name} already has a mapping "
+                    f"({self.runners[spec.name].mapping.name}); the local runtime runs one mapping per function"
+                )
             self.runners[spec.name] = runner
 
         self.subscriber = AlertSubscriber(
@@ -287,6 +345,7 @@ class LocalRuntime:
             "startedAt": datetime.now(UTC).isoformat(),
         }
         (self.state_dir / ENDPOINT_FILE).write_text(json.dumps(endpoint, indent=2) + "\n", encoding="utf-8")
+        self._wrote_state = True
 
     def stop(self) -> None:
         for runner in self.runners.values():
@@ -296,7 +355,9 @@ class LocalRuntime:
         if self.subscriber is not None:
             self.subscriber.stop()
         self._endpoint.stop()
-        (self.state_dir / ENDPOINT_FILE).unlink(missing_ok=True)
+        if self._wrote_state:
+            (self.state_dir / ENDPOINT_FILE).unlink(missing_ok=True)
+            self._wrote_state = False
         self._address = None
 
     def __enter__(self) -> LocalRuntime:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -28,6 +29,7 @@ from filepipe.local.capture import (
 from filepipe.local.emf import EmfCapture, record_emf
 from filepipe.local.endpoint import EndpointAddress
 from filepipe.local.metrics import LocalMetrics, MetricQuery
+from filepipe.local.runtime import LocalTuning, _tuned
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 ADDRESS = EndpointAddress("http://127.0.0.1:4566")
@@ -176,3 +178,71 @@ def test_emf_lines_become_local_metrics_and_other_lines_pass_through(tmp_path: P
         capture.write("world\n" + line + "\n")
     assert (tmp_path / "out.txt").read_text() == "hello world\n"
     assert metrics.datapoint(query, 60) == 6.0
+
+
+def _mapped_stack(*, visibility: int, timeout: float, **mapping: object) -> CapturedStack:
+    queue = _resource("aws:sqs/queue:Queue", "work", visibilityTimeoutSeconds=visibility)
+    dlq = _resource("aws:sqs/queue:Queue", "work-dlq")
+    function = _resource("aws:lambda/function:Function", "fn", timeout=timeout)
+    esm = _resource(
+        "aws:lambda/eventSourceMapping:EventSourceMapping",
+        "work-esm",
+        eventSourceArn=queue.get("arn"),
+        functionName=function.get("name"),
+        **mapping,
+    )
+    return CapturedStack("p", "s", [queue, dlq, function, esm])
+
+
+def _esm(stack: CapturedStack) -> CapturedResource:
+    return stack.of_type("aws:lambda/eventSourceMapping:EventSourceMapping")[0]
+
+
+def test_a_function_timeout_above_the_visibility_timeout_is_rejected_naming_the_mapping() -> None:
+    stack = _mapped_stack(visibility=30, timeout=60)
+    with pytest.raises(ApplyError, match="work-esm: .*visibility timeout \\(30 s\\) is below"):
+        mapping_spec(_esm(stack), stack)
+
+
+@pytest.mark.parametrize(
+    ("mapping", "message"),
+    [
+        pytest.param({"batchSize": 100}, "without a batching window", id="batch-100-no-window"),
+        pytest.param(
+            {"scalingConfig": {"maximumConcurrency": 1}}, "maximumConcurrency 1", id="concurrency-1"
+        ),
+    ],
+)
+def test_mapping_settings_lambda_refuses_are_rejected(mapping: dict[str, object], message: str) -> None:
+    stack = _mapped_stack(visibility=60, timeout=30, **mapping)
+    with pytest.raises(ApplyError, match=f"work-esm: .*{message}"):
+        mapping_spec(_esm(stack), stack)
+
+
+@pytest.mark.parametrize(
+    "tuning",
+    [
+        pytest.param(LocalTuning.fast(), id="fast"),
+        pytest.param(LocalTuning.fast(function_timeout_seconds=10.0), id="fast-long-function"),
+        pytest.param(LocalTuning(visibility_timeout_seconds=2), id="visibility-only"),
+    ],
+)
+def test_tuning_never_leaves_the_visibility_timeout_below_the_function_timeout(tuning: LocalTuning) -> None:
+    stack = _tuned(_mapped_stack(visibility=360, timeout=300), tuning)
+    spec = mapping_spec(_esm(stack), stack)  # accepted
+    function = stack.of_type("aws:lambda/function:Function")[0]
+    assert spec.visibility_timeout_seconds is not None
+    assert spec.visibility_timeout_seconds >= float(function.inputs["timeout"])
+    if tuning.function_timeout_seconds is not None:
+        assert function.inputs["timeout"] == tuning.function_timeout_seconds
+        assert spec.visibility_timeout_seconds == max(
+            tuning.visibility_timeout_seconds or 0, math.ceil(tuning.function_timeout_seconds)
+        )
+    dlq = next(q for q in stack.of_type("aws:sqs/queue:Queue") if q.name == "work-dlq")
+    assert "visibilityTimeoutSeconds" not in dlq.inputs
+
+
+def test_fast_tuning_function_timeout_fits_its_visibility_timeout() -> None:
+    tuning = LocalTuning.fast()
+    assert tuning.function_timeout_seconds is not None and tuning.visibility_timeout_seconds is not None
+    assert tuning.function_timeout_seconds <= tuning.visibility_timeout_seconds

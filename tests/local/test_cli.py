@@ -1,11 +1,20 @@
 from __future__ import annotations
 
+import io
 import json
+import subprocess
+import sys
+import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
+from rich.console import Console
 
+from filepipe.cli.local_commands import _captured_stdout, _start
 from filepipe.cli.main import build_parser, main
+from filepipe.local.emf import EmfCapture
+from tests.local.conftest import wait_until
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 
@@ -48,3 +57,62 @@ def test_an_unknown_stack_is_one_line_not_a_traceback(
     )
     assert code == 1
     assert "cannot start" in capsys.readouterr().out
+
+
+def test_quiet_capture_is_installed_before_the_runtime_starts() -> None:
+    # The handlers' loggers are built during start() and keep the sys.stdout they find then.
+    seen: list[object] = []
+
+    class FakeRuntime:
+        metrics = None
+
+        def start(self) -> None:
+            seen.append(sys.stdout)
+
+    real_stdout = sys.stdout
+    runtime: Any = FakeRuntime()
+    with _captured_stdout(runtime, echo=False):
+        assert _start(Console(file=io.StringIO()), runtime, "starting")
+    assert isinstance(seen[0], EmfCapture)
+    assert sys.stdout is real_stdout
+
+
+def _endpoint_file(state_dir: Path, pid: int) -> Path:
+    path = state_dir / "endpoint.json"
+    path.write_text(json.dumps({"endpoint": "http://127.0.0.1:1", "region": "eu-west-1", "pid": pid}))
+    return path
+
+
+def test_down_does_not_signal_a_reused_pid(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # GIVEN a state file whose pid now belongs to an unrelated process and whose endpoint is gone
+    other = subprocess.Popen(["sleep", "60"])
+    try:
+        path = _endpoint_file(tmp_path, other.pid)
+        # WHEN `local down` runs
+        assert main(["local", "down", "--state-dir", str(tmp_path)]) == 0
+        # THEN the process is untouched and the state file is reported stale and removed
+        assert other.poll() is None
+        assert "stale state file" in capsys.readouterr().out
+        assert not path.exists()
+    finally:
+        other.kill()
+        other.wait()
+
+
+@pytest.mark.skipif(not Path("/proc/self/cmdline").is_file(), reason="reads /proc")
+def test_down_stops_a_filepipe_process(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    up = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "filepipe", "local", "up"])
+    try:
+        cmdline = Path(f"/proc/{up.pid}/cmdline")
+        assert wait_until(lambda: b"filepipe" in cmdline.read_bytes())  # exec'd, not the forked pytest
+        path = _endpoint_file(tmp_path, up.pid)
+        reaper = threading.Thread(target=up.wait, daemon=True)  # as its parent would: no zombie
+        reaper.start()
+        assert main(["local", "down", "--state-dir", str(tmp_path)]) == 0
+        reaper.join(timeout=30)
+        assert up.returncode is not None and up.returncode != 0  # terminated by the signal
+        assert "stopped" in capsys.readouterr().out
+        assert not path.exists()
+    finally:
+        up.kill()
+        up.wait()

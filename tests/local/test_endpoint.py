@@ -57,3 +57,16 @@ def test_concurrent_receives_never_get_the_same_message_and_long_polls_wake_up()
         late = sqs.receive_message(QueueUrl=url, WaitTimeSeconds=10).get("Messages", [])
         assert [message["Body"] for message in late] == ["late"]
         assert time.monotonic() - started < 10
+
+
+@pytest.mark.e2e
+def test_a_failing_reset_at_start_does_not_leak_the_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    def failing_reset(self: LocalEndpoint) -> None:
+        raise EndpointError("reset failed")
+
+    monkeypatch.setattr(LocalEndpoint, "reset", failing_reset)
+    endpoint = LocalEndpoint()
+    with pytest.raises(EndpointError, match="reset failed"):
+        endpoint.start()
+    assert endpoint._server is None
+    assert not any(thread.name == "moto-server" and thread.is_alive() for thread in threading.enumerate())

@@ -10,7 +10,9 @@ import pytest
 from filepipe.local.esm import (
     EventSourceMappingRunner,
     FunctionSpec,
+    MappingConfigError,
     MappingSpec,
+    check_mapping,
     failed_message_ids,
 )
 from filepipe.local.metrics import LAMBDA_NAMESPACE, LocalMetrics, MetricQuery
@@ -58,7 +60,7 @@ def _runner(
 def test_successful_batches_are_deleted_and_records_have_lambda_shape(sqs_factory: Callable[[], Any]) -> None:
     # GIVEN 25 messages and a mapping with batch size 10
     sqs = sqs_factory()
-    queues = make_queues(sqs)
+    queues = make_queues(sqs, visibility_timeout=30)  # no redelivery of a batch slowed by a busy host
     for index in range(25):
         sqs.send_message(QueueUrl=queues.url, MessageBody=f"m{index}")
     seen: list[dict[str, Any]] = []
@@ -251,3 +253,127 @@ def test_maximum_concurrency_bounds_parallel_invocations(sqs_factory: Callable[[
         runner.stop()
     assert peak == 2
     assert runner.stats.invocations == 12
+
+
+def _no_sqs() -> Any:
+    raise AssertionError("a refused mapping never polls")
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        pytest.param(
+            {"visibility_timeout_seconds": 2},
+            "visibility timeout \\(2 s\\) is below",
+            id="timeout>visibility",
+        ),
+        pytest.param({"batch_size": 11}, "without a batching window", id="batch>10-no-window"),
+        pytest.param({"maximum_concurrency": 1}, "maximumConcurrency 1 is outside", id="concurrency-1"),
+        pytest.param({"maximum_concurrency": 1001}, "maximumConcurrency 1001", id="concurrency-1001"),
+    ],
+)
+def test_a_mapping_lambda_would_refuse_is_rejected_by_name(changes: dict[str, Any], message: str) -> None:
+    function = FunctionSpec(name="fn", arn=FUNCTION.arn, timeout_seconds=10)
+    mapping = MappingSpec(name="orders-esm", queue_url="u", queue_arn="a", function_name="fn", **changes)
+    with pytest.raises(MappingConfigError, match=f"orders-esm: .*{message}"):
+        check_mapping(mapping, function)
+    with pytest.raises(MappingConfigError, match="orders-esm"):
+        EventSourceMappingRunner(mapping, function, lambda e, c: None, _no_sqs, region=REGION)
+
+
+def test_mappings_lambda_accepts_pass_the_check() -> None:
+    function = FunctionSpec(name="fn", arn=FUNCTION.arn, timeout_seconds=10)
+    for mapping in (
+        MappingSpec(
+            name="m", queue_url="u", queue_arn="a", function_name="fn", visibility_timeout_seconds=10
+        ),
+        MappingSpec(
+            name="m",
+            queue_url="u",
+            queue_arn="a",
+            function_name="fn",
+            batch_size=100,
+            batching_window_seconds=1,
+        ),
+        MappingSpec(name="m", queue_url="u", queue_arn="a", function_name="fn", maximum_concurrency=2),
+    ):
+        check_mapping(mapping, function)
+
+
+def test_a_timed_out_invocation_holds_its_poller_until_it_really_ends(sqs_factory: Callable[[], Any]) -> None:
+    # GIVEN one poller and a first invocation that overruns the timeout until it is released
+    sqs = sqs_factory()
+    queues = make_queues(sqs, visibility_timeout=1, max_receive_count=10)
+    for body in ("a", "b"):
+        sqs.send_message(QueueUrl=queues.url, MessageBody=body)
+    release = threading.Event()
+    calls = 0
+    active = 0
+    peak = 0
+    lock = threading.Lock()
+
+    def handler(event: dict[str, Any], context: Any) -> None:
+        nonlocal calls, active, peak
+        with lock:
+            calls += 1
+            first = calls == 1
+            active += 1
+            peak = max(peak, active)
+        if first:
+            release.wait(30)
+        with lock:
+            active -= 1
+
+    function = FunctionSpec(name="fn", arn=FUNCTION.arn, timeout_seconds=0.2)
+    spec = MappingSpec(name="m", queue_url=queues.url, queue_arn=queues.arn, function_name="fn", batch_size=1)
+    runner = EventSourceMappingRunner(spec, function, handler, sqs_factory, region=REGION, concurrency=1)
+    runner.start()
+    try:
+        # WHEN the first invocation times out and keeps running
+        assert wait_until(lambda: runner.stats.timeouts == 1)
+        time.sleep(1.5)  # long enough for a poller that ignored the live thread to start another
+        # THEN no invocation started while the abandoned one is alive
+        assert calls == 1
+        assert runner.abandoned_invocations == 1
+        release.set()
+        assert wait_until(lambda: queue_depth(sqs, queues.url) == 0 and not runner.busy)
+    finally:
+        release.set()
+        runner.stop()
+    assert peak == 1
+    assert runner.abandoned_invocations == 0
+
+
+def test_stop_waits_for_abandoned_invocations(sqs_factory: Callable[[], Any]) -> None:
+    sqs = sqs_factory()
+    queues = make_queues(sqs, visibility_timeout=30)
+    sqs.send_message(QueueUrl=queues.url, MessageBody="slow")
+    finished = threading.Event()
+
+    def handler(event: dict[str, Any], context: Any) -> None:
+        time.sleep(1.0)
+        finished.set()
+
+    function = FunctionSpec(name="fn", arn=FUNCTION.arn, timeout_seconds=0.2)
+    runner = _runner(sqs_factory, handler, queues.url, queues.arn, function=function)
+    runner.start()
+    try:
+        assert wait_until(lambda: runner.stats.timeouts == 1)
+    finally:
+        runner.stop()
+    # THEN nothing of the mapping runs after stop(), and the late result counted as a failure
+    assert finished.is_set()
+    assert runner.abandoned_invocations == 0
+    assert runner.stats.messages_deleted == 0
+    assert queue_depth(sqs, queues.url) == 1
+
+
+def test_a_stopped_disabled_mapping_still_reports_disabled(sqs_factory: Callable[[], Any]) -> None:
+    sqs = sqs_factory()
+    queues = make_queues(sqs)
+    runner = _runner(sqs_factory, lambda e, c: None, queues.url, queues.arn, enabled=False)
+    runner.start()
+    runner.stop()
+    assert runner.enabled is False
+    runner.set_enabled(True)
+    assert runner.enabled is True
