@@ -227,14 +227,7 @@ class DynamoStateStore:
         # Only a version without an item: a redelivery must not downgrade PROCESSING, SUCCEEDED or FAILED.
         condition = f"attribute_not_exists(#{StateAttribute.PK.value})"
         try:
-            self._client.update_item(
-                TableName=self._table,
-                Key=self._key(ref),
-                UpdateExpression=expression,
-                ConditionExpression=condition,
-                ExpressionAttributeNames=_names(expression, condition),
-                ExpressionAttributeValues=values,
-            )
+            self._update(ref, expression, condition, values)
         except Exception as exc:
             if _error_code(exc) != "ConditionalCheckFailedException":
                 raise StateTableError(f"state table write failed: {exc}") from exc

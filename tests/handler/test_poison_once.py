@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+
+import pytest
 
 from filepipe.handler.settings import DlqAttribute, FileStatus
 
@@ -33,18 +36,42 @@ def test_a_duplicate_of_a_parked_poison_file_is_acknowledged_not_parked_again(
     assert item["dlq_message_id"] == parked["MessageId"]
 
 
-def test_a_poison_file_whose_park_failed_is_parked_on_the_retry(aws: Aws, context: FakeContext) -> None:
-    # GIVEN a poison file and a DLQ that refuses the first send
+def _dlq_refuses_once(aws: Aws) -> None:
+    aws.faults.fail(aws.sqs, "SendMessage", code="InternalError", status=500, times=1)
+
+
+def _failed_status_write_fails_once(aws: Aws) -> None:
+    aws.faults.fail(
+        aws.dynamodb,
+        "UpdateItem",
+        code="InternalServerError",
+        status=500,
+        times=1,
+        when=lambda params: params.get("ExpressionAttributeValues", {}).get(":status") == {"S": "FAILED"},
+    )
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        pytest.param(_dlq_refuses_once, id="dlq-send-fails"),
+        pytest.param(_failed_status_write_fails_once, id="failed-status-write-fails-lease-released"),
+    ],
+)
+def test_a_poison_file_whose_first_attempt_faulted_is_parked_once_on_the_retry(
+    aws: Aws, context: FakeContext, fault: Callable[[Aws], None]
+) -> None:
+    # GIVEN a poison file and a fault on its first attempt
     put = aws.put("in/poison.json", "{nope")
     event = aws.batch(s3_body(key="in/poison.json", put=put))
-    aws.faults.fail(aws.sqs, "SendMessage", code="InternalError", status=500, times=1)
+    fault(aws)
     handler = aws.handler()
 
-    # WHEN the batch fails to park, then the same message is redelivered
+    # WHEN the first attempt fails transiently, then the same message is redelivered
     first = handler(event, context)
     retry = handler(aws.redeliver(event), context)
 
-    # THEN nothing is lost: reported for retry first, parked exactly once on the retry
+    # THEN nothing is lost and nothing blocks the retry: parked exactly once, and recorded
     assert first == failures(*ids(event))
     assert retry == {"batchItemFailures": []}
     [parked] = aws.dlq_messages()
@@ -101,32 +128,6 @@ def test_a_message_naming_two_poison_files_is_parked_once_even_when_redelivered(
     assert {(item["status"], item["dlq_message_id"]) for item in items} == {
         (FileStatus.FAILED, parked["MessageId"])
     }
-
-
-def test_a_failed_write_of_the_failed_status_releases_the_lease(aws: Aws, context: FakeContext) -> None:
-    # GIVEN a poison file, and a state table that rejects the first FAILED write once
-    put = aws.put("in/poison.json", "{nope")
-    event = aws.batch(s3_body(key="in/poison.json", put=put))
-    aws.faults.fail(
-        aws.dynamodb,
-        "UpdateItem",
-        code="InternalServerError",
-        status=500,
-        times=1,
-        when=lambda params: params.get("ExpressionAttributeValues", {}).get(":status") == {"S": "FAILED"},
-    )
-    handler = aws.handler()
-
-    # WHEN the first attempt cannot record FAILED, and the message comes back
-    first = handler(event, context)
-    retry = handler(aws.redeliver(event), context)
-
-    # THEN the retry is not blocked by a lease: it parks the file once and records it
-    assert first == failures(*ids(event))
-    assert retry == {"batchItemFailures": []}
-    [parked] = aws.dlq_messages()
-    [item] = aws.state_items()
-    assert (item["status"], item["dlq_message_id"]) == (FileStatus.FAILED, parked["MessageId"])
 
 
 def test_the_outcome_write_updates_the_index_attributes(aws: Aws, context: FakeContext) -> None:
