@@ -33,7 +33,7 @@ VISIBILITY_TIMEOUT_FACTOR: Final = 6
 """AWS recommends a visibility timeout of at least 6 x the function timeout (+ batching window)."""
 MESSAGE_RETENTION_SECONDS: Final = 4 * 24 * 3600
 """The SQS default (4 days)."""
-MAX_RECEIVE_COUNT: Final = 5
+MAX_RECEIVE_COUNT: Final = handler_settings.DEFAULT_MAX_RECEIVE_COUNT
 """At least 5: throttled receives count towards it too, so lower values park healthy files."""
 DLQ_RETENTION_SECONDS: Final = 14 * 24 * 3600
 """The maximum. A message keeps its original enqueue time in the DLQ, so it must outlive the source."""

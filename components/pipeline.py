@@ -12,7 +12,7 @@ from . import defaults
 from .args import PipelineArgs
 from .bucket import PipelineBucket, bucket_name_of
 from .dependencies import build_layer_dir
-from .handler.settings import METRICS_NAMESPACE, STATUS_INDEX, EnvVar, StateAttribute
+from .handler.settings import METRICS_NAMESPACE, ATTENTION_INDEX, EnvVar, StateAttribute
 from .lambda_code import HANDLER_ENTRY_POINT, SCHEMA_FILE, code_archive, handler_requirements_file
 from .monitoring import alarm_specs, create_alarms, create_dashboard
 from .notifications import NotificationTarget, bucket_notification
@@ -176,24 +176,24 @@ class FileProcessingPipeline(pulumi.ComponentResource):
         if args.manage_bucket_notification:
             bucket_notification(name, self.bucket_name, [self.notification_target], parent=self)
 
-        # --- State table: one item per object version, TTL'd, recoverable ----------------------------
+        # --- State table: one item per object key, TTL'd, recoverable --------------------------------
         self.table = None
         if args.state_table:
             self.table = aws.dynamodb.Table(
                 f"{name}-state",
                 billing_mode="PAY_PER_REQUEST",
                 hash_key=StateAttribute.PK.value,
-                range_key=StateAttribute.SK.value,
                 attributes=[
                     {"name": StateAttribute.PK.value, "type": "S"},
-                    {"name": StateAttribute.SK.value, "type": "S"},
-                    {"name": StateAttribute.STATUS.value, "type": "S"},
+                    {"name": StateAttribute.ATTENTION.value, "type": "S"},
                     {"name": StateAttribute.UPDATED_AT.value, "type": "S"},
                 ],
+                # Sparse: only items that carry `attention` (files an operator must see) are indexed,
+                # so a file that succeeds costs no index write.
                 global_secondary_indexes=[
                     {
-                        "name": STATUS_INDEX,
-                        "hash_key": StateAttribute.STATUS.value,
+                        "name": ATTENTION_INDEX,
+                        "hash_key": StateAttribute.ATTENTION.value,
                         "range_key": StateAttribute.UPDATED_AT.value,
                         "projection_type": "ALL",
                     }
@@ -292,6 +292,7 @@ class FileProcessingPipeline(pulumi.ComponentResource):
             EnvVar.TIMEOUT_MARGIN_MS: str(min(defaults.TIMEOUT_MARGIN_MS, args.timeout_seconds * 250)),
             EnvVar.BACKOFF_BASE_SECONDS: str(defaults.BACKOFF_BASE_SECONDS),
             EnvVar.BACKOFF_MAX_SECONDS: str(defaults.BACKOFF_MAX_SECONDS),
+            EnvVar.MAX_RECEIVE_COUNT: str(args.max_receive_count),
             EnvVar.STATE_TTL_DAYS: str(defaults.STATE_TTL_DAYS),
             EnvVar.POWERTOOLS_SERVICE_NAME: pipeline,
             EnvVar.POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,

@@ -9,7 +9,7 @@ from .errors import FilepipeError, PermanentError, TransientError
 from .events import ObjectRef, ParsedBody, parse_body
 from .keys import output_key, rejects_key
 from .settings import (
-    STATUS_INDEX,
+    ATTENTION_INDEX,
     DlqAttribute,
     EnvVar,
     FileFormat,
@@ -22,7 +22,7 @@ from .settings import (
 )
 
 __all__ = [
-    "STATUS_INDEX",
+    "ATTENTION_INDEX",
     "DlqAttribute",
     "EnvVar",
     "FileFormat",

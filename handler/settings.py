@@ -35,6 +35,9 @@ class EnvVar(StrEnum):
     TIMEOUT_MARGIN_MS = "FILEPIPE_TIMEOUT_MARGIN_MS"
     BACKOFF_BASE_SECONDS = "FILEPIPE_BACKOFF_BASE_SECONDS"
     BACKOFF_MAX_SECONDS = "FILEPIPE_BACKOFF_MAX_SECONDS"
+    MAX_RECEIVE_COUNT = "FILEPIPE_MAX_RECEIVE_COUNT"
+    """The source queue's ``maxReceiveCount``: on that delivery the handler parks a still-failing message
+    itself, with its last error as the reason, instead of letting the redrive move it without one."""
     # Powertools' own variables, set by the component so logs and metrics are named per pipeline.
     POWERTOOLS_SERVICE_NAME = "POWERTOOLS_SERVICE_NAME"
     POWERTOOLS_METRICS_NAMESPACE = "POWERTOOLS_METRICS_NAMESPACE"
@@ -64,6 +67,7 @@ class Metric(StrEnum):
     FILES_PROCESSED = "FilesProcessed"
     FILES_FAILED = "FilesFailed"
     FILES_RETRIED = "FilesRetried"
+    FILES_SUPERSEDED = "FilesSuperseded"
     RECORDS_PROCESSED = "RecordsProcessed"
     RECORDS_REJECTED = "RecordsRejected"
     BYTES_READ = "BytesRead"
@@ -81,15 +85,16 @@ class DlqAttribute(StrEnum):
 
 
 class StateAttribute(StrEnum):
-    """Attribute names of the processing-state table (one item per object version)."""
+    """Attribute names of the processing-state table (one item per object key)."""
 
     PK = "pk"
-    """Partition key: ``<bucket>/<key>``."""
-    SK = "sk"
-    """Sort key: ``v#<versionId>`` (or ``e#<etag>`` when the bucket is not versioned)."""
+    """The table's only key: ``<bucket>/<key>``. The item describes the newest version started."""
     STATUS = "status"
     UPDATED_AT = "updated_at"
-    """ISO-8601 UTC; the sort key of the ``by-status`` index."""
+    """ISO-8601 UTC; the sort key of the ``needs-attention`` index."""
+    ATTENTION = "attention"
+    """Set (to the status) only while a file needs an operator: the partition key of the sparse
+    ``needs-attention`` index, so the common path writes nothing to an index."""
     EXPIRES_AT = "expires_at"
     """Epoch seconds; the table's TTL attribute."""
     DLQ_MESSAGE_ID = "dlq_message_id"
@@ -97,15 +102,16 @@ class StateAttribute(StrEnum):
     Replaying a failed file means removing this attribute (or the item) before re-sending its message."""
 
 
-STATUS_INDEX: Final = "by-status"
-"""Global secondary index (``status``, ``updated_at``) for listing files by status."""
+ATTENTION_INDEX: Final = "needs-attention"
+"""Sparse global secondary index (``attention``, ``updated_at``): the files an operator must look at."""
 
 
 class FileStatus(StrEnum):
-    RECEIVED = "RECEIVED"
     PROCESSING = "PROCESSING"
     SUCCEEDED = "SUCCEEDED"
     FAILED = "FAILED"
+    SUPERSEDED = "SUPERSEDED"
+    """A newer version of the key replaced this one before it was processed: final, not a failure."""
 
 
 # Defaults used when a variable is absent; the component always sets them explicitly.
@@ -116,6 +122,7 @@ DEFAULT_STATE_TTL_DAYS: Final = 90
 DEFAULT_TIMEOUT_MARGIN_MS: Final = 10_000
 DEFAULT_BACKOFF_BASE_SECONDS: Final = 30
 DEFAULT_BACKOFF_MAX_SECONDS: Final = 900
+DEFAULT_MAX_RECEIVE_COUNT: Final = 5
 DEFAULT_LOG_LEVEL: Final = "INFO"
 
 
@@ -147,6 +154,7 @@ class HandlerSettings:
     timeout_margin_ms: int = DEFAULT_TIMEOUT_MARGIN_MS
     backoff_base_seconds: int = DEFAULT_BACKOFF_BASE_SECONDS
     backoff_max_seconds: int = DEFAULT_BACKOFF_MAX_SECONDS
+    max_receive_count: int = DEFAULT_MAX_RECEIVE_COUNT
     service_name: str | None = None
     """Powertools service name (logs, metrics dimension); ``None`` means the pipeline name."""
     metrics_namespace: str = METRICS_NAMESPACE
@@ -205,6 +213,7 @@ class HandlerSettings:
             timeout_margin_ms=integer(EnvVar.TIMEOUT_MARGIN_MS, DEFAULT_TIMEOUT_MARGIN_MS),
             backoff_base_seconds=integer(EnvVar.BACKOFF_BASE_SECONDS, DEFAULT_BACKOFF_BASE_SECONDS),
             backoff_max_seconds=integer(EnvVar.BACKOFF_MAX_SECONDS, DEFAULT_BACKOFF_MAX_SECONDS),
+            max_receive_count=integer(EnvVar.MAX_RECEIVE_COUNT, DEFAULT_MAX_RECEIVE_COUNT),
             service_name=optional(EnvVar.POWERTOOLS_SERVICE_NAME),
             metrics_namespace=optional(EnvVar.POWERTOOLS_METRICS_NAMESPACE) or METRICS_NAMESPACE,
             log_level=optional(EnvVar.POWERTOOLS_LOG_LEVEL) or DEFAULT_LOG_LEVEL,

@@ -176,10 +176,18 @@ def test_state_table_is_on_demand_recoverable_and_expiring(mocks):
 
     table = mocks.one("aws:dynamodb/table:Table").inputs
     assert table["billingMode"] == "PAY_PER_REQUEST"
-    assert (table["hashKey"], table["rangeKey"]) == ("pk", "sk")
+    assert table["hashKey"] == "pk" and "rangeKey" not in table
     assert table["pointInTimeRecovery"] == {"enabled": True}
     assert table["ttl"] == {"attributeName": "expires_at", "enabled": True}
-    assert table["globalSecondaryIndexes"][0]["name"] == "by-status"
+    # a sparse index: only items that carry `attention` are in it
+    assert table["globalSecondaryIndexes"] == [
+        {
+            "name": "needs-attention",
+            "hashKey": "attention",
+            "rangeKey": "updated_at",
+            "projectionType": "ALL",
+        }
+    ]
 
 
 def test_state_table_can_be_turned_off(mocks):
