@@ -32,7 +32,6 @@ def build_handler(settings: HandlerSettings, clients: ClientSet | None = None) -
         state = DynamoStateStore(
             client_set,
             settings.state_table,
-            settings.pipeline_name,
             lease_seconds=settings.lease_seconds,
             ttl_days=settings.state_ttl_days,
         )

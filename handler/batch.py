@@ -1,29 +1,36 @@
 """One SQS batch: per-message outcome, DLQ parking, retry pacing, logs and metrics.
 
-Before the first file starts, every object version the batch announces is recorded RECEIVED (a message
-whose versions cannot be recorded is retried as a whole). Then, per message:
+Per message:
 
 - ``s3:TestEvent`` and events that are not object creations are acknowledged and skipped;
-- every announced object version is processed; a :class:`PermanentError` parks the original body in
-  the DLQ (the message then counts as handled), a :class:`TransientError` reports the message in
-  ``batchItemFailures`` and hides it with exponential backoff;
-- near the function timeout, messages not yet started are reported as failures; their files stay
-  RECEIVED.
+- every announced object version is processed (:class:`~.processing.FileProcessor`); a version that
+  fails permanently parks the original body in the DLQ (the message then counts as handled); a
+  transient failure reports the message in ``batchItemFailures`` and hides it with exponential backoff;
+- on the last delivery the queue allows (``max_receive_count``), a transient failure is parked with its
+  reason instead: SQS's own redrive would move the message without one;
+- near the function timeout, messages not yet started are reported as failures (retried at once).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
 
 from .deadline import Deadline
 from .dlq import send_to_dlq
-from .errors import DeadlineError, PermanentError, TransientError, UnknownBodyError
+from .errors import (
+    DeadlineError,
+    PermanentError,
+    RetriesExhaustedError,
+    TransientError,
+    UnknownBodyError,
+)
 from .events import ObjectRef, parse_body
-from .processing import FileProcessor
+from .processing import FileProcessor, FileResult
 from .queues import Deferral, QueueUrls, backoff_seconds, change_visibility
 from .settings import HandlerSettings, Metric
 
@@ -38,22 +45,40 @@ PIPELINE_DIMENSION = "pipeline"
 class _Invocation:
     """Per-call state: metrics and pending visibility changes (handlers may run concurrently)."""
 
-    def __init__(
-        self, settings: HandlerSettings, service: str, context: Any, messages: list[dict[str, Any]]
-    ) -> None:
+    def __init__(self, settings: HandlerSettings, service: str, context: Any) -> None:
         self.deadline = Deadline(context, settings.timeout_margin_ms)
-        self.messages = messages
-        self.received = False
-        self.unreceived: dict[str, TransientError] = {}
-        """Message id -> why its object versions could not be recorded RECEIVED."""
         # EphemeralMetrics keeps its own metric set: several pipelines in one process do not mix.
         self.metrics = EphemeralMetrics(namespace=settings.metrics_namespace, service=service)
         self.metrics.add_dimension(PIPELINE_DIMENSION, settings.pipeline_name)
         self.deferrals: list[Deferral] = []
-        self.failed: list[str] = []
 
     def count(self, metric: Metric, value: float = 1, unit: MetricUnit = MetricUnit.Count) -> None:
         self.metrics.add_metric(name=metric.value, unit=unit, value=value)
+
+
+@dataclass
+class _Message:
+    """One SQS message of the batch and what its files came to."""
+
+    raw: dict[str, Any]
+    id: str
+    body: str
+    attempt: int
+    last_delivery: bool
+    log: dict[str, Any]
+    failed: list[FileResult] = field(default_factory=list)
+    """Files that failed permanently (their leases are held until the message is parked)."""
+    unleased: list[tuple[PermanentError, ObjectRef | None]] = field(default_factory=list)
+    """Permanent failures with no lease to record them under (an unknown body, an exhausted retry
+    that never started)."""
+
+
+def _receive_count(message: dict[str, Any]) -> int:
+    attributes = message.get("attributes") or {}
+    try:
+        return max(1, int(attributes.get("ApproximateReceiveCount", "1")))
+    except (TypeError, ValueError):
+        return 1
 
 
 class BatchHandler:
@@ -68,83 +93,84 @@ class BatchHandler:
         self._queue_urls = QueueUrls()
 
     def __call__(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
+        call = _Invocation(self.settings, self.service, context)
+
+        def record_handler(record: SQSRecord) -> None:
+            self._handle(record.raw_event, call)
+
+        # One processor per call: it keeps the batch's successes and failures, and builds the
+        # documented partial-batch response (only message ids of this batch).
+        processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
         records = event.get("Records")
         messages = [r for r in records if isinstance(r, dict)] if isinstance(records, list) else []
-        call = _Invocation(self.settings, self.service, context, messages)
-
-        def record_handler(record: SQSRecord) -> str:
-            try:
-                return self._handle_message(record.raw_event, call)
-            except Exception:
-                call.failed.append(record.message_id)
-                raise
-
-        # One processor per call: it keeps the batch's successes and failures.
-        processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-        process_partial_response(event, record_handler, processor, context)
+        with processor(records=messages, handler=record_handler, lambda_context=context):
+            processor.process()
         if call.deferrals:
             for problem in change_visibility(self.clients.sqs, self._queue_urls, call.deferrals):
                 self.logger.warning("could not delay a failed message", extra={"problem": problem})
         if call.metrics.metric_set:
             call.metrics.flush_metrics()
-        # Only the exact documented shape: message ids of this batch, nothing else.
-        return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in call.failed]}
+        return dict(processor.response())
 
-    def _handle_message(self, message: dict[str, Any], call: _Invocation) -> str:
-        message_id = str(message.get("messageId", ""))
-        log: dict[str, Any] = {"message_id": message_id, PIPELINE_DIMENSION: self.settings.pipeline_name}
-        if call.deadline.near():
-            error = DeadlineError("function timeout near; message not started")
-            self._defer(message, error, call, seconds=0)
-            self.logger.warning("deferred: function timeout near", extra=log)
-            raise error
-        if not call.received:
-            # The first message to start records the whole batch, so that files the deadline keeps
-            # from starting show as waiting. Not earlier: a batch that starts out of time stays untouched.
-            call.received = True
-            self._receive(call)
-        body = str(message.get("body", ""))
+    def _handle(self, raw: dict[str, Any], call: _Invocation) -> None:
+        """Handle one message; raise to report it in ``batchItemFailures``."""
+        message_id = str(raw.get("messageId", ""))
+        attempt = _receive_count(raw)
+        message = _Message(
+            raw=raw,
+            id=message_id,
+            body=str(raw.get("body", "")),
+            attempt=attempt,
+            last_delivery=attempt >= self.settings.max_receive_count,
+            log={"message_id": message_id, PIPELINE_DIMENSION: self.settings.pipeline_name},
+        )
         try:
-            parsed = parse_body(body)
+            parsed = parse_body(message.body)
         except UnknownBodyError as error:
-            self.logger.error("message body not understood", extra={**log, "reason": error.reason})
+            self.logger.error("message body not understood", extra={**message.log, "reason": error.reason})
             call.count(Metric.FILES_FAILED)
-            self._park(message, body, error, [], call, log)
-            return "dlq"
+            message.unleased.append((error, None))
+            self._park(message, call)
+            return
         if parsed.test_event:
-            self.logger.info("s3:TestEvent acknowledged and skipped", extra=log)
-            return "test-event"
+            self.logger.info("s3:TestEvent acknowledged and skipped", extra=message.log)
+            return
         for ignored in parsed.ignored:
-            self.logger.info("event ignored (not an object creation)", extra={**log, "event": ignored})
-        unreceived = call.unreceived.get(message_id)
-        if unreceived is not None:
-            # A state-table failure is transient: nothing of this message starts, all of it is retried.
-            call.count(Metric.FILES_RETRIED, len(parsed.objects))
-            self.logger.warning(
-                "files could not be recorded RECEIVED; will retry",
-                extra={**log, "error_type": unreceived.error_type, "reason": unreceived.reason},
+            self.logger.info(
+                "event ignored (not an object creation)", extra={**message.log, "event": ignored}
             )
-            self._defer(message, unreceived, call)
-            raise unreceived
-        permanent: list[tuple[PermanentError, ObjectRef]] = []
+        transient = self._process_files(message, parsed.objects, call)
+        if transient is not None:
+            # Retry the whole message; files already done are skipped then (final in the state table).
+            for result in message.failed:
+                assert result.lease is not None
+                self.files.release(result.lease, transient)
+            retry_now = isinstance(transient, DeadlineError)
+            self._defer(message, call, seconds=0 if retry_now else None)
+            raise transient
+        if message.failed or message.unleased:
+            self._park(message, call)
+
+    def _process_files(
+        self, message: _Message, refs: list[ObjectRef], call: _Invocation
+    ) -> TransientError | None:
+        """Process every version the message announces; return the first transient failure, if any
+        (on the last delivery there is none: it is recorded as a permanent failure instead)."""
         transient: TransientError | None = None
-        for ref in parsed.objects:
-            file_log = {**log, "bucket": ref.bucket, "key": ref.key, "version_id": ref.version_id}
-            if call.deadline.near():
-                transient = DeadlineError("function timeout near; file not started")
-                self.logger.warning("deferred: function timeout near", extra=file_log)
-                break
+        for ref in refs:
+            file_log = {**message.log, "bucket": ref.bucket, "key": ref.key, "version_id": ref.version_id}
             try:
-                result = self.files.process(ref, message_id, call.deadline)
-            except PermanentError as error:
-                call.count(Metric.FILES_FAILED)
-                self.logger.error(
-                    "file failed permanently",
-                    extra={**file_log, "error_type": error.error_type, "reason": error.reason},
+                if call.deadline.near():
+                    raise DeadlineError("function timeout near; file not started")
+                result = self.files.process(
+                    ref, message.id, message.attempt, call.deadline, message.last_delivery
                 )
-                permanent.append((error, ref))
-                continue
             except TransientError as error:
+                if message.last_delivery:
+                    exhausted = RetriesExhaustedError.after(message.attempt, error)
+                    message.unleased.append((exhausted, ref))
+                    self._report_failure(exhausted, call, file_log)
+                    continue
                 call.count(Metric.FILES_RETRIED)
                 self.logger.warning(
                     "file failed transiently; will retry",
@@ -152,105 +178,92 @@ class BatchHandler:
                 )
                 transient = transient or error
                 continue
-            if result.skipped is not None:
-                self.logger.info("file skipped", extra={**file_log, "why": result.skipped})
-                continue
-            outcome = result.outcome
-            assert outcome is not None
-            call.count(Metric.FILES_PROCESSED)
-            call.count(Metric.RECORDS_PROCESSED, outcome.records)
-            call.count(Metric.RECORDS_REJECTED, outcome.rejected)
-            call.count(Metric.BYTES_READ, outcome.bytes_read, MetricUnit.Bytes)
-            if outcome.latency_ms is not None:
-                call.count(Metric.END_TO_END_LATENCY_MS, outcome.latency_ms, MetricUnit.Milliseconds)
-            self.logger.info(
-                "file processed",
-                extra={
-                    **file_log,
-                    "output_key": outcome.output_key,
-                    "records": outcome.records,
-                    "rejected": outcome.rejected,
-                    "bytes": outcome.bytes_read,
-                    "duration_ms": outcome.duration_ms,
-                },
-            )
-        if transient is not None:
-            # Files already done are skipped on the retry (SUCCEEDED in the state table).
-            self._defer(message, transient, call, seconds=0 if isinstance(transient, DeadlineError) else None)
-            raise transient
-        if permanent:
-            # One DLQ message per SQS message (its body names every file); the first error is its reason.
-            self._park(message, body, permanent[0][0], [ref for _, ref in permanent], call, log)
-            return "dlq"
-        return "ok"
+            self._report(result, call, file_log)
+            if result.failure is not None:
+                if result.lease is not None:
+                    message.failed.append(result)
+                else:
+                    message.unleased.append((result.failure, ref))
+        return transient
 
-    def _receive(self, call: _Invocation) -> None:
-        for message in call.messages:
-            message_id = str(message.get("messageId", ""))
-            try:
-                parsed = parse_body(str(message.get("body", "")))
-            except UnknownBodyError:
-                continue  # parked in the DLQ when its turn comes
-            try:
-                for ref in parsed.objects:
-                    self.files.receive(ref, message_id)
-            except TransientError as error:
-                call.unreceived[message_id] = error
+    def _report_failure(self, error: PermanentError, call: _Invocation, file_log: dict[str, Any]) -> None:
+        call.count(Metric.FILES_FAILED)
+        self.logger.error(
+            "file failed permanently",
+            extra={**file_log, "error_type": error.error_type, "reason": error.reason},
+        )
 
-    def _park(
-        self,
-        message: dict[str, Any],
-        body: str,
-        error: PermanentError,
-        refs: list[ObjectRef],
-        call: _Invocation,
-        log: dict[str, Any],
-    ) -> None:
-        """Send the message to the DLQ, then mark every failed file in it as parked."""
+    def _report(self, result: FileResult, call: _Invocation, file_log: dict[str, Any]) -> None:
+        if result.failure is not None:
+            self._report_failure(result.failure, call, file_log)
+            return
+        if result.superseded:
+            call.count(Metric.FILES_SUPERSEDED)
+            self.logger.info("file superseded by a newer version", extra={**file_log, "why": result.skipped})
+            return
+        outcome = result.outcome
+        if outcome is None:
+            self.logger.info("file skipped", extra={**file_log, "why": result.skipped})
+            return
+        call.count(Metric.FILES_PROCESSED)
+        call.count(Metric.RECORDS_PROCESSED, outcome.records)
+        call.count(Metric.RECORDS_REJECTED, outcome.rejected)
+        call.count(Metric.BYTES_READ, outcome.bytes_read, MetricUnit.Bytes)
+        if outcome.latency_ms is not None:
+            call.count(Metric.END_TO_END_LATENCY_MS, outcome.latency_ms, MetricUnit.Milliseconds)
+        self.logger.info(
+            "file processed",
+            extra={
+                **file_log,
+                "output_key": outcome.output_key,
+                "records": outcome.records,
+                "rejected": outcome.rejected,
+                "bytes": outcome.bytes_read,
+                "duration_ms": outcome.duration_ms,
+            },
+        )
+
+    def _park(self, message: _Message, call: _Invocation) -> None:
+        """Send the message to the DLQ once (its body names every file), then record the park on every
+        failed file; the first failure is the message's reason."""
+        failures: list[tuple[PermanentError, ObjectRef | None]] = [
+            (result.failure, result.ref) for result in message.failed if result.failure is not None
+        ] + message.unleased
+        error, ref = failures[0]
         try:
             dlq_id = send_to_dlq(
-                self.clients.sqs,
-                self.settings.dlq_url,
-                body,
-                error,
-                refs[0] if refs else None,
-                self.settings.pipeline_name,
+                self.clients.sqs, self.settings.dlq_url, message.body, error, ref, self.settings.pipeline_name
             )
         except TransientError as dlq_error:
             self.logger.error(
                 "could not park the message in the DLQ; it will be retried",
-                extra={
-                    **log,
-                    "reason": dlq_error.reason,
-                },
+                extra={**message.log, "reason": dlq_error.reason},
             )
-            self._defer(message, dlq_error, call)
-            raise
-        self.logger.info("message parked in the DLQ", extra={**log, "dlq_message_id": dlq_id})
-        for ref in refs:
+            for result in message.failed:
+                assert result.lease is not None
+                self.files.release(result.lease, dlq_error)
+            self._defer(message, call)
+            raise dlq_error from None
+        self.logger.info("message parked in the DLQ", extra={**message.log, "dlq_message_id": dlq_id})
+        for result in message.failed:
+            assert result.lease is not None
             try:
-                self.files.mark_parked(ref, dlq_id)
+                self.files.parked(result.lease, dlq_id)
             except TransientError as state_error:
-                # The message is safely in the DLQ; at worst a later duplicate is parked once more.
+                # The message is safely in the DLQ and the file is FAILED with its reason; only the
+                # park's id is missing, so a duplicate delivered after the lease expires parks it again.
                 self.logger.warning(
                     "could not record the park in the state table",
-                    extra={**log, "key": ref.key, "reason": state_error.reason},
+                    extra={**message.log, "key": result.ref.key, "reason": state_error.reason},
                 )
 
-    def _defer(
-        self, message: dict[str, Any], error: TransientError, call: _Invocation, seconds: int | None = None
-    ) -> None:
-        arn = message.get("eventSourceARN")
-        receipt = message.get("receiptHandle")
+    def _defer(self, message: _Message, call: _Invocation, seconds: int | None = None) -> None:
+        arn = message.raw.get("eventSourceARN")
+        receipt = message.raw.get("receiptHandle")
         if not arn or not receipt:
             return
         if seconds is None:
-            attributes = message.get("attributes") or {}
-            try:
-                receive_count = int(attributes.get("ApproximateReceiveCount", "1"))
-            except ValueError:
-                receive_count = 1
             seconds = backoff_seconds(
-                receive_count, self.settings.backoff_base_seconds, self.settings.backoff_max_seconds
+                message.attempt, self.settings.backoff_base_seconds, self.settings.backoff_max_seconds
             )
         call.deferrals.append(Deferral(str(arn), str(receipt), seconds))

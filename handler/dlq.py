@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 from .errors import DlqUnavailableError, PermanentError
@@ -13,6 +14,13 @@ if TYPE_CHECKING:
     from mypy_boto3_sqs.type_defs import MessageAttributeValueTypeDef
 
 MAX_REASON_CHARS = 1000
+# SQS accepts only these characters in attribute values (#x9 | #xA | #xD | #x20-#xD7FF | #xE000-#xFFFD |
+# #x10000-#x10FFFF); an S3 key may hold others, which would make every send fail.
+_NOT_SQS_TEXT = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def _sqs_text(value: str) -> str:
+    return _NOT_SQS_TEXT.sub(lambda match: f"\\u{ord(match.group()):04x}", value)
 
 
 def dlq_attributes(
@@ -26,9 +34,12 @@ def dlq_attributes(
     if ref is not None:
         values[DlqAttribute.SOURCE_BUCKET] = ref.bucket
         values[DlqAttribute.SOURCE_KEY] = ref.key
+        values[DlqAttribute.SOURCE_VERSION] = ref.version_token
     # SQS rejects empty attribute values.
     return {
-        name.value: {"DataType": "String", "StringValue": value} for name, value in values.items() if value
+        name.value: {"DataType": "String", "StringValue": _sqs_text(value)}
+        for name, value in values.items()
+        if value
     }
 
 

@@ -1,8 +1,15 @@
 """The handler's error hierarchy: every failure is either permanent or transient.
 
 A :class:`PermanentError` is about the file or the message itself (bad content, missing object, unknown
-body): retrying cannot help, so the message goes to the DLQ at once. A :class:`TransientError` is about
-the moment (throttling, 5xx, timeouts, a held lease): the message is retried with backoff.
+body, a bug the content triggers): retrying cannot help, so the message goes to the DLQ at once. A
+:class:`TransientError` is about the moment (throttling, 5xx, timeouts, connection errors, a held
+lease): the message is retried with backoff. Only errors known to be temporary are transient; an
+exception nobody classified is permanent (:class:`UnexpectedError`), so it is parked with its reason
+instead of being retried until the queue's redrive moves it without one.
+
+A user's processor signals "retry me" by raising :class:`RetryLaterError` (or letting a transient AWS or
+connection error propagate); any other exception fails the file permanently as a
+:class:`ProcessorError`.
 """
 
 from __future__ import annotations
@@ -34,7 +41,12 @@ class KeyOutsidePrefixError(PermanentError):
 
 
 class ObjectMissingError(PermanentError):
-    """The object (or the exact version) no longer exists, or was overwritten before processing."""
+    """The object (or the exact version) no longer exists and no newer version replaced it."""
+
+
+class ObjectSupersededError(FilepipeError):
+    """Not a failure: a newer version replaced this one before it was read (an unversioned bucket
+    answers a read of the older ETag with 412). The newer version's own event brings its output."""
 
 
 class AccessDeniedError(PermanentError):
@@ -75,6 +87,22 @@ class OutputShapeError(PermanentError):
     """A record cannot be written in the output format (e.g. a non-object record for CSV)."""
 
 
+class OutputKeyTooLongError(PermanentError):
+    """The output key would exceed S3's 1,024-byte key limit: the output cannot exist."""
+
+
+class UnexpectedError(PermanentError):
+    """An exception no rule classifies (e.g. ``RecursionError`` on deeply nested content)."""
+
+
+class RetriesExhaustedError(PermanentError):
+    """A transient failure on the last delivery the queue allows: parked with the last error."""
+
+    @classmethod
+    def after(cls, deliveries: int, last: FilepipeError) -> RetriesExhaustedError:
+        return cls(f"gave up after {deliveries} deliveries: {last.error_type}: {last.reason}")
+
+
 class TransientError(FilepipeError):
     """Retry later: report the message in ``batchItemFailures`` and back off."""
 
@@ -87,8 +115,17 @@ class StateTableError(TransientError):
     """The state table could not be read or written."""
 
 
+class RetryLaterError(TransientError):
+    """Raised by a user's processor to ask for the file to be retried later (e.g. a downstream outage)."""
+
+
 class LeaseHeldError(TransientError):
-    """Another invocation holds an unexpired PROCESSING lease on this object version."""
+    """Another invocation holds an unexpired lease on this object key."""
+
+    def __init__(self, message: str, same_event: bool) -> None:
+        super().__init__(message)
+        self.same_event = same_event
+        """True when the holder processes this very event (a duplicate delivery), not another version."""
 
 
 class StateConflictError(TransientError):

@@ -36,7 +36,8 @@ class ObjectRef:
         return f"{self.bucket}/{self.key}"
 
     @property
-    def state_sk(self) -> str:
+    def version_token(self) -> str:
+        """Which version this is: the version id, or the ETag in an unversioned bucket."""
         if self.version_id:
             return f"v#{self.version_id}"
         return f"e#{self.etag or ''}"

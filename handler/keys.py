@@ -15,6 +15,8 @@ EXTENSIONS: dict[FileFormat, tuple[str, ...]] = {
 """Extensions recognised per format; the first one is the one written."""
 
 REJECTS_SUFFIX = ".rejects.ndjson"
+MAX_KEY_BYTES = 1024
+"""S3 refuses object keys longer than this many bytes of UTF-8."""
 
 
 def output_key(

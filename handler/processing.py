@@ -16,16 +16,23 @@ from .errors import (
     DeadlineError,
     FilepipeError,
     KeyOutsidePrefixError,
+    LeaseHeldError,
+    ObjectSupersededError,
+    OutputKeyTooLongError,
     PermanentError,
     ProcessorError,
+    RetriesExhaustedError,
+    RetryLaterError,
     S3UnavailableError,
     SchemaValidationError,
     TransientError,
+    UnexpectedError,
 )
 from .events import ObjectRef
-from .keys import output_key, rejects_key
+from .keys import MAX_KEY_BYTES, output_key, rejects_key
 from .readers import CheckedStream, iter_records
-from .settings import FileFormat, HandlerSettings, InvalidRecordPolicy
+from .retryable import classify, is_transient
+from .settings import FileFormat, FileStatus, HandlerSettings, InvalidRecordPolicy
 from .source import open_object
 from .state import Lease, Outcome, StateStore
 from .transform import Processor
@@ -37,6 +44,18 @@ if TYPE_CHECKING:
 
 DEADLINE_CHECK_EVERY = 512
 """Records between two looks at the remaining time while streaming a file."""
+MAX_METADATA_BYTES = 2048
+"""S3's limit on user-defined metadata: the UTF-8 bytes of every key and value together."""
+
+
+def _fitting(key: str) -> str:
+    """``key`` if S3 can store an object under it; an output that cannot exist is a permanent failure."""
+    size = len(key.encode())
+    if size > MAX_KEY_BYTES:
+        raise OutputKeyTooLongError(
+            f"output key would be {size} bytes, above S3's limit of {MAX_KEY_BYTES}: {key[:120]}..."
+        )
+    return key
 
 
 class _HasS3(Protocol):
@@ -46,13 +65,18 @@ class _HasS3(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class FileResult:
-    """What happened to one object version."""
+    """What happened to one object version (a transient failure is raised instead)."""
 
     ref: ObjectRef
-    output_key: str | None
-    skipped: str | None = None
-    """Why nothing was done (already SUCCEEDED, output-prefix object), else ``None``."""
     outcome: Outcome | None = None
+    """Set when the output was written and the version recorded SUCCEEDED."""
+    skipped: str | None = None
+    """Why nothing was done (a duplicate of a final version, a superseded version, own output)."""
+    superseded: bool = False
+    failure: PermanentError | None = None
+    """Set when the version failed permanently; the caller parks its message, then calls
+    :meth:`FileProcessor.parked` with ``lease``."""
+    lease: Lease | None = None
 
 
 class FileProcessor:
@@ -77,82 +101,104 @@ class FileProcessor:
     def output_key_for(self, ref: ObjectRef) -> str:
         s = self._settings
         try:
-            return output_key(ref.key, s.input_prefix, s.output_prefix, s.input_format, s.output_format)
+            target = output_key(ref.key, s.input_prefix, s.output_prefix, s.input_format, s.output_format)
         except ValueError as exc:
             raise KeyOutsidePrefixError(str(exc)) from None
+        return _fitting(target)
 
     def _is_own_output(self, ref: ObjectRef) -> bool:
         return bool(self._settings.output_prefix) and ref.key.startswith(self._settings.output_prefix)
 
-    def receive(self, ref: ObjectRef, message_id: str) -> None:
-        """Record ``ref`` RECEIVED before any file of the batch starts; raise a :class:`TransientError`.
+    def parked(self, lease: Lease, dlq_message_id: str) -> None:
+        """Record that the FAILED version's message is in the DLQ, so duplicates are not parked again."""
+        self._state.parked(lease, dlq_message_id)
 
-        Versions :meth:`process` will never lease (own output, key outside the input prefix) get no
-        item: they would show as waiting forever.
+    def release(self, lease: Lease, error: FilepipeError) -> None:
+        """Give a FAILED version's lease back when its message could not be parked (it is retried)."""
+        with contextlib.suppress(TransientError):
+            self._state.release(lease, error)
+
+    def process(
+        self, ref: ObjectRef, message_id: str, attempt: int, deadline: Deadline, last_delivery: bool = False
+    ) -> FileResult:
+        """Process one version under the key's lease; raise a :class:`TransientError` to retry it.
+
+        On the ``last_delivery`` the queue allows, a transient failure under the lease is recorded as a
+        permanent :class:`RetriesExhaustedError` instead, so the file is parked with its reason.
         """
         if self._is_own_output(ref):
-            return
-        try:
-            self.output_key_for(ref)
-        except KeyOutsidePrefixError:
-            return
-        self._state.receive(ref, message_id)
-
-    def mark_parked(self, ref: ObjectRef, dlq_message_id: str) -> None:
-        """Record that the FAILED version's message is in the DLQ, so duplicates are not parked again."""
-        self._state.parked(ref, dlq_message_id)
-
-    def process(self, ref: ObjectRef, message_id: str, deadline: Deadline) -> FileResult:
-        """Raise a :class:`PermanentError` or :class:`TransientError`; the state item is updated first."""
-        if self._is_own_output(ref):
             # Our own output must never be processed again (recursion guard).
-            return FileResult(ref, None, skipped="object is under the output prefix")
-        target = self.output_key_for(ref)
-        lease = self._state.begin(ref, message_id)
-        if not isinstance(lease, Lease):
-            return FileResult(ref, target, skipped=f"already {lease.value}")
+            return FileResult(ref, skipped="object is under the output prefix")
         try:
-            outcome = self._run(lease, target, deadline)
-        except PermanentError as error:
+            claim = self._state.begin(ref, message_id, attempt)
+        except LeaseHeldError as error:
+            if last_delivery and error.same_event:
+                # The holder owns this very event's outcome: this delivery is a duplicate.
+                return FileResult(ref, skipped="a duplicate of an event another invocation is processing")
+            raise
+        if not isinstance(claim, Lease):
+            return FileResult(
+                ref, skipped=f"already {claim.value}", superseded=claim is FileStatus.SUPERSEDED
+            )
+        lease = claim
+        try:
+            outcome = self._run(lease, self.output_key_for(ref), deadline)
+        except ObjectSupersededError as superseded:
             try:
-                self._state.fail(lease, error)
-            except TransientError as state_error:
-                # Not recorded: give the lease back so the retry is not blocked until it expires.
-                self._release(lease, state_error)
-                raise state_error from error
-            raise
-        except TransientError as error:
-            self._release(lease, error)
-            raise
+                self._state.supersede(lease, superseded.reason)
+            except TransientError:
+                self.release(lease, superseded)
+                raise
+            return FileResult(ref, skipped=superseded.reason, superseded=True)
         except Exception as exc:
-            # Unknown failures are retried (then redriven by SQS): never lose a file to a bug.
-            unexpected = TransientError(f"{type(exc).__name__}: {exc}")
-            self._release(lease, unexpected)
-            raise unexpected from exc
+            failure = classify(exc)
+            if isinstance(failure, TransientError) and last_delivery:
+                failure = RetriesExhaustedError.after(attempt, failure)
+            if isinstance(failure, TransientError):
+                self.release(lease, failure)
+                raise failure from exc
+            assert isinstance(failure, PermanentError)
+            return self._failed(lease, failure, last_delivery)
         try:
             self._state.succeed(lease, outcome)
         except TransientError as error:
             # The output exists but the file is not marked done: the retry rewrites the same key.
-            self._release(lease, error)
+            self.release(lease, error)
             raise
-        return FileResult(ref, target, outcome=outcome)
+        return FileResult(ref, outcome=outcome)
 
-    def _release(self, lease: Lease, error: FilepipeError) -> None:
-        # If this fails the lease expires on its own; the original error is what matters.
-        with contextlib.suppress(TransientError):
-            self._state.release(lease, error)
+    def _failed(self, lease: Lease, error: PermanentError, last_delivery: bool) -> FileResult:
+        try:
+            self._state.fail(lease, error)
+        except TransientError as state_error:
+            if last_delivery:
+                # Park it anyway: a message must not leave the queue without its reason.
+                return FileResult(lease.ref, failure=error)
+            self.release(lease, state_error)
+            raise state_error from error
+        return FileResult(lease.ref, failure=error, lease=lease)
 
     def _metadata(self, ref: ObjectRef, etag: str | None, version_id: str | None) -> dict[str, str]:
-        # S3 user metadata travels as HTTP headers: keep it ASCII (keys are percent-encoded).
-        metadata = {
-            "source-bucket": ref.bucket,
-            "source-key": quote(ref.key, safe="/"),
-            "pipeline": quote(self._settings.pipeline_name, safe=""),
-        }
-        if version_id:
-            metadata["source-version-id"] = version_id
-        if etag:
-            metadata["source-etag"] = etag
+        """Where the output came from, within S3's 2 KB budget for user metadata.
+
+        S3 user metadata travels as HTTP headers: values are kept ASCII (percent-encoded). An entry that
+        would overflow the budget is left out rather than failing the write (a long non-ASCII key
+        percent-encodes to up to 9 bytes a character; the output key mirrors it anyway).
+        """
+        entries = [
+            ("pipeline", quote(self._settings.pipeline_name, safe="")),
+            ("source-bucket", ref.bucket),
+            ("source-version-id", version_id),
+            ("source-etag", etag),
+            ("source-key", quote(ref.key, safe="/")),
+        ]
+        metadata: dict[str, str] = {}
+        budget = MAX_METADATA_BYTES
+        for name, value in entries:
+            size = len(name) + len(value or "")
+            if value and size <= budget:
+                metadata[name] = value
+                budget -= size
         return metadata
 
     def _writer(self, bucket: str, key: str, content_type: str, metadata: dict[str, str]) -> S3StreamWriter:
@@ -193,7 +239,10 @@ class FileProcessor:
                             continue
                         if rejects is None:
                             rejects = self._writer(
-                                ref.bucket, rejects_key(target), CONTENT_TYPES[FileFormat.NDJSON], metadata
+                                ref.bucket,
+                                _fitting(rejects_key(target)),
+                                CONTENT_TYPES[FileFormat.NDJSON],
+                                metadata,
                             )
                         rejects.write(
                             reject_encoder.encode({"index": index, "error": problem, "record": record})
@@ -241,11 +290,18 @@ class FileProcessor:
             return record
         try:
             return self._processor(record)
+        except TransientError:
+            raise  # the processor asked for a retry (RetryLaterError)
         except Exception as exc:
+            if is_transient(exc):
+                raise RetryLaterError(f"processor hit a transient error on record {index}: {exc}") from exc
             raise ProcessorError(f"processor failed on record {index}: {type(exc).__name__}: {exc}") from exc
 
     def _close(self, writer: S3StreamWriter, ref: ObjectRef) -> None:
         try:
             writer.close()
         except Exception as exc:
-            raise S3UnavailableError(f"writing s3://{ref.bucket}/{writer.key} failed: {exc}") from exc
+            described = f"writing s3://{ref.bucket}/{writer.key} failed: {exc}"
+            if is_transient(exc):
+                raise S3UnavailableError(described) from exc
+            raise UnexpectedError(described) from exc

@@ -81,6 +81,9 @@ class DlqAttribute(StrEnum):
     REASON = "filepipe-reason"
     SOURCE_BUCKET = "filepipe-source-bucket"
     SOURCE_KEY = "filepipe-source-key"
+    SOURCE_VERSION = "filepipe-source-version"
+    """``v#<versionId>`` or ``e#<etag>``: with the bucket and key, which file version this is, so two
+    DLQ messages of one version (a duplicate park) show as one file."""
     PIPELINE = "filepipe-pipeline"
 
 
@@ -100,6 +103,30 @@ class StateAttribute(StrEnum):
     DLQ_MESSAGE_ID = "dlq_message_id"
     """Set on a FAILED version once its message is parked in the DLQ: duplicates are then skipped.
     Replaying a failed file means removing this attribute (or the item) before re-sending its message."""
+    VERSION = "version"
+    """``v#<versionId>``, or ``e#<etag>`` in an unversioned bucket: which version the item describes."""
+    VERSION_ID = "version_id"
+    SEQUENCER = "sequencer"
+    """The event's S3 sequencer, padded so that string order is S3's event order for the key."""
+    MESSAGE_ID = "message_id"
+    ATTEMPTS = "attempts"
+    """Deliveries of the message that started the current attempt (SQS ``ApproximateReceiveCount``)."""
+    RECEIVED_AT = "received_at"
+    """When S3 finished the upload (the event time), ISO-8601 UTC."""
+    STARTED_AT = "started_at"
+    FINISHED_AT = "finished_at"
+    LEASE_UNTIL = "lease_until"
+    LEASE_TOKEN = "lease_token"
+    OUTPUT_KEY = "output_key"
+    REJECTS_KEY = "rejects_key"
+    RECORDS = "records"
+    REJECTED = "rejected"
+    BYTES_READ = "bytes_read"
+    DURATION_MS = "duration_ms"
+    LATENCY_MS = "latency_ms"
+    ERROR_TYPE = "error_type"
+    ERROR = "error"
+    """The reason of a FAILED or SUPERSEDED version, or the last transient error of a retried one."""
 
 
 ATTENTION_INDEX: Final = "needs-attention"

@@ -11,9 +11,12 @@ from .errors import (
     FilepipeError,
     FileTooLargeError,
     ObjectMissingError,
+    ObjectSupersededError,
     S3UnavailableError,
+    UnexpectedError,
 )
 from .events import ObjectRef
+from .retryable import error_code, is_transient
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -24,18 +27,19 @@ _DENIED = {"AccessDenied", "403", "InvalidObjectState"}
 
 
 def classify_s3_error(exc: Exception, ref: ObjectRef) -> FilepipeError:
-    """Map a botocore error to a permanent or transient error (unknown errors are transient)."""
+    """Map a failed read to what it means for the file (only known-temporary errors are transient)."""
     where = f"s3://{ref.bucket}/{ref.key}"
-    response = getattr(exc, "response", None)
-    code = str(response.get("Error", {}).get("Code", "")) if isinstance(response, dict) else ""
+    code = error_code(exc)
     if code in _MISSING:
         version = f" version {ref.version_id}" if ref.version_id else ""
         return ObjectMissingError(f"{where}{version} does not exist (deleted before processing)")
     if code in _CHANGED:
-        return ObjectMissingError(f"{where} was overwritten before processing (ETag {ref.etag} is gone)")
+        # Only an unversioned bucket's read is conditional (If-Match on the event's ETag).
+        return ObjectSupersededError(f"{where} was overwritten before processing (ETag {ref.etag} is gone)")
     if code in _DENIED:
         return AccessDeniedError(f"{where}: {code}")
-    return S3UnavailableError(f"{where}: {code or type(exc).__name__}: {exc}")
+    described = f"{where}: {code or type(exc).__name__}: {exc}"
+    return S3UnavailableError(described) if is_transient(exc) else UnexpectedError(described)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,14 +1,21 @@
-"""The processing-state table: one item per object version, written with conditional updates.
+"""The processing-state table: one item per object key, written with conditional updates.
 
-Lifecycle: RECEIVED -> PROCESSING (under a lease) -> SUCCEEDED | FAILED, so the common path costs three
-writes per file. Every version a batch announces is first recorded RECEIVED, and only if it has no item
-yet, so a redelivery never downgrades an item; a version the function has no time to start stays
-RECEIVED ("waiting") until its message comes back. The conditions make processing idempotent:
+The item describes the newest version of the key that was started. Its lifecycle per version:
+PROCESSING (under a lease) -> SUCCEEDED | FAILED | SUPERSEDED. A file that succeeds costs two writes
+(``begin`` and ``succeed``) and no index write: only files that need an operator carry the
+``attention`` attribute, the key of the sparse ``needs-attention`` index.
 
-- RECEIVED creates items and changes none;
-- a SUCCEEDED version is never processed again (duplicate deliveries are acknowledged and skipped);
-- an unexpired PROCESSING lease held by someone else makes the duplicate retry later;
-- a result is recorded only by the lease holder, and only after the output was written.
+Why one item per key: S3 delivers events at least once and in no particular order. The lease is on
+the key, and ``begin`` admits a version only if its event's ``sequencer`` is newer than the one the item
+records, so a late event for an older version can never replace a newer version's output, and two
+versions of one key are never processed at the same time. The conditions make processing idempotent:
+
+- a duplicate of an event whose version is final (SUCCEEDED, SUPERSEDED, or FAILED and parked) is
+  acknowledged and skipped; a duplicate of an older event is SUPERSEDED;
+- an unexpired lease held by someone else makes the duplicate (or the newer version) retry later;
+- a result is recorded only by the lease holder, and only after the output was written;
+- a permanently failed version keeps its lease while its message is parked in the DLQ (``fail`` then
+  ``parked``), so a duplicate arriving meanwhile waits instead of parking the file a second time.
 
 Any failure to talk to the table is a :class:`~.errors.TransientError`: a file is never marked done
 unless its output exists.
@@ -16,7 +23,6 @@ unless its output exists.
 
 from __future__ import annotations
 
-import re
 import time
 import uuid
 from collections.abc import Callable
@@ -33,13 +39,28 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
 
 MAX_ERROR_CHARS = 1000
-_PLACEHOLDER = re.compile(r"#(\w+)")
-_STATUS = f"#{StateAttribute.STATUS.value}"
-_UPDATED_AT = f"#{StateAttribute.UPDATED_AT.value}"
-_EXPIRES_AT = f"#{StateAttribute.EXPIRES_AT.value}"
-_DLQ_MESSAGE_ID = f"#{StateAttribute.DLQ_MESSAGE_ID.value}"
 
 Clock = Callable[[], float]
+
+_FINAL = frozenset({FileStatus.SUCCEEDED, FileStatus.FAILED, FileStatus.SUPERSEDED})
+
+A = StateAttribute
+
+# Attributes an attempt writes; a new attempt removes the previous attempt's outcome.
+_OUTCOME_ATTRIBUTES = (
+    A.OUTPUT_KEY,
+    A.REJECTS_KEY,
+    A.RECORDS,
+    A.REJECTED,
+    A.BYTES_READ,
+    A.DURATION_MS,
+    A.LATENCY_MS,
+    A.FINISHED_AT,
+    A.ERROR_TYPE,
+    A.ERROR,
+    A.DLQ_MESSAGE_ID,
+    A.ATTENTION,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,19 +86,21 @@ class Outcome:
 
 
 class StateStore(Protocol):
-    def receive(self, ref: ObjectRef, message_id: str) -> None:
-        """Record a version RECEIVED unless it already has an item. Raises transient errors."""
-
-    def begin(self, ref: ObjectRef, message_id: str) -> Lease | FileStatus:
-        """Take the lease; or the final status (SUCCEEDED, or FAILED and parked) of a version that must
-        not be processed again. Raises transient errors."""
+    def begin(self, ref: ObjectRef, message_id: str, attempt: int) -> Lease | FileStatus:
+        """Take the key's lease for ``ref``; or return why it must not be processed: its final status
+        (a duplicate), or SUPERSEDED (a newer version was started). Raises transient errors, among them
+        :class:`LeaseHeldError` while another invocation holds the lease."""
 
     def succeed(self, lease: Lease, outcome: Outcome) -> None: ...
 
-    def fail(self, lease: Lease, error: FilepipeError) -> None: ...
+    def fail(self, lease: Lease, error: FilepipeError) -> None:
+        """Record FAILED and keep the lease: the caller parks the message, then calls :meth:`parked`."""
 
-    def parked(self, ref: ObjectRef, dlq_message_id: str) -> None:
-        """Record that a FAILED version's message is in the DLQ. Raises transient errors."""
+    def parked(self, lease: Lease, dlq_message_id: str) -> None:
+        """Record that the FAILED version's message is in the DLQ, and give the lease back."""
+
+    def supersede(self, lease: Lease, reason: str) -> None:
+        """Record that a newer version replaced this one before it could be read (final)."""
 
     def release(self, lease: Lease, error: FilepipeError) -> None:
         """Give the lease back after a transient error so that the retry is not blocked."""
@@ -89,19 +112,19 @@ class NullStateStore:
     def __init__(self, clock: Clock = time.time) -> None:
         self._clock = clock
 
-    def receive(self, ref: ObjectRef, message_id: str) -> None:
-        return None
-
-    def begin(self, ref: ObjectRef, message_id: str) -> Lease | FileStatus:
+    def begin(self, ref: ObjectRef, message_id: str, attempt: int) -> Lease | FileStatus:
         return Lease(ref, uuid.uuid4().hex, self._clock())
-
-    def parked(self, ref: ObjectRef, dlq_message_id: str) -> None:
-        return None
 
     def succeed(self, lease: Lease, outcome: Outcome) -> None:
         return None
 
     def fail(self, lease: Lease, error: FilepipeError) -> None:
+        return None
+
+    def parked(self, lease: Lease, dlq_message_id: str) -> None:
+        return None
+
+    def supersede(self, lease: Lease, reason: str) -> None:
         return None
 
     def release(self, lease: Lease, error: FilepipeError) -> None:
@@ -125,11 +148,6 @@ def _iso(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _names(*expressions: str) -> dict[str, str]:
-    """Every attribute is written as ``#name``: DynamoDB reserves hundreds of words (bucket, status...)."""
-    return {f"#{name}": name for expression in expressions for name in _PLACEHOLDER.findall(expression)}
-
-
 def _error_code(exc: Exception) -> str:
     response = getattr(exc, "response", None)
     if isinstance(response, dict):
@@ -137,21 +155,76 @@ def _error_code(exc: Exception) -> str:
     return ""
 
 
+def _string(item: dict[str, Any], name: str) -> str | None:
+    value = item.get(name)
+    return value.get("S") if isinstance(value, dict) else None
+
+
+class _Update:
+    """One UpdateItem: ``SET`` and ``REMOVE`` clauses and a condition over ``#name``/``:value`` pairs.
+
+    Every attribute is written as ``#name`` because DynamoDB reserves hundreds of words (status, bucket,
+    key...); the placeholders are derived from the names, so the expression and its maps cannot drift.
+    """
+
+    def __init__(self) -> None:
+        self.sets: list[str] = []
+        self.removes: list[str] = []
+        self.names: dict[str, str] = {}
+        self.values: dict[str, AttributeValueTypeDef] = {}
+
+    def name(self, attribute: str) -> str:
+        self.names[f"#{attribute}"] = attribute
+        return f"#{attribute}"
+
+    def value(self, placeholder: str, value: AttributeValueTypeDef) -> str:
+        self.values[f":{placeholder}"] = value
+        return f":{placeholder}"
+
+    def set(self, attribute: str, value: AttributeValueTypeDef) -> str:
+        """``SET #attribute = :attribute``; returns the value's placeholder for use in the condition."""
+        placeholder = self.value(attribute, value)
+        self.sets.append(f"{self.name(attribute)} = {placeholder}")
+        return placeholder
+
+    def remove(self, *attributes: str) -> None:
+        self.removes.extend(self.name(attribute) for attribute in attributes)
+
+    def expression(self) -> str:
+        clauses = []
+        if self.sets:
+            clauses.append("SET " + ", ".join(self.sets))
+        if self.removes:
+            clauses.append("REMOVE " + ", ".join(self.removes))
+        return " ".join(clauses)
+
+
+def order_token(sequencer: str) -> str:
+    """A sequencer in a form that compares as S3 orders events of one key.
+
+    S3's rule: sequencers may differ in length; right-pad the shorter with zeros, then compare
+    lexicographically. Padding every value to one width (and one case) lets DynamoDB's string
+    comparison apply the same rule inside a condition expression.
+    """
+    return sequencer.upper().ljust(_SEQUENCER_WIDTH, "0")
+
+
+_SEQUENCER_WIDTH = 64
+
+
 class DynamoStateStore:
-    """The state table of one pipeline (``StateAttribute`` names, ``by-status`` index)."""
+    """The state table of one pipeline (``StateAttribute`` names, sparse ``needs-attention`` index)."""
 
     def __init__(
         self,
         clients: _HasDynamoDB,
         table: str,
-        pipeline: str,
         lease_seconds: int,
         ttl_days: int,
         clock: Clock = time.time,
     ) -> None:
         self._clients = clients
         self._table = table
-        self._pipeline = pipeline
         self._lease_seconds = lease_seconds
         self._ttl_seconds = ttl_days * 86400
         self._clock = clock
@@ -160,18 +233,14 @@ class DynamoStateStore:
     def _client(self) -> DynamoDBClient:
         return self._clients.dynamodb
 
-    def _key(self, ref: ObjectRef) -> dict[str, AttributeValueTypeDef]:
-        return {StateAttribute.PK.value: _s(ref.state_pk), StateAttribute.SK.value: _s(ref.state_sk)}
-
-    def _update(self, ref: ObjectRef, expression: str, condition: str, values: dict[str, Any]) -> Any:
-        return self._client.update_item(
+    def _write(self, ref: ObjectRef, update: _Update, condition: str) -> None:
+        self._client.update_item(
             TableName=self._table,
-            Key=self._key(ref),
-            UpdateExpression=expression,
+            Key={A.PK: _s(ref.state_pk)},
+            UpdateExpression=update.expression(),
             ConditionExpression=condition,
-            ExpressionAttributeNames=_names(expression, condition),
-            ExpressionAttributeValues=values,
-            ReturnValues="ALL_NEW",
+            ExpressionAttributeNames=update.names,
+            ExpressionAttributeValues=update.values,
             ReturnValuesOnConditionCheckFailure="ALL_OLD",
         )
 
@@ -180,205 +249,153 @@ class DynamoStateStore:
         if item is None:
             try:
                 item = self._client.get_item(
-                    TableName=self._table, Key=self._key(ref), ConsistentRead=True
+                    TableName=self._table,
+                    Key={A.PK: _s(ref.state_pk)},
+                    ConsistentRead=True,
                 ).get("Item")
             except Exception as read_error:
                 raise StateTableError(f"state table read failed: {read_error}") from read_error
         return dict(item or {})
 
-    def _describe(self, ref: ObjectRef, message_id: str) -> tuple[list[str], dict[str, Any]]:
-        """The attributes every write that may create the item sets: pipeline, message, object."""
-        sets = [
-            "#pipeline = :pipeline",
-            "#message_id = :message_id",
-            "#bucket = :bucket",
-            "#object_key = :key",
-        ]
-        values: dict[str, Any] = {
-            ":pipeline": _s(self._pipeline),
-            ":message_id": _s(message_id),
-            ":bucket": _s(ref.bucket),
-            ":key": _s(ref.key),
-        }
-        if ref.version_id:
-            values[":version"] = _s(ref.version_id)
-            sets.append("#version_id = :version")
-        if ref.etag:
-            values[":etag"] = _s(ref.etag)
-            sets.append("#etag = :etag")
-        return sets, values
-
-    def receive(self, ref: ObjectRef, message_id: str) -> None:
+    def _stamp(self, update: _Update, status: FileStatus) -> float:
         now = self._clock()
-        described, values = self._describe(ref, message_id)
-        values |= {
-            ":received": _s(FileStatus.RECEIVED),
-            ":now_iso": _s(_iso(now)),
-            ":expires": _n(int(now) + self._ttl_seconds),
-        }
-        sets = [
-            f"{_STATUS} = :received",
-            f"{_UPDATED_AT} = :now_iso",
-            f"{_EXPIRES_AT} = :expires",
-            "#received_at = :now_iso",
-            *described,
-        ]
-        expression = "SET " + ", ".join(sets)
-        # Only a version without an item: a redelivery must not downgrade PROCESSING, SUCCEEDED or FAILED.
-        condition = f"attribute_not_exists(#{StateAttribute.PK.value})"
-        try:
-            self._update(ref, expression, condition, values)
-        except Exception as exc:
-            if _error_code(exc) != "ConditionalCheckFailedException":
-                raise StateTableError(f"state table write failed: {exc}") from exc
+        update.set(A.STATUS, _s(status))
+        update.set(A.UPDATED_AT, _s(_iso(now)))
+        update.set(A.EXPIRES_AT, _n(int(now) + self._ttl_seconds))
+        return now
 
-    def begin(self, ref: ObjectRef, message_id: str) -> Lease | FileStatus:
-        now = self._clock()
+    def begin(self, ref: ObjectRef, message_id: str, attempt: int) -> Lease | FileStatus:
+        update = _Update()
+        now = self._stamp(update, FileStatus.PROCESSING)
         token = uuid.uuid4().hex
-        described, values = self._describe(ref, message_id)
-        values |= {
-            ":was_received": _s(FileStatus.RECEIVED),
-            ":processing": _s(FileStatus.PROCESSING),
-            ":failed": _s(FileStatus.FAILED),
-            ":now_iso": _s(_iso(now)),
-            ":now": _n(int(now)),
-            ":lease_until": _n(int(now) + self._lease_seconds),
-            ":expires": _n(int(now) + self._ttl_seconds),
-            ":token": _s(token),
-            ":one": _n(1),
-        }
-        sets = [
-            f"{_STATUS} = :processing",
-            f"{_UPDATED_AT} = :now_iso",
-            f"{_EXPIRES_AT} = :expires",
-            "#lease_until = :lease_until",
-            "#lease_token = :token",
-            *described,
-            "#received_at = if_not_exists(#received_at, :now_iso)",
-            "#started_at = :now_iso",
-        ]
-        expression = "SET " + ", ".join(sets) + " ADD #attempts :one REMOVE #error_type, #error"
-        # Predecessors: no item, RECEIVED, a PROCESSING lease that expired, or a FAILED version whose
-        # message never reached the DLQ. A parked FAILED version is final: a duplicate delivery of it
-        # must not park it a second time.
+        update.set(A.LEASE_UNTIL, _n(int(now) + self._lease_seconds))
+        update.set(A.LEASE_TOKEN, _s(token))
+        update.set(A.MESSAGE_ID, _s(message_id))
+        version = update.set(A.VERSION, _s(ref.version_token))
+        update.set(A.RECEIVED_AT, _s(_iso(ref.event_time.timestamp() if ref.event_time else now)))
+        update.set(A.STARTED_AT, _s(_iso(now)))
+        update.set(A.ATTEMPTS, _n(attempt))
+        if ref.version_id:
+            update.set(A.VERSION_ID, _s(ref.version_id))
+        else:
+            update.remove(A.VERSION_ID)
+        sequencer = update.set(A.SEQUENCER, _s(order_token(ref.sequencer))) if ref.sequencer else None
+        if sequencer is None:
+            update.remove(A.SEQUENCER)
+        update.remove(*_OUTCOME_ATTRIBUTES)
+
+        lease_until, status = update.name(A.LEASE_UNTIL), update.name(A.STATUS)
+        no_lease = f"(attribute_not_exists({lease_until}) OR {lease_until} < {update.value('now', _n(now))})"
+        # The same event again: resumable only if its attempt did not end (a lease that expired with
+        # its invocation, or a FAILED version whose message never reached the DLQ).
+        unfinished = (
+            f"({status} = {update.value('processing', _s(FileStatus.PROCESSING))}"
+            f" OR ({status} = {update.value('failed', _s(FileStatus.FAILED))}"
+            f" AND attribute_not_exists({update.name(A.DLQ_MESSAGE_ID)})))"
+        )
+        if sequencer is not None:
+            stored = update.name(A.SEQUENCER)
+            newer = f"(attribute_not_exists({stored}) OR {stored} < {sequencer})"
+            same = f"{stored} = {sequencer}"
+        else:
+            # Without a sequencer (a hand-made event) the order is unknown: a different version is
+            # processed; the same version is resumed or skipped like any duplicate.
+            newer = f"{update.name(A.VERSION)} <> {version}"
+            same = f"{update.name(A.VERSION)} = {version}"
         condition = (
-            f"attribute_not_exists({_STATUS}) OR {_STATUS} = :was_received"
-            f" OR ({_STATUS} = :processing AND #lease_until < :now)"
-            f" OR ({_STATUS} = :failed AND attribute_not_exists({_DLQ_MESSAGE_ID}))"
+            f"attribute_not_exists({update.name(A.PK)})"
+            f" OR ({no_lease} AND ({newer} OR ({same} AND {unfinished})))"
         )
         try:
-            self._update(ref, expression, condition, values)
+            self._write(ref, update, condition)
         except Exception as exc:
             if _error_code(exc) != "ConditionalCheckFailedException":
                 raise StateTableError(f"state table write failed: {exc}") from exc
-            current = self._current(ref, exc)
-            status = current.get(StateAttribute.STATUS.value, {}).get("S")
-            if status in (FileStatus.SUCCEEDED, FileStatus.FAILED):
-                return FileStatus(status)
-            raise LeaseHeldError(
-                f"s3://{ref.bucket}/{ref.key} ({ref.state_sk}) is being processed by another invocation"
-            ) from None
+            return self._refused(ref, self._current(ref, exc), now)
         return Lease(ref, token, now)
 
-    def _finish(self, lease: Lease, status: FileStatus, sets: list[str], values: dict[str, Any]) -> None:
-        now = self._clock()
-        values = {
-            **values,
-            ":status": _s(status),
-            ":now_iso": _s(_iso(now)),
-            ":expires": _n(int(now) + self._ttl_seconds),
-            ":token": _s(lease.token),
-        }
-        expression = "SET " + ", ".join(
-            [f"{_STATUS} = :status", f"{_UPDATED_AT} = :now_iso", f"{_EXPIRES_AT} = :expires", *sets]
-        )
-        expression += " REMOVE #lease_until, #lease_token"
+    def _refused(self, ref: ObjectRef, item: dict[str, Any], now: float) -> FileStatus:
+        """Why ``begin``'s condition refused ``ref``, from the item as it was (raises if it must wait)."""
+        where = f"s3://{ref.bucket}/{ref.key}"
+        stored = _string(item, A.SEQUENCER)
+        if ref.sequencer and stored is not None:
+            ours = order_token(ref.sequencer)
+            if stored > ours:
+                return FileStatus.SUPERSEDED
+            same = stored == ours
+        else:
+            same = _string(item, A.VERSION) == ref.version_token
+        lease_until = item.get(A.LEASE_UNTIL, {}).get("N")
+        if lease_until is not None and float(lease_until) >= now:
+            who = "this event" if same else "an older version of the key"
+            raise LeaseHeldError(f"{where}: another invocation is processing {who}", same_event=same)
+        status = _string(item, A.STATUS)
+        if status in _FINAL:
+            return FileStatus(status)
+        raise StateConflictError(f"{where}: unexpected state {status!r}; will retry")
+
+    def _finish(self, lease: Lease, update: _Update, keep_lease: bool = False) -> None:
+        if not keep_lease:
+            update.remove(A.LEASE_UNTIL, A.LEASE_TOKEN)
+        token = update.value("token", _s(lease.token))
         try:
-            self._update(lease.ref, expression, "#lease_token = :token", values)
+            self._write(lease.ref, update, f"{update.name('lease_token')} = {token}")
         except Exception as exc:
             if _error_code(exc) != "ConditionalCheckFailedException":
                 raise StateTableError(f"state table write failed: {exc}") from exc
-            current = self._current(lease.ref, exc)
-            if current.get(StateAttribute.STATUS.value, {}).get("S") == status:
-                return  # a concurrent attempt recorded the same outcome
             raise StateConflictError(
                 "the processing lease was lost before the outcome was recorded"
             ) from None
 
     def succeed(self, lease: Lease, outcome: Outcome) -> None:
-        sets = [
-            "#output_key = :output_key",
-            "#records = :records",
-            "#rejected = :rejected",
-            "#bytes_read = :bytes_read",
-            "#duration_ms = :duration_ms",
-            "#finished_at = :now_iso",
-        ]
-        values: dict[str, Any] = {
-            ":output_key": _s(outcome.output_key),
-            ":records": _n(outcome.records),
-            ":rejected": _n(outcome.rejected),
-            ":bytes_read": _n(outcome.bytes_read),
-            ":duration_ms": _n(outcome.duration_ms),
-        }
+        update = _Update()
+        now = self._stamp(update, FileStatus.SUCCEEDED)
+        update.set(A.FINISHED_AT, _s(_iso(now)))
+        update.set(A.OUTPUT_KEY, _s(outcome.output_key))
+        update.set(A.RECORDS, _n(outcome.records))
+        update.set(A.REJECTED, _n(outcome.rejected))
+        update.set(A.BYTES_READ, _n(outcome.bytes_read))
+        update.set(A.DURATION_MS, _n(outcome.duration_ms))
         if outcome.latency_ms is not None:
-            sets.append("#latency_ms = :latency_ms")
-            values[":latency_ms"] = _n(outcome.latency_ms)
+            update.set(A.LATENCY_MS, _n(outcome.latency_ms))
         if outcome.rejects_key is not None:
-            sets.append("#rejects_key = :rejects_key")
-            values[":rejects_key"] = _s(outcome.rejects_key)
-        self._finish(lease, FileStatus.SUCCEEDED, sets, values)
+            update.set(A.REJECTS_KEY, _s(outcome.rejects_key))
+        self._finish(lease, update)
 
     def fail(self, lease: Lease, error: FilepipeError) -> None:
-        duration_ms = int((self._clock() - lease.started_at) * 1000)
-        self._finish(
-            lease,
-            FileStatus.FAILED,
-            [
-                "#error_type = :error_type",
-                "#error = :error",
-                "#duration_ms = :duration_ms",
-                "#finished_at = :now_iso",
-            ],
-            {
-                ":error_type": _s(error.error_type),
-                ":error": _s(error.reason[:MAX_ERROR_CHARS]),
-                ":duration_ms": _n(duration_ms),
-            },
-        )
+        update = _Update()
+        now = self._stamp(update, FileStatus.FAILED)
+        update.set(A.ATTENTION, _s(FileStatus.FAILED))
+        update.set(A.FINISHED_AT, _s(_iso(now)))
+        update.set(A.DURATION_MS, _n(int((now - lease.started_at) * 1000)))
+        update.set(A.ERROR_TYPE, _s(error.error_type))
+        update.set(A.ERROR, _s(error.reason[:MAX_ERROR_CHARS]))
+        self._finish(lease, update, keep_lease=True)
 
-    def parked(self, ref: ObjectRef, dlq_message_id: str) -> None:
-        now = self._clock()
-        try:
-            self._update(
-                ref,
-                f"SET {_DLQ_MESSAGE_ID} = :dlq_message_id, {_UPDATED_AT} = :now_iso",
-                f"{_STATUS} = :failed",
-                {
-                    ":dlq_message_id": _s(dlq_message_id),
-                    ":now_iso": _s(_iso(now)),
-                    ":failed": _s(FileStatus.FAILED),
-                },
-            )
-        except Exception as exc:
-            if _error_code(exc) == "ConditionalCheckFailedException":
-                return  # no FAILED item for this version (it was never leased): nothing to record
-            raise StateTableError(f"state table write failed: {exc}") from exc
+    def parked(self, lease: Lease, dlq_message_id: str) -> None:
+        update = _Update()
+        update.set(A.DLQ_MESSAGE_ID, _s(dlq_message_id))
+        update.set(A.UPDATED_AT, _s(_iso(self._clock())))
+        self._finish(lease, update)
+
+    def supersede(self, lease: Lease, reason: str) -> None:
+        update = _Update()
+        now = self._stamp(update, FileStatus.SUPERSEDED)
+        update.set(A.FINISHED_AT, _s(_iso(now)))
+        update.set(A.ERROR, _s(reason[:MAX_ERROR_CHARS]))
+        self._finish(lease, update)
 
     def release(self, lease: Lease, error: FilepipeError) -> None:
+        update = _Update()
         now = self._clock()
+        update.set(A.UPDATED_AT, _s(_iso(now)))
+        # An expired lease, not a removed one: the token stays, so a late write of this attempt still
+        # fails its condition only once another attempt has taken the lease.
+        update.set(A.LEASE_UNTIL, _n(int(now) - 1))
+        update.set(A.ERROR_TYPE, _s(error.error_type))
+        update.set(A.ERROR, _s(error.reason[:MAX_ERROR_CHARS]))
+        token = update.value("token", _s(lease.token))
         try:
-            self._update(
-                lease.ref,
-                f"SET {_UPDATED_AT} = :now_iso, #lease_until = :now, #error_type = :error_type, #error = :error",
-                "#lease_token = :token",
-                {
-                    ":now_iso": _s(_iso(now)),
-                    ":now": _n(int(now) - 1),
-                    ":token": _s(lease.token),
-                    ":error_type": _s(error.error_type),
-                    ":error": _s(error.reason[:MAX_ERROR_CHARS]),
-                },
-            )
+            self._write(lease.ref, update, f"{update.name('lease_token')} = {token}")
         except Exception as exc:
             raise StateTableError(f"state table write failed: {exc}") from exc

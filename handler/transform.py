@@ -39,7 +39,7 @@ def load_processor(spec: str) -> Processor:
 
 
 def envelope_head(source_file: str, processed_at: datetime) -> bytes:
-    """The opening of the seed's JSON envelope, up to the start of ``data``.
+    """The opening of the JSON output envelope (``source_file``, ``processed_at``), up to ``data``.
 
     ``record_count`` comes after ``data`` so that the envelope can be streamed: the count is known
     only once every record has been written.

@@ -37,6 +37,8 @@ def dump_json(value: Any) -> str:
         return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise OutputShapeError(f"record cannot be encoded as JSON: {exc}") from None
+    except RecursionError:
+        raise OutputShapeError("record nests too deeply to be encoded as JSON") from None
 
 
 class RecordEncoder(Protocol):
@@ -46,7 +48,7 @@ class RecordEncoder(Protocol):
 
 
 class EnvelopeEncoder:
-    """``{"source_file", "processed_at", "data": [...], "record_count"}`` (the seed's output)."""
+    """``{"source_file", "processed_at", "data": [...], "record_count"}`` (the JSON output format)."""
 
     def __init__(self, source_file: str, processed_at: datetime) -> None:
         self._head = envelope_head(source_file, processed_at)

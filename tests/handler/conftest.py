@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
@@ -16,7 +17,7 @@ from moto import mock_aws
 from filepipe.handler.app import build_handler
 from filepipe.handler.batch import BatchHandler
 from filepipe.handler.clients import Clients
-from filepipe.handler.settings import STATUS_INDEX, HandlerSettings, StateAttribute
+from filepipe.handler.settings import ATTENTION_INDEX, HandlerSettings, StateAttribute
 from tests.conftest import REGION
 
 BUCKET = "filepipe-test"
@@ -24,6 +25,8 @@ PLAIN_BUCKET = "filepipe-plain"
 """An unversioned bucket: events carry only the ETag."""
 STATE_TABLE = "filepipe-state"
 NO_RETRIES = Config(retries={"mode": "standard", "max_attempts": 1})
+_SEQUENCERS = (f"{n:018X}" for n in itertools.count(0x0055AED6DCD90281E6))
+"""Increasing, like S3's sequencers for later uploads of one key."""
 
 
 class FakeContext:
@@ -38,6 +41,19 @@ class FakeContext:
 
     def get_remaining_time_in_millis(self) -> int:
         return self._remaining.pop(0) if len(self._remaining) > 1 else self._remaining[0]
+
+
+def failures(*message_ids: str) -> dict[str, Any]:
+    """The exact partial-batch response that reports ``message_ids``."""
+    return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in message_ids]}
+
+
+def ids(event: dict[str, Any]) -> list[str]:
+    return [record["messageId"] for record in event["Records"]]
+
+
+def dlq_attributes(message: dict[str, Any]) -> dict[str, str]:
+    return {name: value["StringValue"] for name, value in message.get("MessageAttributes", {}).items()}
 
 
 @dataclass
@@ -109,9 +125,11 @@ class Aws:
         return build_handler(replace(self.settings, **overrides), self.clients)
 
     def put(self, key: str, body: bytes | str, bucket: str = BUCKET) -> dict[str, Any]:
+        """Upload ``body``; the result also carries what S3's event for it would: size and sequencer."""
         data = body.encode() if isinstance(body, str) else body
         response = dict(self.s3.put_object(Bucket=bucket, Key=key, Body=data))
         response["size"] = len(data)
+        response["sequencer"] = next(_SEQUENCERS)
         return response
 
     def batch(self, *bodies: str) -> dict[str, Any]:
@@ -128,8 +146,14 @@ class Aws:
         return {"Records": [self._lambda_record(m) for m in messages]}
 
     def redeliver(self, event: dict[str, Any]) -> dict[str, Any]:
-        """The same messages delivered again (same ids and bodies), as after a visibility timeout."""
+        """The same messages delivered again (same ids and bodies, one more receive), as after a
+        visibility timeout."""
         copied: dict[str, Any] = json.loads(json.dumps(event))
+        for record in copied["Records"]:
+            attributes = record.setdefault("attributes", {})
+            attributes["ApproximateReceiveCount"] = str(
+                int(attributes.get("ApproximateReceiveCount", "1")) + 1
+            )
         return copied
 
     def _lambda_record(self, message: dict[str, Any]) -> dict[str, Any]:
@@ -192,24 +216,16 @@ def aws() -> Iterator[Aws]:
         clients.dynamodb.create_table(
             TableName=STATE_TABLE,
             BillingMode="PAY_PER_REQUEST",
-            KeySchema=[
-                {"AttributeName": StateAttribute.PK.value, "KeyType": "HASH"},
-                {"AttributeName": StateAttribute.SK.value, "KeyType": "RANGE"},
-            ],
+            KeySchema=[{"AttributeName": StateAttribute.PK.value, "KeyType": "HASH"}],
             AttributeDefinitions=[
                 {"AttributeName": name, "AttributeType": "S"}
-                for name in (
-                    StateAttribute.PK,
-                    StateAttribute.SK,
-                    StateAttribute.STATUS,
-                    StateAttribute.UPDATED_AT,
-                )
+                for name in (StateAttribute.PK, StateAttribute.ATTENTION, StateAttribute.UPDATED_AT)
             ],
             GlobalSecondaryIndexes=[
                 {
-                    "IndexName": STATUS_INDEX,
+                    "IndexName": ATTENTION_INDEX,
                     "KeySchema": [
-                        {"AttributeName": StateAttribute.STATUS.value, "KeyType": "HASH"},
+                        {"AttributeName": StateAttribute.ATTENTION.value, "KeyType": "HASH"},
                         {"AttributeName": StateAttribute.UPDATED_AT.value, "KeyType": "RANGE"},
                     ],
                     "Projection": {"ProjectionType": "ALL"},

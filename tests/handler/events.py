@@ -55,6 +55,8 @@ def eventbridge_body(*, key: str | None = None, put: dict[str, Any] | None = Non
 def _patch_object(obj: dict[str, Any], put: dict[str, Any], version_field: str, etag_field: str) -> None:
     obj[etag_field] = put["ETag"].strip('"')
     obj["size"] = put["size"]
+    if "sequencer" in put:
+        obj["sequencer"] = put["sequencer"]
     if put.get("VersionId") and put["VersionId"] != "null":
         obj[version_field] = put["VersionId"]
     else:

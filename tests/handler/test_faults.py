@@ -9,9 +9,8 @@ import pytest
 
 from filepipe.handler.settings import FileStatus
 
-from .conftest import Aws, FakeContext
+from .conftest import Aws, FakeContext, failures, ids
 from .events import s3_body
-from .test_handler import failures, ids
 
 
 def bodies(aws: Aws, count: int) -> list[str]:
@@ -82,8 +81,8 @@ def test_backoff_is_capped(aws: Aws, context: FakeContext) -> None:
     aws.faults.fail(aws.s3, "GetObject")
     visibility = aws.faults.record(aws.sqs, "ChangeMessageVisibilityBatch")
 
-    # WHEN
-    aws.handler(backoff_max_seconds=600)(event, context)
+    # WHEN (the queue allows more deliveries than that)
+    aws.handler(backoff_max_seconds=600, max_receive_count=100)(event, context)
 
     # THEN
     assert [entry["VisibilityTimeout"] for call in visibility for entry in call["Entries"]] == [600]
@@ -146,7 +145,7 @@ def test_an_unexpired_lease_makes_the_duplicate_retry_later(aws: Aws, context: F
 
     [object_ref] = parse_body(body).objects
     assert object_ref.version_id == ref["versionId"]
-    files._state.begin(object_ref, "other-message")
+    files._state.begin(object_ref, "other-message", 1)
 
     # WHEN
     response = handler(event, context)
@@ -164,7 +163,8 @@ def test_an_expired_lease_is_taken_over(aws: Aws, context: FakeContext) -> None:
     from filepipe.handler.events import parse_body
 
     [object_ref] = parse_body(body).objects
-    aws.handler(lease_seconds=-5).files._state.begin(object_ref, "dead-invocation")
+    aws.handler(lease_seconds=-5).files._state.begin(object_ref, "dead-invocation", 1)
+    event["Records"][0]["attributes"]["ApproximateReceiveCount"] = "2"
 
     # WHEN
     response = aws.handler()(event, context)

@@ -1,4 +1,4 @@
-"""The Lambda handler end to end on moto: the AWS-NOTES "Bad inputs and faults" cases."""
+"""The Lambda handler end to end on moto: the bad inputs and faults a pipeline must survive."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 
 from filepipe.handler.settings import DlqAttribute, FileFormat, FileStatus, InvalidRecordPolicy
 
-from .conftest import BUCKET, PLAIN_BUCKET, Aws, FakeContext
+from .conftest import BUCKET, PLAIN_BUCKET, Aws, FakeContext, dlq_attributes
 from .events import eventbridge_body, load_event, s3_body
 
 ORDERS = [{"id": 1, "qty": 2, "price": 3.5}, {"id": 2, "qty": 1, "price": 10.0}]
@@ -18,18 +18,6 @@ SCHEMA = {
     "required": ["id", "qty"],
     "properties": {"id": {"type": "integer"}, "qty": {"type": "integer", "minimum": 1}},
 }
-
-
-def failures(*message_ids: str) -> dict[str, Any]:
-    return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in message_ids]}
-
-
-def ids(event: dict[str, Any]) -> list[str]:
-    return [record["messageId"] for record in event["Records"]]
-
-
-def dlq_attributes(message: dict[str, Any]) -> dict[str, str]:
-    return {name: value["StringValue"] for name, value in message.get("MessageAttributes", {}).items()}
 
 
 def test_good_file_is_written_once_with_the_envelope_and_marked_succeeded(
@@ -42,7 +30,7 @@ def test_good_file_is_written_once_with_the_envelope_and_marked_succeeded(
     # WHEN the handler processes the batch
     response = aws.handler()(event, context)
 
-    # THEN the exact partial-batch shape reports nothing, and the output keeps the seed's envelope
+    # THEN the exact partial-batch shape reports nothing, and the output has the JSON envelope
     assert response == {"batchItemFailures": []}
     output = json.loads(aws.read("out/orders/2024-05-01.json"))
     assert output["source_file"] == f"s3://{BUCKET}/in/orders/2024-05-01.json"
@@ -59,7 +47,7 @@ def test_good_file_is_written_once_with_the_envelope_and_marked_succeeded(
     }
     [item] = aws.state_items()
     assert item["pk"] == f"{BUCKET}/in/orders/2024-05-01.json"
-    assert item["sk"] == f"v#{put['VersionId']}"
+    assert item["version"] == f"v#{put['VersionId']}"
     assert item["status"] == FileStatus.SUCCEEDED
     assert item["output_key"] == "out/orders/2024-05-01.json"
     assert item["attempts"] == "1"
@@ -212,7 +200,7 @@ def test_duplicate_delivery_and_replayed_batch_give_one_output_and_one_success(
 
 
 def test_a_new_version_of_the_same_key_is_processed_again(aws: Aws, context: FakeContext) -> None:
-    # GIVEN two versions of one key, each announced
+    # GIVEN two versions of one key, each announced in upload order
     first = aws.put("in/v.json", "[1]")
     second = aws.put("in/v.json", "[1, 2]")
     event = aws.batch(s3_body(key="in/v.json", put=first), s3_body(key="in/v.json", put=second))
@@ -220,15 +208,16 @@ def test_a_new_version_of_the_same_key_is_processed_again(aws: Aws, context: Fak
     # WHEN
     response = aws.handler()(event, context)
 
-    # THEN both versions succeed, each read exactly, into the same output key
+    # THEN both versions succeed, each read exactly, into the same output key; the newer one last
     assert response == {"batchItemFailures": []}
-    items = aws.state_items()
-    assert sorted(item["sk"] for item in items) == sorted(
-        [f"v#{first['VersionId']}", f"v#{second['VersionId']}"]
+    [item] = aws.state_items()
+    assert (item["version"], item["status"], item["records"]) == (
+        f"v#{second['VersionId']}",
+        FileStatus.SUCCEEDED,
+        "2",
     )
-    assert {item["status"] for item in items} == {FileStatus.SUCCEEDED}
-    assert sorted(item["records"] for item in items) == ["1", "2"]
-    assert aws.keys("out/") == ["out/v.json"]
+    assert aws.versions("out/v.json") == 2
+    assert json.loads(aws.read("out/v.json"))["data"] == [1, 2]
 
 
 def put_and_body(aws: Aws, key: str, content: bytes | str | None, bucket: str = BUCKET) -> str:
@@ -421,7 +410,7 @@ def test_processor_transforms_and_drops_records(aws: Aws, context: FakeContext) 
     assert output["record_count"] == 2
 
 
-def test_overwritten_object_in_an_unversioned_bucket_is_a_permanent_outcome(
+def test_overwritten_object_in_an_unversioned_bucket_is_superseded_not_failed(
     aws: Aws, context: FakeContext
 ) -> None:
     # GIVEN an event for content that was overwritten before processing (no versioning: only the ETag)
@@ -432,12 +421,14 @@ def test_overwritten_object_in_an_unversioned_bucket_is_a_permanent_outcome(
     # WHEN
     response = aws.handler()(event, context)
 
-    # THEN the stale event is parked, not retried; the newer content has its own event
+    # THEN the stale event is acknowledged as SUPERSEDED: no DLQ message, no output, not retried;
+    # the newer content has its own event
     assert response == {"batchItemFailures": []}
-    [parked] = aws.dlq_messages()
-    assert dlq_attributes(parked)[DlqAttribute.ERROR_TYPE] == "ObjectMissingError"
+    assert aws.dlq_messages() == []
+    assert aws.keys("out/", bucket=PLAIN_BUCKET) == []
     [item] = aws.state_items()
-    assert item["sk"] == f"e#{old['ETag'].strip(chr(34))}"
+    assert (item["version"], item["status"]) == (f"e#{old['ETag'].strip(chr(34))}", FileStatus.SUPERSEDED)
+    assert "attention" not in item
 
 
 @pytest.mark.parametrize(
@@ -533,4 +524,4 @@ def test_eventbridge_object_created_is_processed_like_a_notification(aws: Aws, c
     assert response == {"batchItemFailures": []}
     assert json.loads(aws.read("out/orders/from-eventbridge.json"))["data"] == ORDERS
     [item] = aws.state_items()
-    assert item["sk"] == f"v#{put['VersionId']}"
+    assert item["version"] == f"v#{put['VersionId']}"

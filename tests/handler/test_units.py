@@ -52,7 +52,7 @@ def test_parse_body_decodes_both_encodings_and_reads_versions() -> None:
     moto = parse_body(json.dumps(load_event("s3_key_special_moto_encoding")))
     assert s3.objects[0].key == moto.objects[0].key == "in/reports/q1 summary + draft@v2 100% été 日本.json"
     [ref] = parse_body(json.dumps(load_event("s3_object_created"))).objects
-    assert (ref.version_id, ref.state_sk) == (
+    assert (ref.version_id, ref.version_token) == (
         "096fKKXTRTtl3on89fVO.nfljtsv6qko",
         "v#096fKKXTRTtl3on89fVO.nfljtsv6qko",
     )
