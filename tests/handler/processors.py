@@ -13,3 +13,9 @@ def add_total(record: dict[str, Any]) -> dict[str, Any] | None:
 
 def explode(record: dict[str, Any]) -> dict[str, Any]:
     raise KeyError("no such field")
+
+
+def downstream_down(record: dict[str, Any]) -> dict[str, Any]:
+    from filepipe.handler.errors import RetryLaterError
+
+    raise RetryLaterError("the reference-data service is unavailable")
