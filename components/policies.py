@@ -109,12 +109,14 @@ def function_role_policy(
         },
         {
             # Without ListBucket S3 answers a missing key with 403 instead of 404, and the handler
-            # could not tell "deleted before processing" (permanent) from a permissions fault.
-            "Sid": "ListInput",
+            # could not tell "deleted before processing" (permanent) from a permissions fault. S3 checks
+            # ListBucket in the context of the GetObject request, which carries no s3:prefix key, so a
+            # prefix condition here would never match: the grant is bucket-wide. It lets the function
+            # list key names (not read objects) of this one bucket; that is the price of a truthful 404.
+            "Sid": "ListBucketForNotFound",
             "Effect": "Allow",
             "Action": "s3:ListBucket",
             "Resource": bucket_arn,
-            "Condition": {"StringLike": {"s3:prefix": f"{input_prefix}*"}},
         },
         {
             "Sid": "WriteOutput",
@@ -159,6 +161,9 @@ def function_role_policy(
     if kms_key_arn is not None:
         statements.append(
             {
+                # Decrypt: receiving from the queues, and DynamoDB decrypting the state table's key on
+                # the caller's behalf (reads and writes alike); GenerateDataKey: sending to the DLQ.
+                # Creating the table (grants, DescribeKey) is the deployer's job, not the function's.
                 "Sid": "UseQueueKey",
                 "Effect": "Allow",
                 "Action": ["kms:Decrypt", "kms:GenerateDataKey"],

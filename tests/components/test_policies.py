@@ -1,5 +1,7 @@
 """Policy documents are pure functions: tested without Pulumi."""
 
+import json
+
 from filepipe.policies import (
     bucket_tls_only_policy,
     function_role_policy,
@@ -61,9 +63,6 @@ def test_role_policy_reads_only_input_and_writes_only_output():
     assert _statement(document, "WriteOutput")["Resource"] == (
         "arn:aws:s3:::data-bucket/processed/incoming/orders/*"
     )
-    assert _statement(document, "ListInput")["Condition"] == {
-        "StringLike": {"s3:prefix": "incoming/orders/*"}
-    }
     assert _statement(document, "ConsumeQueue")["Resource"] == QUEUE
     assert _statement(document, "ParkInDeadLetterQueue")["Resource"] == DLQ
     assert "sqs:SendMessage" not in _statement(document, "ConsumeQueue")["Action"]
@@ -99,3 +98,20 @@ def test_wildcard_findings_flags_star_actions_and_resources():
     }
 
     assert wildcard_findings(document) == ["A: action s3:*", "B: resource *"]
+
+
+def test_a_deleted_input_reads_as_not_found_not_access_denied():
+    # GIVEN the role policy
+    document = _role_policy()
+
+    # WHEN S3 decides between 404 and 403 for a missing key: does the caller have s3:ListBucket on the
+    # bucket, evaluated for a GetObject request (which has no s3:prefix context key)?
+    grants = [
+        s
+        for s in document["Statement"]
+        if s["Effect"] == "Allow" and "s3:ListBucket" in s["Action"] and s["Resource"] == BUCKET_ARN
+    ]
+
+    # THEN a grant exists whose conditions do not depend on s3:prefix (any condition on it fails there)
+    assert grants
+    assert any("s3:prefix" not in json.dumps(s.get("Condition", {})) for s in grants)
