@@ -240,6 +240,21 @@ def _mocks_class() -> type[Any]:
                     "id": "aws",
                 },
             }
+            parameter = str(args.args.get("name", ""))
+            if parameter.startswith("/aws/service/powertools/"):
+                # The Powertools layer the stack looks up; locally the handler runs in-process with the
+                # virtualenv's Powertools, so any well-formed layer ARN will do.
+                layer = re.sub(r"[^A-Za-z0-9_-]+", "-", parameter.strip("/"))
+                arn = f"arn:aws:lambda:{region}:{account}:layer:{layer}:1"
+                results["aws:ssm/getParameter:getParameter"] = {
+                    "name": parameter,
+                    "value": arn,
+                    "insecureValue": arn,
+                    "type": "String",
+                    "version": 1,
+                    "arn": f"arn:aws:ssm:{region}:{account}:parameter{parameter}",
+                    "id": parameter,
+                }
             if args.token not in results:
                 raise CaptureError(
                     f"the stack program calls {args.token}, which the local mocks do not answer"
