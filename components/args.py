@@ -30,6 +30,22 @@ NotificationMode = Literal["s3", "eventbridge"]
 Encryption = Literal["sse-sqs", "kms"]
 
 
+@dataclass(frozen=True, kw_only=True)
+class PrefixLifecycleRule:
+    """A lifecycle rule for the objects under one prefix of a created bucket."""
+
+    rule_id: str
+    """Unique within the bucket (at most 255 characters)."""
+    prefix: str
+    """Key prefix the rule applies to, e.g. ``incoming/orders/``."""
+    expiration_days: int | None = None
+    """Delete objects this many days after creation."""
+    transition_days: int | None = None
+    """Move objects to ``transition_storage_class`` this many days after creation."""
+    transition_storage_class: str = defaults.INPUT_TRANSITION_STORAGE_CLASS
+    """Target storage class of the transition."""
+
+
 @dataclass(kw_only=True)
 class PipelineArgs:
     """Inputs of one file-processing pipeline. Only ``input_prefix`` is required."""
@@ -88,10 +104,13 @@ class PipelineArgs:
     """Lambda runtime, one of ``python3.11``, ``python3.12``, ``python3.13``."""
 
     reserved_concurrency: int | None = None
-    """Reserved concurrent executions of the function; ``None`` leaves it unreserved."""
+    """Reserved concurrent executions of the function (at least 2); ``None`` leaves it unreserved. Without
+    ``maximum_concurrency`` the queue's pollers are capped at the same number (at most 1000), because
+    throttled receives count towards ``max_receive_count`` and would park healthy files."""
 
     log_level: str = defaults.LOG_LEVEL
-    """Application log level (Powertools Logger)."""
+    """Application log level: ``DEBUG``, ``INFO``, ``WARNING`` (or ``WARN``), ``ERROR``, ``CRITICAL`` (or
+    ``FATAL``). Lambda's log filter and the Powertools logger each get their own name for it."""
 
     batch_size: int = defaults.BATCH_SIZE
     """Messages per invocation (1-10000; above 10 needs ``batching_window_seconds`` > 0)."""
@@ -100,7 +119,8 @@ class PipelineArgs:
     """How long the mapping gathers a batch (0-300 s)."""
 
     maximum_concurrency: int | None = None
-    """Most concurrent invocations the queue may drive (2-1000); at most ``reserved_concurrency``."""
+    """Most concurrent invocations the queue may drive (2-1000); at most ``reserved_concurrency``.
+    Default: ``reserved_concurrency`` (capped at 1000) when that is set, else unlimited."""
 
     visibility_timeout_seconds: int | None = None
     """Queue visibility timeout. Default: 6 x ``timeout_seconds`` + ``batching_window_seconds`` (AWS's
@@ -148,12 +168,38 @@ class PipelineArgs:
     bucket's single notification configuration (a :class:`PipelineGroup`, or your own resource merging
     :attr:`FileProcessingPipeline.notification_target`)."""
 
+    take_over_bucket_notification: bool = False
+    """With an existing ``bucket`` (a name or an ``aws.s3.Bucket``) and ``manage_bucket_notification``:
+    confirm that this pipeline may own the bucket's notification configuration. S3 keeps one per bucket,
+    so it **replaces** every notification the bucket already has, and deleting the stack clears it. Left
+    ``False``, such a pipeline is an error at construction."""
+
+    input_expiration_days: int | None = None
+    """Delete input files this many days after upload (a lifecycle rule on the input prefix). Must outlast
+    ``dlq_retention_seconds`` so a parked file can still be replayed. Only on a bucket the pipeline (or
+    its group) creates; on a shared :class:`PipelineBucket` use its ``prefix_rules``."""
+
+    input_transition_days: int | None = None
+    """Move input files to ``input_transition_storage_class`` this many days after upload (at least 30
+    for the infrequent-access classes). Same bucket condition as ``input_expiration_days``."""
+
+    input_transition_storage_class: str = defaults.INPUT_TRANSITION_STORAGE_CLASS
+    """Storage class for ``input_transition_days``: ``STANDARD_IA``, ``ONEZONE_IA``,
+    ``INTELLIGENT_TIERING``, ``GLACIER_IR``, ``GLACIER`` or ``DEEP_ARCHIVE``."""
+
     bundle_dependencies: bool = True
     """Build a layer with the handler's third-party packages (pip, for the function's architecture and
     Python, cached). ``False`` relies on layers you add via ``extra_layers``."""
 
-    powertools_layer_version: int = defaults.POWERTOOLS_LAYER_VERSION
-    """Version of the AWS-managed Powertools V3 layer."""
+    powertools_version: str = defaults.POWERTOOLS_VERSION
+    """Powertools for AWS Lambda (Python) release (e.g. ``3.22.1``, or ``latest``) whose AWS-managed
+    layer the function uses. Its ARN is read at deploy time from the public SSM parameter
+    ``/aws/service/powertools/python/<architecture>/<runtime>/<version>`` of the region, so it is right
+    for every commercial region and architecture; a region without that layer fails at preview."""
+
+    powertools_layer_arn: pulumi.Input[str] | None = None
+    """The Powertools layer's ARN, instead of the SSM lookup. Required outside the commercial partition
+    (China and GovCloud publish the layer from other accounts and have no such SSM parameter)."""
 
     extra_layers: Sequence[pulumi.Input[str]] = ()
     """Further layer ARNs for the function (e.g. dependencies of your processor)."""
@@ -171,6 +217,27 @@ class PipelineArgs:
         if self.output_prefix is not None:
             return self.output_prefix
         return defaults.OUTPUT_ROOT + self.input_prefix
+
+    def effective_maximum_concurrency(self) -> int | None:
+        if self.maximum_concurrency is not None or self.reserved_concurrency is None:
+            return self.maximum_concurrency
+        return min(self.reserved_concurrency, defaults.MAXIMUM_CONCURRENCY_RANGE[1])
+
+    def log_levels(self) -> tuple[str, str]:
+        """``(Lambda application log level, Python/Powertools log level)`` for ``log_level``."""
+        return defaults.LOG_LEVELS[self.log_level.upper()]
+
+    def input_lifecycle(self, rule_id: str) -> PrefixLifecycleRule | None:
+        """The lifecycle rule for this pipeline's input prefix, if it asks for one."""
+        if self.input_expiration_days is None and self.input_transition_days is None:
+            return None
+        return PrefixLifecycleRule(
+            rule_id=rule_id,
+            prefix=self.input_prefix,
+            expiration_days=self.input_expiration_days,
+            transition_days=self.input_transition_days,
+            transition_storage_class=self.input_transition_storage_class,
+        )
 
     def effective_visibility_timeout(self) -> int:
         if self.visibility_timeout_seconds is not None:

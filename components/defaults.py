@@ -3,6 +3,8 @@
 Where AWS forces a value (or a relation between values) the comment says why.
 """
 
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Final
 
 from .handler import settings as handler_settings
@@ -17,16 +19,48 @@ SUPPORTED_RUNTIMES: Final = ("python3.11", "python3.12", "python3.13")
 """Runtimes for which AWS publishes the Powertools V3 layer and Lambda has not deprecated."""
 LOG_RETENTION_DAYS: Final = 30
 LOG_LEVEL: Final = "INFO"
-POWERTOOLS_LAYER_ACCOUNT: Final = "017000801446"
-"""The AWS account that publishes the Powertools for AWS Lambda (Python) layers in commercial regions."""
-POWERTOOLS_LAYER_VERSION: Final = 27
-"""Layer version of Powertools V3 the handler is tested with (pinned: layers are immutable)."""
+LOG_LEVELS: Final[Mapping[str, tuple[str, str]]] = MappingProxyType(
+    {
+        "DEBUG": ("DEBUG", "DEBUG"),
+        "INFO": ("INFO", "INFO"),
+        "WARN": ("WARN", "WARNING"),
+        "WARNING": ("WARN", "WARNING"),
+        "ERROR": ("ERROR", "ERROR"),
+        "FATAL": ("FATAL", "CRITICAL"),
+        "CRITICAL": ("FATAL", "CRITICAL"),
+    }
+)
+"""Accepted ``log_level`` (either spelling) -> (Lambda ``application_log_level``, Python/Powertools level).
+
+Lambda knows WARN and FATAL, Python's logging WARNING and CRITICAL; both sides must get their own name for
+the same level. TRACE is left out: Python's logging has no such level."""
+SYSTEM_LOG_LEVEL: Final = "INFO"
+"""Lambda platform log level (start, end and report lines)."""
+POWERTOOLS_VERSION: Final = "3.22.1"
+"""Powertools for AWS Lambda (Python) release whose AWS-managed layer the function uses (pinned: a deploy
+never changes the library under the handler by itself)."""
+POWERTOOLS_LAYER_PARAMETER: Final = "/aws/service/powertools/python/{architecture}/{runtime}/{version}"
+"""Public SSM parameter holding the layer's ARN in the current region; ``version`` is a release or
+``latest``. Published in the commercial partition only."""
 TIMEOUT_MARGIN_MS: Final = handler_settings.DEFAULT_TIMEOUT_MARGIN_MS
 """Stop taking new records this long before the function times out; unfinished ones are retried."""
 
 # --- Event source mapping -------------------------------------------------------------------------
 BATCH_SIZE: Final = 10
 BATCHING_WINDOW_SECONDS: Final = 0
+
+# --- Bucket lifecycle (created buckets only) -------------------------------------------------------
+ABORT_INCOMPLETE_MULTIPART_UPLOAD_DAYS: Final = 7
+"""Parts of an upload that never completed (a writer that died mid-file) are billed until removed."""
+NONCURRENT_VERSION_EXPIRATION_DAYS: Final = 30
+"""Versioning keeps every overwritten or deleted input; 30 days outlives the DLQ (14 days), so a parked
+file's exact version is still there to replay."""
+INPUT_TRANSITION_STORAGE_CLASS: Final = "STANDARD_IA"
+TRANSITION_STORAGE_CLASSES: Final = (
+    "STANDARD_IA", "ONEZONE_IA", "INTELLIGENT_TIERING", "GLACIER_IR", "GLACIER", "DEEP_ARCHIVE",
+)  # fmt: skip
+MIN_DAYS_BEFORE_INFREQUENT_ACCESS: Final = 30
+"""S3 refuses a transition to STANDARD_IA or ONEZONE_IA earlier than 30 days after creation."""
 
 # --- Queues ---------------------------------------------------------------------------------------
 VISIBILITY_TIMEOUT_FACTOR: Final = 6
@@ -61,9 +95,34 @@ BATCH_SIZE_RANGE: Final = (1, 10_000)
 BATCH_SIZE_WITHOUT_WINDOW: Final = 10
 BATCHING_WINDOW_RANGE: Final = (0, 300)
 MAXIMUM_CONCURRENCY_RANGE: Final = (2, 1_000)
+"""``ScalingConfig.MaximumConcurrency``; also the smallest useful ``reserved_concurrency``."""
 VISIBILITY_TIMEOUT_RANGE: Final = (0, 43_200)
 RETENTION_RANGE: Final = (60, 1_209_600)
 MAX_RECEIVE_COUNT_RANGE: Final = (1, 1_000)
 LOG_RETENTION_CHOICES: Final = (
     1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653,
 )  # fmt: skip
+
+# --- Names ----------------------------------------------------------------------------------------
+AUTO_NAME_SUFFIX_LENGTH: Final = 8
+"""Pulumi auto-naming appends ``-`` and 7 random characters to a resource's logical name."""
+NAME_LIMITS: Final[Mapping[str, tuple[int, str]]] = MappingProxyType(
+    {
+        # kind: (maximum length, characters AWS accepts as a regex class body)
+        "lambda function": (64, "A-Za-z0-9_-"),
+        "IAM role": (64, r"\w+=,.@-"),
+        "EventBridge rule": (64, "A-Za-z0-9_.-"),
+        "SQS queue": (80, "A-Za-z0-9_-"),
+        "SNS topic": (256, "A-Za-z0-9_-"),
+        "DynamoDB table": (255, "A-Za-z0-9_.-"),
+        "CloudWatch alarm": (255, r"\x20-\x7e"),
+        "S3 bucket": (63, "a-z0-9.-"),
+        "CloudWatch dashboard": (255, "A-Za-z0-9_-"),
+        "lambda layer": (140, "A-Za-z0-9_-"),
+        "log group": (512, "A-Za-z0-9_./#-"),
+        "KMS alias": (256, "A-Za-z0-9/_-"),
+    }
+)
+"""AWS's name limits per resource kind (the service models and API references)."""
+STACK_PIPELINE_NAME_MAX: Final = 40
+"""Longest pipeline name the stack config accepts (it becomes part of every resource name)."""

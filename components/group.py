@@ -13,9 +13,10 @@ import pulumi_aws as aws
 from .args import PipelineArgs
 from .bucket import PipelineBucket, PipelineBucketArgs, bucket_name_of
 from .errors import PipelineConfigError
+from .naming import check_auto_names
 from .notifications import bucket_notification
-from .pipeline import FileProcessingPipeline
-from .validation import validate_bucket_filters, validate_pipeline
+from .pipeline import FileProcessingPipeline, auto_names
+from .validation import validate_bucket_filters, validate_bucket_lifecycle, validate_pipeline
 
 TYPE_TOKEN = "filepipe:index:PipelineGroup"
 
@@ -31,7 +32,13 @@ class PipelineGroupArgs:
     """``None`` creates a hardened bucket; a name or resource uses an existing one."""
 
     bucket_args: PipelineBucketArgs = field(default_factory=PipelineBucketArgs)
-    """Settings of the created bucket (ignored when ``bucket`` is given)."""
+    """Settings of the created bucket (ignored when ``bucket`` is given). The pipelines' input lifecycle
+    rules are added to its ``prefix_rules``."""
+
+    take_over_bucket_notification: bool = False
+    """With an existing ``bucket`` (a name or an ``aws.s3.Bucket``): confirm that the group may own the
+    bucket's single notification configuration, which **replaces** every notification the bucket has and
+    is cleared when the stack is deleted. Left ``False``, a group on an existing bucket is an error."""
 
 
 class PipelineGroup(pulumi.ComponentResource):
@@ -56,32 +63,51 @@ class PipelineGroup(pulumi.ComponentResource):
                     f"pipeline {pipeline_name!r}: leave bucket unset inside a PipelineGroup; set the group's "
                     "bucket instead."
                 )
+            if pipeline_args.take_over_bucket_notification:
+                raise PipelineConfigError(
+                    f"pipeline {pipeline_name!r}: the group owns the bucket's notification; set "
+                    "take_over_bucket_notification on the group instead."
+                )
         filters = [
             validate_pipeline(pipeline_args.pipeline_name or pipeline_name, pipeline_args)
             for pipeline_name, pipeline_args in args.pipelines.items()
         ]
         validate_bucket_filters(name, filters)
+        members = {
+            pipeline_name: dataclasses.replace(
+                pipeline_args,
+                pipeline_name=pipeline_args.pipeline_name or pipeline_name,
+                manage_bucket_notification=False,
+            )
+            for pipeline_name, pipeline_args in args.pipelines.items()
+        }
+        bucket_args = self._bucket_args(name, args, members)
+        if args.bucket is None:
+            check_auto_names(name, [("S3 bucket", f"{name}-bucket")])
+        for pipeline_name, member in members.items():
+            check_auto_names(
+                member.pipeline_name or pipeline_name, auto_names(f"{name}-{pipeline_name}", member)
+            )
 
         super().__init__(TYPE_TOKEN, name, None, opts)
         bucket = args.bucket
         if bucket is None:
-            bucket = PipelineBucket(
-                f"{name}-bucket", args.bucket_args, opts=pulumi.ResourceOptions(parent=self)
-            )
+            bucket = PipelineBucket(f"{name}-bucket", bucket_args, opts=pulumi.ResourceOptions(parent=self))
         self.bucket_name = bucket_name_of(bucket)
 
         self.pipelines = {
             pipeline_name: FileProcessingPipeline(
                 f"{name}-{pipeline_name}",
+                # The group's bucket carries the members' lifecycle rules: a pipeline may not add its own.
                 dataclasses.replace(
-                    pipeline_args,
+                    member,
                     bucket=bucket,
-                    pipeline_name=pipeline_args.pipeline_name or pipeline_name,
-                    manage_bucket_notification=False,
+                    input_expiration_days=None,
+                    input_transition_days=None,
                 ),
                 opts=pulumi.ResourceOptions(parent=self),
             )
-            for pipeline_name, pipeline_args in args.pipelines.items()
+            for pipeline_name, member in members.items()
         }
         self.notification = bucket_notification(
             name,
@@ -94,3 +120,40 @@ class PipelineGroup(pulumi.ComponentResource):
             "pipelines": {key: pipeline.outputs for key, pipeline in self.pipelines.items()},
         }
         self.register_outputs(outputs)
+
+    @staticmethod
+    def _bucket_args(
+        name: str, args: PipelineGroupArgs, members: Mapping[str, PipelineArgs]
+    ) -> PipelineBucketArgs:
+        """The created bucket's settings with the members' input lifecycle rules; checks what a group on an
+        existing bucket would change there."""
+        rules = [
+            rule
+            for member in members.values()
+            if (rule := member.input_lifecycle(f"inputs-{member.pipeline_name}")) is not None
+        ]
+        if args.bucket is not None:
+            if not args.take_over_bucket_notification:
+                raise PipelineConfigError(
+                    f"group {name!r}: the bucket is an existing one, and S3 keeps a single notification "
+                    "configuration per bucket: the group's BucketNotification would replace every "
+                    "notification the bucket has now, and deleting the stack would clear it. Set "
+                    "take_over_bucket_notification=True to accept that."
+                )
+            if rules:
+                raise PipelineConfigError(
+                    f"group {name!r}: input_expiration_days / input_transition_days need a bucket the group "
+                    "creates (a lifecycle configuration is bucket-wide and would replace the existing one)."
+                )
+            return args.bucket_args
+        bucket_args = dataclasses.replace(
+            args.bucket_args, prefix_rules=[*args.bucket_args.prefix_rules, *rules]
+        )
+        validate_bucket_lifecycle(
+            f"{name}-bucket",
+            abort_incomplete_multipart_upload_days=bucket_args.abort_incomplete_multipart_upload_days,
+            noncurrent_version_expiration_days=bucket_args.noncurrent_version_expiration_days,
+            rules=bucket_args.prefix_rules,
+            longest_dlq_retention_seconds=max(member.dlq_retention_seconds for member in members.values()),
+        )
+        return bucket_args

@@ -15,6 +15,7 @@ import pulumi_aws as aws
 
 from . import defaults
 from .handler.settings import METRICS_NAMESPACE, Metric
+from .naming import scoped
 
 
 @dataclass(frozen=True)
@@ -109,7 +110,22 @@ def create_alarms(
     ]
 
 
-def dashboard_body(pipeline: str, region: str, queue: str, dlq: str, function: str) -> dict[str, Any]:
+PIPELINE_DIMENSION = "pipeline"
+"""The dimension the handler adds to its metrics, beside Powertools' own ``service``."""
+
+
+def handler_dimensions(pipeline: str, service: str) -> dict[str, str]:
+    """The exact dimension set of the handler's EMF metrics.
+
+    CloudWatch matches a metric only on its exact set of dimensions: a query without ``service`` finds
+    nothing, since Powertools adds it to every metric of a ``Metrics(service=...)``.
+    """
+    return {PIPELINE_DIMENSION: pipeline, "service": service}
+
+
+def dashboard_body(
+    pipeline: str, service: str, region: str, queue: str, dlq: str, function: str
+) -> dict[str, Any]:
     """CloudWatch dashboard: queue health, function health and the handler's own metrics."""
 
     def widget(title: str, metrics: list[list[Any]], x: int, y: int, stat: str = "Sum") -> dict[str, Any]:
@@ -129,7 +145,11 @@ def dashboard_body(pipeline: str, region: str, queue: str, dlq: str, function: s
             },
         }
 
-    handler_metric = [METRICS_NAMESPACE, "{}", "pipeline", pipeline]
+    dimensions = [part for item in handler_dimensions(pipeline, service).items() for part in item]
+
+    def handler_metric(metric: Metric) -> list[str]:
+        return [METRICS_NAMESPACE, metric.value, *dimensions]
+
     return {
         "widgets": [
             widget(
@@ -165,7 +185,7 @@ def dashboard_body(pipeline: str, region: str, queue: str, dlq: str, function: s
             widget(
                 "Files and records",
                 [
-                    [part.format(metric.value) for part in handler_metric]
+                    handler_metric(metric)
                     for metric in (
                         Metric.FILES_PROCESSED,
                         Metric.FILES_FAILED,
@@ -179,7 +199,7 @@ def dashboard_body(pipeline: str, region: str, queue: str, dlq: str, function: s
             ),
             widget(
                 "End-to-end latency (ms, p90)",
-                [[part.format(Metric.END_TO_END_LATENCY_MS.value) for part in handler_metric]],
+                [handler_metric(Metric.END_TO_END_LATENCY_MS)],
                 0,
                 12,
                 stat="p90",
@@ -191,6 +211,7 @@ def dashboard_body(pipeline: str, region: str, queue: str, dlq: str, function: s
 def create_dashboard(
     name: str,
     pipeline: str,
+    service: str,
     region: pulumi.Input[str],
     queue: pulumi.Output[str],
     dlq: pulumi.Output[str],
@@ -198,12 +219,12 @@ def create_dashboard(
     parent: pulumi.Resource,
 ) -> aws.cloudwatch.Dashboard:
     body = pulumi.Output.all(region, queue, dlq, function).apply(
-        lambda values: json.dumps(dashboard_body(pipeline, *values))
+        lambda values: json.dumps(dashboard_body(pipeline, service, *values))
     )
     return aws.cloudwatch.Dashboard(
         f"{name}-dashboard",
-        # Dashboard names are account-wide: include the stack so dev and prod can share an account.
-        dashboard_name=f"filepipe-{pulumi.get_stack()}-{name}",
+        # Dashboard names are account-wide: project and stack keep dev and prod (of any project) apart.
+        dashboard_name=scoped("CloudWatch dashboard", name),
         dashboard_body=body,
         opts=pulumi.ResourceOptions(parent=parent),
     )

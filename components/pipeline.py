@@ -10,11 +10,13 @@ import pulumi_aws as aws
 
 from . import defaults
 from .args import PipelineArgs
-from .bucket import PipelineBucket, bucket_name_of
+from .bucket import PipelineBucket, PipelineBucketArgs, bucket_name_of
 from .dependencies import build_layer_dir
-from .handler.settings import METRICS_NAMESPACE, ATTENTION_INDEX, EnvVar, StateAttribute
+from .errors import PipelineConfigError
+from .handler.settings import ATTENTION_INDEX, METRICS_NAMESPACE, EnvVar, StateAttribute
 from .lambda_code import HANDLER_ENTRY_POINT, SCHEMA_FILE, code_archive, handler_requirements_file
 from .monitoring import alarm_specs, create_alarms, create_dashboard
+from .naming import check_auto_names, scoped
 from .notifications import NotificationTarget, bucket_notification
 from .policies import (
     eventbridge_to_queue_policy,
@@ -23,7 +25,7 @@ from .policies import (
     lambda_assume_role_policy,
     s3_to_queue_policy,
 )
-from .validation import load_schema, validate_pipeline
+from .validation import load_schema, validate_bucket_lifecycle, validate_pipeline
 
 TYPE_TOKEN = "filepipe:index:FileProcessingPipeline"
 
@@ -64,7 +66,20 @@ class FileProcessingPipeline(pulumi.ComponentResource):
         # --- Validate first: nothing is registered for an invalid pipeline ---------------------------
         pipeline = args.pipeline_name or name
         input_filter = validate_pipeline(pipeline, args)
+        check_auto_names(pipeline, auto_names(name, args))
+        _check_bucket_ownership(pipeline, args)
         schema = load_schema(args.schema)
+        bucket_args = None
+        if args.bucket is None:
+            input_rule = args.input_lifecycle(f"inputs-{pipeline}")
+            bucket_args = PipelineBucketArgs(prefix_rules=[input_rule] if input_rule else [])
+            validate_bucket_lifecycle(
+                f"{name}-bucket",
+                abort_incomplete_multipart_upload_days=bucket_args.abort_incomplete_multipart_upload_days,
+                noncurrent_version_expiration_days=bucket_args.noncurrent_version_expiration_days,
+                rules=bucket_args.prefix_rules,
+                longest_dlq_retention_seconds=args.dlq_retention_seconds,
+            )
 
         super().__init__(TYPE_TOKEN, name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
@@ -75,7 +90,11 @@ class FileProcessingPipeline(pulumi.ComponentResource):
         output_prefix = args.effective_output_prefix()
 
         # --- The bucket ------------------------------------------------------------------------------
-        bucket = args.bucket if args.bucket is not None else PipelineBucket(f"{name}-bucket", opts=child)
+        bucket = (
+            args.bucket
+            if args.bucket is not None
+            else PipelineBucket(f"{name}-bucket", bucket_args, opts=child)
+        )
         self.bucket_name = bucket_name_of(bucket)
         bucket_arn = pulumi.Output.concat("arn:", partition, ":s3:::", self.bucket_name)
 
@@ -100,7 +119,7 @@ class FileProcessingPipeline(pulumi.ComponentResource):
                 )
                 aws.kms.Alias(
                     f"{name}-key-alias",
-                    name=f"alias/filepipe/{pulumi.get_stack()}/{name}",
+                    name=scoped("KMS alias", name, separator="/", prefix="alias/"),
                     target_key_id=key.id,
                     opts=child,
                 )
@@ -210,7 +229,7 @@ class FileProcessingPipeline(pulumi.ComponentResource):
         # --- Logs first, so the function never creates an unmanaged group without retention ----------
         log_group = aws.cloudwatch.LogGroup(
             f"{name}-logs",
-            name=f"/aws/lambda/filepipe-{pulumi.get_stack()}-{name}",
+            name=scoped("log group", name, prefix="/aws/lambda/"),
             retention_in_days=args.log_retention_days,
             tags=tags,
             opts=child,
@@ -254,22 +273,12 @@ class FileProcessingPipeline(pulumi.ComponentResource):
         )
 
         # --- The function ----------------------------------------------------------------------------
-        layers: list[pulumi.Input[str]] = [
-            pulumi.Output.format(
-                "arn:{0}:lambda:{1}:{2}:layer:AWSLambdaPowertoolsPythonV3-{3}-{4}:{5}",
-                partition,
-                region,
-                defaults.POWERTOOLS_LAYER_ACCOUNT,
-                args.python_runtime.replace(".", ""),
-                args.architecture,
-                args.powertools_layer_version,
-            )
-        ]
+        layers: list[pulumi.Input[str]] = [powertools_layer_arn(pipeline, args, partition)]
         if args.bundle_dependencies:
             layer_dir = build_layer_dir(handler_requirements_file(), args.architecture, args.python_runtime)
             dependencies_layer = aws.lambda_.LayerVersion(
                 f"{name}-dependencies",
-                layer_name=f"filepipe-{pulumi.get_stack()}-{name}-dependencies",
+                layer_name=scoped("lambda layer", name, suffix="-dependencies"),
                 code=pulumi.FileArchive(str(layer_dir)),
                 compatible_runtimes=[args.python_runtime],
                 compatible_architectures=[args.architecture],
@@ -279,6 +288,9 @@ class FileProcessingPipeline(pulumi.ComponentResource):
             layers.append(dependencies_layer.arn)
         layers.extend(args.extra_layers)
 
+        lambda_log_level, python_log_level = args.log_levels()
+        # Powertools adds the service name to every metric as the `service` dimension (the dashboard's too).
+        service_name = pipeline
         environment: dict[str, pulumi.Input[str]] = {
             EnvVar.PIPELINE_NAME: pipeline,
             EnvVar.INPUT_PREFIX: args.input_prefix,
@@ -294,9 +306,9 @@ class FileProcessingPipeline(pulumi.ComponentResource):
             EnvVar.BACKOFF_MAX_SECONDS: str(defaults.BACKOFF_MAX_SECONDS),
             EnvVar.MAX_RECEIVE_COUNT: str(args.max_receive_count),
             EnvVar.STATE_TTL_DAYS: str(defaults.STATE_TTL_DAYS),
-            EnvVar.POWERTOOLS_SERVICE_NAME: pipeline,
+            EnvVar.POWERTOOLS_SERVICE_NAME: service_name,
             EnvVar.POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
-            EnvVar.POWERTOOLS_LOG_LEVEL: args.log_level.upper(),
+            EnvVar.POWERTOOLS_LOG_LEVEL: python_log_level,
         }
         if self.table is not None:
             environment[EnvVar.STATE_TABLE] = self.table.name
@@ -321,14 +333,15 @@ class FileProcessingPipeline(pulumi.ComponentResource):
             logging_config={
                 "log_format": "JSON",
                 "log_group": log_group.name,
-                "application_log_level": args.log_level.upper(),
-                "system_log_level": "INFO",
+                "application_log_level": lambda_log_level,
+                "system_log_level": defaults.SYSTEM_LOG_LEVEL,
             },
             tags=tags,
             # The role's permissions must be in place before the function can be invoked.
             opts=pulumi.ResourceOptions(parent=self, depends_on=[log_group, role_policy]),
         )
 
+        maximum_concurrency = args.effective_maximum_concurrency()
         self.event_source_mapping = aws.lambda_.EventSourceMapping(
             f"{name}-mapping",
             event_source_arn=self.queue.arn,
@@ -337,10 +350,10 @@ class FileProcessingPipeline(pulumi.ComponentResource):
             maximum_batching_window_in_seconds=args.batching_window_seconds,
             # Always on: one bad file must never fail (and redeliver) its neighbours.
             function_response_types=["ReportBatchItemFailures"],
+            # Capped at the reservation when only that is set: pollers beyond it would be throttled, and
+            # throttled receives count towards max_receive_count (healthy files would reach the DLQ).
             scaling_config=(
-                {"maximum_concurrency": args.maximum_concurrency}
-                if args.maximum_concurrency is not None
-                else None
+                {"maximum_concurrency": maximum_concurrency} if maximum_concurrency is not None else None
             ),
             enabled=True,
             tags=tags,
@@ -378,6 +391,7 @@ class FileProcessingPipeline(pulumi.ComponentResource):
         self.dashboard = create_dashboard(
             name,
             pipeline,
+            service_name,
             region,
             self.queue.name,
             self.dead_letter_queue.name,
@@ -403,6 +417,77 @@ class FileProcessingPipeline(pulumi.ComponentResource):
             "dashboardName": self.dashboard.dashboard_name,
         }
         self.register_outputs(self.outputs)
+
+
+def auto_names(name: str, args: PipelineArgs) -> list[tuple[str, str]]:
+    """``(kind, logical name)`` of every child AWS names after its logical name (plus Pulumi's suffix)."""
+    names = [
+        ("lambda function", f"{name}-function"),
+        ("IAM role", f"{name}-role"),
+        ("SQS queue", f"{name}-queue"),
+        ("SQS queue", f"{name}-dlq"),
+        *(("CloudWatch alarm", f"{name}-{spec.role}") for spec in alarm_specs(args.queue_age_alarm_seconds)),
+    ]
+    if args.bucket is None:
+        names.append(("S3 bucket", f"{name}-bucket"))
+    if args.notification_mode == "eventbridge":
+        names.append(("EventBridge rule", f"{name}-rule"))
+    if args.alert_topic_arn is None:
+        names.append(("SNS topic", f"{name}-alerts"))
+    if args.state_table:
+        names.append(("DynamoDB table", f"{name}-state"))
+    return names
+
+
+def _check_bucket_ownership(pipeline: str, args: PipelineArgs) -> None:
+    """Refuse what would silently change an existing bucket's single, bucket-wide configurations."""
+    existing = args.bucket is not None and not isinstance(args.bucket, PipelineBucket)
+    if existing and args.manage_bucket_notification and not args.take_over_bucket_notification:
+        raise PipelineConfigError(
+            f"pipeline {pipeline!r}: the bucket is an existing one, and S3 keeps a single notification "
+            "configuration per bucket: this pipeline's BucketNotification would replace every notification "
+            "the bucket has now, and deleting the stack would clear it. Set take_over_bucket_notification="
+            "True to accept that, or manage_bucket_notification=False and merge notification_target into "
+            "the resource that owns the bucket's notifications."
+        )
+    if args.bucket is not None and args.input_lifecycle("input") is not None:
+        raise PipelineConfigError(
+            f"pipeline {pipeline!r}: input_expiration_days / input_transition_days need a bucket this "
+            "pipeline creates (a lifecycle configuration is bucket-wide too). For a shared PipelineBucket "
+            "set PipelineBucketArgs.prefix_rules; for pipelines sharing a created bucket use a PipelineGroup."
+        )
+
+
+def powertools_parameter_name(architecture: str, runtime: str, version: str) -> str:
+    """The public SSM parameter that holds the Powertools layer ARN for this combination."""
+    return defaults.POWERTOOLS_LAYER_PARAMETER.format(
+        architecture=architecture, runtime=runtime, version=version
+    )
+
+
+def powertools_layer_arn(
+    pipeline: str, args: PipelineArgs, partition: pulumi.Output[str]
+) -> pulumi.Output[str]:
+    """The Powertools layer for the function's region, architecture and runtime.
+
+    Read from Powertools' public SSM parameter rather than built from an account id: the publishing
+    account differs by partition and not every region has every architecture; a missing layer then fails
+    at preview (ParameterNotFound) instead of at function creation.
+    """
+    if args.powertools_layer_arn is not None:
+        return pulumi.Output.from_input(args.powertools_layer_arn)
+    parameter = powertools_parameter_name(args.architecture, args.python_runtime, args.powertools_version)
+
+    def lookup(partition_name: str) -> pulumi.Output[str]:
+        if partition_name != "aws":
+            raise PipelineConfigError(
+                f"pipeline {pipeline!r}: Powertools publishes {parameter} only in the commercial partition, "
+                f"not in {partition_name!r}; set powertools_layer_arn to the layer's ARN for this region "
+                "(see the Powertools installation guide for China and GovCloud)."
+            )
+        return aws.ssm.get_parameter_output(name=parameter).value
+
+    return partition.apply(lookup)
 
 
 def eventbridge_pattern(bucket: str, prefix: str, suffixes: tuple[str, ...]) -> dict[str, Any]:

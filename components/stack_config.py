@@ -5,10 +5,15 @@ Keys (camelCase, as Pulumi config is written):
 - ``filepipe:pipelines`` (required): a list of pipelines. Each has ``name``, ``inputPrefix`` and any
   :class:`~filepipe.args.PipelineArgs` field in camelCase (``inputFormat``, ``timeoutSeconds``, ...), plus
   optionally ``bucket``: an existing bucket's name. Pipelines without ``bucket`` share one created bucket.
+  Pipeline names are unique in the stack (they are its export keys). Pipelines on an existing bucket
+  must all set ``takeOverBucketNotification: true``: their group replaces that bucket's notification
+  configuration.
 - ``filepipe:defaults``: settings applied to every pipeline unless it sets them itself.
 - ``filepipe:alertEmails``: addresses alerted for every pipeline.
 - ``filepipe:tags``: tags for every resource.
 - ``filepipe:bucketName`` / ``filepipe:forceDestroy``: name and deletion policy of the created bucket.
+- ``filepipe:abortIncompleteMultipartUploadDays`` / ``filepipe:noncurrentVersionExpirationDays``: the
+  created bucket's lifecycle (a number of days, or ``null`` to keep forever).
 - ``filepipe:bundleDependencies``: build the dependency layer (default true).
 
 Unknown keys are errors, so a typo cannot silently fall back to a default.
@@ -17,6 +22,7 @@ Unknown keys are errors, so a typo cannot silently fall back to a default.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -25,6 +31,7 @@ from typing import Any
 
 import pulumi
 
+from . import defaults
 from .args import PipelineArgs
 from .bucket import PipelineBucketArgs
 from .errors import PipelineConfigError
@@ -41,6 +48,8 @@ STACK_KEYS = (
     "tags",
     "bucketName",
     "forceDestroy",
+    "abortIncompleteMultipartUploadDays",
+    "noncurrentVersionExpirationDays",
     "bundleDependencies",
 )
 """Every ``filepipe:`` key the stack program reads."""
@@ -87,11 +96,7 @@ def _coerce(where: str, field_name: str, value: Any) -> Any:
     if isinstance(default, bool):
         if not isinstance(value, bool):
             raise PipelineConfigError(f"{where}: {key} must be true or false, got {value!r}.")
-    elif isinstance(default, int) or field_name in {
-        "reserved_concurrency",
-        "maximum_concurrency",
-        "visibility_timeout_seconds",
-    }:
+    elif "int" in str(_settable_fields()[field_name].type).split(" | "):
         if isinstance(value, bool) or not isinstance(value, int):
             raise PipelineConfigError(f"{where}: {key} must be a whole number, got {value!r}.")
     elif field_name in {"input_suffixes", "alert_emails", "extra_layers"}:
@@ -113,6 +118,34 @@ def _pipeline_settings(where: str, raw: Mapping[str, Any]) -> dict[str, Any]:
             raise PipelineConfigError(f"{where}: unknown setting {key!r}. Known settings: {allowed}.")
         settings[field_name] = _coerce(where, field_name, value)
     return settings
+
+
+def _optional_days(config: Mapping[str, Any], key: str, default: int | None) -> int | None:
+    if key not in config:
+        return default
+    value = config[key]
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+        raise PipelineConfigError(f"filepipe:{key} must be a whole number of days or null, got {value!r}.")
+    return value
+
+
+def existing_bucket_group_name(bucket: str) -> str:
+    """The group name for the pipelines on an existing bucket: short and stable.
+
+    Group and pipeline names prefix every child's name, and the tightest AWS limit (64 for functions and
+    roles, less Pulumi's suffix) leaves room for only a few characters next to the longest pipeline name,
+    so the bucket name (up to 63 characters) cannot be part of it: a hash of it is.
+    """
+    tightest = min(
+        defaults.NAME_LIMITS[kind][0] - len(suffix)
+        for kind, suffix in (
+            ("lambda function", "-function"),
+            ("IAM role", "-role"),
+            ("EventBridge rule", "-rule"),
+        )
+    )
+    room = tightest - defaults.AUTO_NAME_SUFFIX_LENGTH - 1 - defaults.STACK_PIPELINE_NAME_MAX
+    return "b" + hashlib.sha256(bucket.encode()).hexdigest()[: room - 1]
 
 
 def stack_config_from_mapping(config: Mapping[str, Any]) -> StackConfig:
@@ -143,10 +176,11 @@ def stack_config_from_mapping(config: Mapping[str, Any]) -> StackConfig:
         raw = dict(entry)
         name = raw.pop("name", None)
         bucket = raw.pop("bucket", None)
-        if not isinstance(name, str) or not re.fullmatch(r"[a-z][a-z0-9-]{0,39}", name):
+        longest = defaults.STACK_PIPELINE_NAME_MAX
+        if not isinstance(name, str) or not re.fullmatch(rf"[a-z][a-z0-9-]{{0,{longest - 1}}}", name):
             raise PipelineConfigError(
-                f"{where}: name={name!r} must be 1-40 lowercase letters, digits or '-', starting with a letter "
-                "(it becomes part of resource names)."
+                f"{where}: name={name!r} must be 1-{longest} lowercase letters, digits or '-', starting with a "
+                "letter (it becomes part of resource names)."
             )
         if bucket is not None and not isinstance(bucket, str):
             raise PipelineConfigError(f"{where}: bucket must be an existing bucket's name, got {bucket!r}.")
@@ -154,10 +188,19 @@ def stack_config_from_mapping(config: Mapping[str, Any]) -> StackConfig:
         if "input_prefix" not in settings:
             raise PipelineConfigError(f"{where} ({name}): inputPrefix is required, e.g. 'incoming/{name}/'.")
         settings["alert_emails"] = (*alert_emails, *settings.get("alert_emails", ()))
-        group = by_bucket.setdefault(bucket, {})
-        if name in group:
-            raise PipelineConfigError(f"{where}: pipeline name {name!r} is used twice on the same bucket.")
-        group[name] = PipelineArgs(**settings, tags=tags, bundle_dependencies=bundle)
+        if any(name in members for members in by_bucket.values()):
+            raise PipelineConfigError(
+                f"{where}: pipeline name {name!r} is used twice; names must be unique in the stack (each "
+                "pipeline's outputs are exported under its name)."
+            )
+        if settings.get("take_over_bucket_notification") and bucket is None:
+            raise PipelineConfigError(
+                f"{where} ({name}): takeOverBucketNotification applies only to a pipeline with bucket (an "
+                "existing bucket); the created bucket's notification is the stack's own."
+            )
+        by_bucket.setdefault(bucket, {})[name] = PipelineArgs(
+            **settings, tags=tags, bundle_dependencies=bundle
+        )
 
     groups: dict[str, PipelineGroupArgs] = {}
     for bucket, members in by_bucket.items():
@@ -168,16 +211,42 @@ def stack_config_from_mapping(config: Mapping[str, Any]) -> StackConfig:
                     bucket_name=config.get("bucketName"),
                     force_destroy=bool(config.get("forceDestroy", False)),
                     tags=tags,
+                    abort_incomplete_multipart_upload_days=_optional_days(
+                        config,
+                        "abortIncompleteMultipartUploadDays",
+                        defaults.ABORT_INCOMPLETE_MULTIPART_UPLOAD_DAYS,
+                    ),
+                    noncurrent_version_expiration_days=_optional_days(
+                        config, "noncurrentVersionExpirationDays", defaults.NONCURRENT_VERSION_EXPIRATION_DAYS
+                    ),
                 ),
             )
         else:
-            group_name = "existing-" + re.sub(r"[^a-z0-9-]", "-", bucket.lower())
-            groups[group_name] = PipelineGroupArgs(pipelines=members, bucket=bucket)
+            # The group owns the existing bucket's notification configuration: every pipeline on that
+            # bucket must have agreed to replacing it.
+            unconfirmed = sorted(n for n, args in members.items() if not args.take_over_bucket_notification)
+            if unconfirmed:
+                raise PipelineConfigError(
+                    f"pipelines {unconfirmed} use the existing bucket {bucket!r}: S3 keeps one notification "
+                    "configuration per bucket, and the stack's would replace whatever the bucket has now "
+                    "(and be cleared with the stack). Set takeOverBucketNotification: true on every "
+                    f"pipeline of {bucket!r} to accept that."
+                )
+            groups[existing_bucket_group_name(bucket)] = PipelineGroupArgs(
+                pipelines={
+                    n: dataclasses.replace(args, take_over_bucket_notification=False)
+                    for n, args in members.items()
+                },
+                bucket=bucket,
+                take_over_bucket_notification=True,
+            )
     return StackConfig(groups=groups)
 
 
 def stack_config_from_pulumi(config: pulumi.Config | None = None) -> StackConfig:
     """Read the ``filepipe:`` keys of the current stack."""
     config = config or pulumi.Config("filepipe")
-    values = {key: config.get_object(key) for key in STACK_KEYS}
-    return stack_config_from_mapping({key: value for key, value in values.items() if value is not None})
+    # A key set to null (keep forever) differs from an unset key (the default): test the raw value.
+    return stack_config_from_mapping(
+        {key: config.get_object(key) for key in STACK_KEYS if config.get(key) is not None}
+    )

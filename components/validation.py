@@ -6,12 +6,13 @@ Pure functions over plain values, so they are tested without Pulumi.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from . import defaults
-from .args import PipelineArgs
+from .args import PipelineArgs, PrefixLifecycleRule
 from .errors import PipelineConfigError
 from .handler.settings import FileFormat, InvalidRecordPolicy
 
@@ -78,6 +79,7 @@ def _validate(args: PipelineArgs) -> None:
     _validate_mapping(args)
     _validate_queues(args)
     _validate_alerts(args)
+    _validate_input_lifecycle(args)
 
 
 def _validate_keys(args: PipelineArgs) -> None:
@@ -151,10 +153,23 @@ def _validate_function(args: PipelineArgs) -> None:
     if args.python_runtime not in defaults.SUPPORTED_RUNTIMES:
         allowed = ", ".join(defaults.SUPPORTED_RUNTIMES)
         raise PipelineConfigError(f"python_runtime={args.python_runtime!r}; use one of {allowed}.")
-    if args.reserved_concurrency is not None and args.reserved_concurrency < 0:
-        raise PipelineConfigError(f"reserved_concurrency={args.reserved_concurrency} must be >= 0.")
-    if args.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
-        raise PipelineConfigError(f"log_level={args.log_level!r}; use DEBUG, INFO, WARNING or ERROR.")
+    smallest_poller_cap = defaults.MAXIMUM_CONCURRENCY_RANGE[0]
+    if args.reserved_concurrency is not None and args.reserved_concurrency < smallest_poller_cap:
+        raise PipelineConfigError(
+            f"reserved_concurrency={args.reserved_concurrency} must be at least {smallest_poller_cap}: the "
+            f"queue's pollers cannot be capped below {smallest_poller_cap}, so a smaller reservation "
+            "throttles them and every throttled receive counts towards max_receive_count (healthy files "
+            "end in the DLQ). To pause processing, disable the event source mapping instead."
+        )
+    if args.log_level.upper() not in defaults.LOG_LEVELS:
+        raise PipelineConfigError(
+            f"log_level={args.log_level!r}; use one of {', '.join(defaults.LOG_LEVELS)}."
+        )
+    if not re.fullmatch(r"3\.\d+\.\d+|latest", args.powertools_version):
+        raise PipelineConfigError(
+            f"powertools_version={args.powertools_version!r} must be a Powertools 3 release such as "
+            f"{defaults.POWERTOOLS_VERSION!r}, or 'latest' (the layer is Powertools V3)."
+        )
 
 
 def _validate_mapping(args: PipelineArgs) -> None:
@@ -166,6 +181,7 @@ def _validate_mapping(args: PipelineArgs) -> None:
             f"above {defaults.BATCH_SIZE_WITHOUT_WINDOW} from SQS only with a batching window."
         )
     if args.maximum_concurrency is not None:
+        # An explicit value; the derived one (from reserved_concurrency) is in range by construction.
         _in_range("maximum_concurrency", args.maximum_concurrency, defaults.MAXIMUM_CONCURRENCY_RANGE)
         if args.reserved_concurrency is not None and args.maximum_concurrency > args.reserved_concurrency:
             raise PipelineConfigError(
@@ -217,6 +233,83 @@ def _validate_alerts(args: PipelineArgs) -> None:
             raise PipelineConfigError(f"alert_emails contains {email!r}, which is not an email address.")
     if args.queue_age_alarm_seconds < 60:
         raise PipelineConfigError(f"queue_age_alarm_seconds={args.queue_age_alarm_seconds} must be >= 60.")
+
+
+def _validate_input_lifecycle(args: PipelineArgs) -> None:
+    rule = args.input_lifecycle("input")
+    if rule is None:
+        return
+    validate_lifecycle_rule(rule, where="input_")
+    if rule.expiration_days is not None and rule.expiration_days * _DAY <= args.dlq_retention_seconds:
+        raise PipelineConfigError(
+            f"input_expiration_days={rule.expiration_days} would delete inputs while their messages can "
+            f"still wait in the DLQ (dlq_retention_seconds={args.dlq_retention_seconds}): a parked file could "
+            "not be replayed. Keep inputs longer than the DLQ keeps messages."
+        )
+
+
+_DAY = 24 * 3600
+
+
+def validate_lifecycle_rule(rule: PrefixLifecycleRule, where: str = "") -> None:
+    """S3's own constraints on one prefix rule; ``where`` prefixes the field names in messages."""
+    if rule.expiration_days is not None and rule.expiration_days < 1:
+        raise PipelineConfigError(f"{where}expiration_days={rule.expiration_days} must be at least 1.")
+    if rule.transition_days is None:
+        return
+    storage_class = rule.transition_storage_class
+    if storage_class not in defaults.TRANSITION_STORAGE_CLASSES:
+        raise PipelineConfigError(
+            f"{where}transition_storage_class={storage_class!r}; use one of "
+            f"{', '.join(defaults.TRANSITION_STORAGE_CLASSES)}."
+        )
+    minimum = defaults.MIN_DAYS_BEFORE_INFREQUENT_ACCESS if storage_class.endswith("_IA") else 0
+    if rule.transition_days < minimum:
+        raise PipelineConfigError(
+            f"{where}transition_days={rule.transition_days} is below {minimum}: S3 refuses transitions to "
+            f"{storage_class} earlier than {minimum} days after creation."
+        )
+    if rule.expiration_days is not None and rule.expiration_days <= rule.transition_days:
+        raise PipelineConfigError(
+            f"{where}expiration_days={rule.expiration_days} must be later than "
+            f"{where}transition_days={rule.transition_days}."
+        )
+
+
+def validate_bucket_lifecycle(
+    bucket: str,
+    *,
+    abort_incomplete_multipart_upload_days: int | None,
+    noncurrent_version_expiration_days: int | None,
+    rules: Sequence[PrefixLifecycleRule],
+    longest_dlq_retention_seconds: int = 0,
+) -> None:
+    """Checks of a created bucket's lifecycle, against the pipelines that use it."""
+    where = f"bucket {bucket!r}:"
+    for name, days in (
+        ("abort_incomplete_multipart_upload_days", abort_incomplete_multipart_upload_days),
+        ("noncurrent_version_expiration_days", noncurrent_version_expiration_days),
+    ):
+        if days is not None and days < 1:
+            raise PipelineConfigError(f"{where} {name}={days} must be at least 1 (or None to keep forever).")
+    if (
+        noncurrent_version_expiration_days is not None
+        and noncurrent_version_expiration_days * _DAY <= longest_dlq_retention_seconds
+    ):
+        raise PipelineConfigError(
+            f"{where} noncurrent_version_expiration_days={noncurrent_version_expiration_days} is shorter than "
+            f"a pipeline's DLQ retention ({longest_dlq_retention_seconds} s): an overwritten file's parked "
+            "version would be deleted before it could be replayed."
+        )
+    ids = [rule.rule_id for rule in rules]
+    repeated = sorted({rule_id for rule_id in ids if ids.count(rule_id) > 1})
+    if repeated:
+        raise PipelineConfigError(f"{where} lifecycle rule ids must be unique; repeated: {repeated}.")
+    for rule in rules:
+        try:
+            validate_lifecycle_rule(rule)
+        except PipelineConfigError as error:
+            raise PipelineConfigError(f"{where} rule {rule.rule_id!r}: {error}") from None
 
 
 def validate_bucket_filters(bucket: str, filters: Sequence[InputFilter]) -> None:

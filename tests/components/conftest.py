@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,8 @@ from filepipe import dependencies
 from tests.conftest import ACCOUNT_ID, REGION
 
 PARTITION = "aws"
+POWERTOOLS_ACCOUNT = "017000801446"
+"""The account that publishes the Powertools layers in commercial regions (what the SSM parameters hold)."""
 
 
 @dataclass
@@ -99,12 +102,25 @@ def _outputs_for(typ: str, name: str, inputs: dict[str, Any]) -> tuple[str, dict
             return physical, {}
 
 
+def _powertools_parameter(name: str) -> dict[str, Any]:
+    """What the public Powertools SSM parameter holds (``ParameterNotFound`` for any other name)."""
+    match = re.fullmatch(r"/aws/service/powertools/python/(arm64|x86_64)/python3\.(\d+)/([\w.]+)", name)
+    if match is None:
+        raise ValueError(f"ParameterNotFound: {name}")
+    architecture, minor, _ = match.groups()
+    layer = f"AWSLambdaPowertoolsPythonV3-python3{minor}-{architecture}"
+    value = f"arn:aws:lambda:{REGION}:{POWERTOOLS_ACCOUNT}:layer:{layer}:27"
+    return {"name": name, "value": value, "insecureValue": value, "type": "String", "id": name}
+
+
 class RecordingMocks(pulumi.runtime.Mocks):
     def __init__(self) -> None:
         self.resources: list[Registered] = []
         self.component_outputs: dict[str, dict[str, Any]] = {}
         self.relations: dict[tuple[str, str], tuple[str, tuple[str, ...]]] = {}
         """(type, name) -> (parent's name, names of the resources it depends on)."""
+        self.partition = PARTITION
+        self.invokes: list[tuple[str, dict[str, Any]]] = []
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
         resource_id, outputs = _outputs_for(args.typ, args.name, args.inputs)
@@ -112,6 +128,7 @@ class RecordingMocks(pulumi.runtime.Mocks):
         return resource_id, {**args.inputs, **outputs}
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+        self.invokes.append((args.token, dict(args.args)))
         match args.token:
             case "aws:index/getRegion:getRegion":
                 return {"name": REGION, "region": REGION, "id": REGION}, []
@@ -122,7 +139,9 @@ class RecordingMocks(pulumi.runtime.Mocks):
                     "userId": "x",
                 }, []
             case "aws:index/getPartition:getPartition":
-                return {"partition": PARTITION, "dnsSuffix": "amazonaws.com", "id": PARTITION}, []
+                return {"partition": self.partition, "dnsSuffix": "amazonaws.com", "id": self.partition}, []
+            case "aws:ssm/getParameter:getParameter":
+                return _powertools_parameter(str(args.args["name"])), []
         raise NotImplementedError(f"unexpected invoke {args.token}")
 
     # --- queries used by the tests ------------------------------------------------------------------
@@ -179,3 +198,10 @@ def policy(resource: Registered, key: str = "policy") -> dict[str, Any]:
     value = resource.inputs[key]
     document: dict[str, Any] = json.loads(value) if isinstance(value, str) else value
     return document
+
+
+def use_stack(recording: RecordingMocks, project: str, stack: str) -> None:
+    """Run the next program as ``project``/``stack`` (names derived from them are account-wide)."""
+    pulumi.runtime.set_mocks(
+        recording, project=project, stack=stack, preview=False, monitor=RecordingMonitor(recording)
+    )

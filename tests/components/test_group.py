@@ -6,8 +6,8 @@ from filepipe import PipelineArgs, PipelineConfigError, PipelineGroup, PipelineG
 from tests.components.conftest import build
 
 
-def _group(pipelines, bucket=None):
-    return lambda: PipelineGroup("data", PipelineGroupArgs(pipelines=pipelines, bucket=bucket))
+def _group(pipelines, bucket=None, **group_args):
+    return lambda: PipelineGroup("data", PipelineGroupArgs(pipelines=pipelines, bucket=bucket, **group_args))
 
 
 def test_n_pipelines_share_exactly_one_notification_with_every_filter(mocks):
@@ -89,7 +89,13 @@ def test_pipelines_in_a_group_may_not_bring_their_own_bucket(mocks):
 
 
 def test_group_on_an_existing_bucket_creates_no_bucket(mocks):
-    build(_group({"orders": PipelineArgs(input_prefix="incoming/orders/")}, bucket="landing-zone"))
+    build(
+        _group(
+            {"orders": PipelineArgs(input_prefix="incoming/orders/")},
+            bucket="landing-zone",
+            take_over_bucket_notification=True,
+        )
+    )
 
     assert mocks.of_type("aws:s3/bucket:Bucket") == []
     assert mocks.one("aws:s3/bucketNotification:BucketNotification").inputs["bucket"] == "landing-zone"

@@ -21,7 +21,7 @@ def test_a_pipeline_creates_the_whole_graph_every_child_named_and_parented(mocks
 
     types = sorted(r.typ.split(":")[-1] for r in mocks.resources)
     assert types == sorted(
-        ["FileProcessingPipeline", "PipelineBucket", "Bucket", "BucketVersioning",
+        ["FileProcessingPipeline", "PipelineBucket", "Bucket", "BucketVersioning", "BucketLifecycleConfiguration",
          "BucketServerSideEncryptionConfiguration", "BucketPublicAccessBlock", "BucketPolicy",
          "Queue", "Queue", "QueuePolicy", "BucketNotification", "Table", "LogGroup", "Role", "RolePolicy",
          "LayerVersion", "Function", "EventSourceMapping", "Topic", "TopicSubscription", "TopicSubscription",
@@ -247,7 +247,7 @@ def test_dashboard_plots_the_pipelines_queues_and_function(mocks):
     metrics = [metric for widget in body["widgets"] for metric in widget["properties"]["metrics"]]
     dlq = mocks.one("aws:sqs/queue:Queue", "orders-dlq").outputs["name"]
     assert ["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", dlq] in metrics
-    assert ["filepipe", "FilesProcessed", "pipeline", "orders"] in metrics
+    assert ["filepipe", "FilesProcessed", "pipeline", "orders", "service", "orders"] in metrics
 
 
 def test_an_existing_topic_replaces_the_created_one(mocks):
@@ -291,7 +291,7 @@ def test_eventbridge_mode_routes_through_a_rule(mocks):
 
 
 def test_an_existing_bucket_is_used_not_created(mocks):
-    build(_pipeline(bucket="landing-zone"))
+    build(_pipeline(bucket="landing-zone", take_over_bucket_notification=True))
 
     assert mocks.of_type("aws:s3/bucket:Bucket") == []
     assert mocks.one("aws:s3/bucketNotification:BucketNotification").inputs["bucket"] == "landing-zone"

@@ -72,7 +72,12 @@ def test_pipelines_naming_an_existing_bucket_get_their_own_group(mocks, monkeypa
         "filepipe:pipelines": json.dumps(
             [
                 {"name": "orders", "inputPrefix": "incoming/orders/"},
-                {"name": "legacy", "inputPrefix": "drop/", "bucket": "legacy-landing"},
+                {
+                    "name": "legacy",
+                    "inputPrefix": "drop/",
+                    "bucket": "legacy-landing",
+                    "takeOverBucketNotification": True,
+                },
             ]
         ),
         "filepipe:bundleDependencies": "false",
@@ -96,6 +101,11 @@ def test_pipelines_naming_an_existing_bucket_get_their_own_group(mocks, monkeypa
         pytest.param({"pipelines": [{"name": "a"}]}, "inputPrefix is required", id="no-prefix"),
         pytest.param({"pipelines": [{"name": "a", "inputPrefix": "in/"}], "alertEmail": "x@y"}, "filepipe:alertEmail", id="unknown-stack-key"),
         pytest.param({"pipelines": [{"name": "a", "inputPrefix": "in/a/"}, {"name": "a", "inputPrefix": "in/b/"}]}, "used twice", id="duplicate-name"),
+        pytest.param({"pipelines": [{"name": "a", "inputPrefix": "in/a/"}, {"name": "a", "inputPrefix": "in/b/", "bucket": "x", "takeOverBucketNotification": True}]}, "unique in the stack", id="same-name-on-two-buckets"),
+        pytest.param({"pipelines": [{"name": "a", "inputPrefix": "in/", "bucket": "landing"}]}, "takeOverBucketNotification: true", id="existing-bucket-not-taken-over"),
+        pytest.param({"pipelines": [{"name": "a", "inputPrefix": "in/", "takeOverBucketNotification": True}]}, "applies only to a pipeline with bucket", id="take-over-without-bucket"),
+        pytest.param({"pipelines": [{"name": "a", "inputPrefix": "in/"}], "noncurrentVersionExpirationDays": "30"}, "noncurrentVersionExpirationDays must be a whole number", id="lifecycle-days-string"),
+        pytest.param({"pipelines": [{"name": "a", "inputPrefix": "in/", "inputExpirationDays": "30"}]}, "inputExpirationDays must be a whole number", id="optional-int-string"),
     ],
 )  # fmt: skip
 def test_bad_stack_config_is_rejected_with_a_clear_message(config, message):
@@ -130,3 +140,47 @@ def test_secrets_in_a_stack_file_are_refused(tmp_path):
 
     with pytest.raises(CaptureError, match="secret"):
         load_stack_config(tmp_path, "prod")
+
+
+def test_the_longest_pipeline_name_on_the_longest_bucket_name_fits_every_aws_limit(mocks, monkeypatch):
+    # GIVEN the longest pipeline name the stack config accepts, on an existing bucket with a 63-character name
+    monkeypatch.chdir(REPO)
+    name = "p" + "x" * 39
+    bucket = "b" * 63
+    config = {
+        "filepipe:pipelines": json.dumps(
+            [
+                {"name": name, "inputPrefix": "in/", "bucket": bucket, "takeOverBucketNotification": True},
+                {"name": "a" + "y" * 39, "inputPrefix": "in/", "notificationMode": "eventbridge"},
+            ]
+        ),
+        "filepipe:bundleDependencies": "false",
+    }
+
+    # WHEN the stack program runs (it validates every name AWS derives from the logical names)
+    exports = _run_stack_program(config)
+
+    # THEN both pipelines deploy: the existing bucket's group has a short stable name
+    assert exports[name]["bucket"] == bucket
+    functions = [f.name for f in mocks.of_type("aws:lambda/function:Function")]
+    assert all(len(function) + 8 <= 64 for function in functions), functions
+
+
+def test_the_created_buckets_lifecycle_is_stack_config(mocks, monkeypatch):
+    monkeypatch.chdir(REPO)
+    config = {
+        "filepipe:pipelines": json.dumps([{"name": "a", "inputPrefix": "in/a/", "inputExpirationDays": 90}]),
+        "filepipe:abortIncompleteMultipartUploadDays": "2",
+        "filepipe:noncurrentVersionExpirationDays": "null",
+        "filepipe:bundleDependencies": "false",
+    }
+
+    _run_stack_program(config)
+
+    lifecycle = mocks.one("aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration").inputs
+    rules = {rule["id"]: rule for rule in lifecycle["rules"]}
+    assert set(rules) == {"abort-incomplete-multipart-uploads", "inputs-a"}
+    assert rules["abort-incomplete-multipart-uploads"]["abortIncompleteMultipartUpload"] == {
+        "daysAfterInitiation": 2
+    }
+    assert rules["inputs-a"]["expiration"] == {"days": 90}

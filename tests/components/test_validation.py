@@ -36,6 +36,10 @@ BASE: dict[str, Any] = {"input_prefix": "incoming/orders/"}
         pytest.param({"kms_key_arn": "arn:aws:kms:eu-west-1:1:key/k"}, "encryption is not 'kms'", id="key-without-kms-mode"),
         pytest.param({"alert_emails": ["not-an-address"]}, "alert_emails", id="bad-email"),
         pytest.param({"notification_mode": "sns"}, "notification_mode='sns'", id="unknown-mode"),
+        pytest.param({"reserved_concurrency": 1}, "reserved_concurrency=1 must be at least 2", id="reservation-below-poller-minimum"),
+        pytest.param({"reserved_concurrency": 0}, "disable the event source mapping", id="reservation-zero"),
+        pytest.param({"log_level": "NOTICE"}, "log_level='NOTICE'", id="unknown-log-level"),
+        pytest.param({"powertools_version": "2.43.1"}, "powertools_version='2.43.1'", id="powertools-v2"),
     ],
 )  # fmt: skip
 def test_invalid_inputs_are_rejected_with_the_field_named(overrides, expected):
