@@ -10,10 +10,11 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from filepipe.cli import local_commands
+from filepipe.cli import graph, local_commands
 
 COMMAND_GROUPS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = [
     local_commands.register,
+    graph.register,
 ]
 
 
