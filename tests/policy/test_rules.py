@@ -11,7 +11,7 @@ from filepipe.policy import POLICIES
 from tests.policy.engine import as_first_preview, transform, with_copy, with_props, without
 
 QUEUE = "aws:sqs/queue:Queue"
-LEVEL_OF = {policy.name: policy.enforcement_level.value for policy in POLICIES}
+LEVEL_OF = {policy.name: policy.enforcement_level.value for policy in POLICIES if policy.enforcement_level}
 
 
 def of_type(graph, type_token):
