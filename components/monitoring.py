@@ -14,7 +14,7 @@ import pulumi
 import pulumi_aws as aws
 
 from . import defaults
-from .handler.settings import METRICS_NAMESPACE, Metric
+from .handler.settings import METRICS_NAMESPACE, PIPELINE_DIMENSION, Metric
 from .naming import scoped
 
 
@@ -108,10 +108,6 @@ def create_alarms(
         )
         for spec in specs
     ]
-
-
-PIPELINE_DIMENSION = "pipeline"
-"""The dimension the handler adds to its metrics, beside Powertools' own ``service``."""
 
 
 def handler_dimensions(pipeline: str, service: str) -> dict[str, str]:

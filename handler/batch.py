@@ -32,14 +32,12 @@ from .errors import (
 from .events import ObjectRef, parse_body
 from .processing import FileProcessor, FileResult
 from .queues import Deferral, QueueUrls, backoff_seconds, change_visibility
-from .settings import HandlerSettings, Metric
+from .settings import PIPELINE_DIMENSION, HandlerSettings, Metric
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
     from .clients import ClientSet
-
-PIPELINE_DIMENSION = "pipeline"
 
 
 class _Invocation:

@@ -122,11 +122,6 @@ class RetryLaterError(TransientError):
 class LeaseHeldError(TransientError):
     """Another invocation holds an unexpired lease on this object key."""
 
-    def __init__(self, message: str, same_event: bool) -> None:
-        super().__init__(message)
-        self.same_event = same_event
-        """True when the holder processes this very event (a duplicate delivery), not another version."""
-
 
 class StateConflictError(TransientError):
     """The lease was lost before the result could be recorded."""

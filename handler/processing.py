@@ -16,7 +16,6 @@ from .errors import (
     DeadlineError,
     FilepipeError,
     KeyOutsidePrefixError,
-    LeaseHeldError,
     ObjectSupersededError,
     OutputKeyTooLongError,
     PermanentError,
@@ -129,13 +128,9 @@ class FileProcessor:
         if self._is_own_output(ref):
             # Our own output must never be processed again (recursion guard).
             return FileResult(ref, skipped="object is under the output prefix")
-        try:
-            claim = self._state.begin(ref, message_id, attempt)
-        except LeaseHeldError as error:
-            if last_delivery and error.same_event:
-                # The holder owns this very event's outcome: this delivery is a duplicate.
-                return FileResult(ref, skipped="a duplicate of an event another invocation is processing")
-            raise
+        # A held lease raises here even on the last delivery: the holder may have died with it, so
+        # the caller parks this message (a replay is then skipped if the holder did finish).
+        claim = self._state.begin(ref, message_id, attempt)
         if not isinstance(claim, Lease):
             return FileResult(
                 ref, skipped=f"already {claim.value}", superseded=claim is FileStatus.SUPERSEDED

@@ -61,8 +61,13 @@ METRICS_NAMESPACE: Final = "filepipe"
 """CloudWatch namespace of the handler's EMF metrics; the component's dashboard reads the same one."""
 
 
+PIPELINE_DIMENSION: Final = "pipeline"
+"""The metric dimension naming the pipeline. Powertools adds ``service`` (the service name) to it, and
+CloudWatch matches a metric only on its exact dimension set: the dashboard queries both."""
+
+
 class Metric(StrEnum):
-    """Metric names the handler emits (dimension ``pipeline``) and the dashboard plots."""
+    """Metric names the handler emits (dimensions ``pipeline`` and ``service``) and the dashboard plots."""
 
     FILES_PROCESSED = "FilesProcessed"
     FILES_FAILED = "FilesFailed"

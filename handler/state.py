@@ -327,8 +327,8 @@ class DynamoStateStore:
             same = _string(item, A.VERSION) == ref.version_token
         lease_until = item.get(A.LEASE_UNTIL, {}).get("N")
         if lease_until is not None and float(lease_until) >= now:
-            who = "this event" if same else "an older version of the key"
-            raise LeaseHeldError(f"{where}: another invocation is processing {who}", same_event=same)
+            who = "this event" if same else "another version of the key"
+            raise LeaseHeldError(f"{where}: another invocation is processing {who}")
         status = _string(item, A.STATUS)
         if status in _FINAL:
             return FileStatus(status)

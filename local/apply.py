@@ -110,6 +110,29 @@ def _bucket_encryption(resource: CapturedResource, ctx: ApplyContext) -> None:
     )
 
 
+def _s3_api_shape(value: Any) -> Any:
+    """Pulumi's camelCase inputs as the S3 API's PascalCase (``id`` -> ``ID``), unset values dropped,
+    and whole numbers as ints again (the engine passes every number as a float)."""
+    if isinstance(value, Mapping):
+        return {
+            ("ID" if name == "id" else name[:1].upper() + name[1:]): _s3_api_shape(item)
+            for name, item in value.items()
+            if item is not None
+        }
+    if isinstance(value, list):
+        return [_s3_api_shape(item) for item in value]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def _bucket_lifecycle(resource: CapturedResource, ctx: ApplyContext) -> None:
+    ctx.client("s3").put_bucket_lifecycle_configuration(
+        Bucket=resource.inputs["bucket"],
+        LifecycleConfiguration={"Rules": _s3_api_shape(resource.inputs.get("rules") or [])},
+    )
+
+
 def _public_access_block(resource: CapturedResource, ctx: ApplyContext) -> None:
     inputs = resource.inputs
     ctx.client("s3").put_public_access_block(
@@ -418,6 +441,11 @@ RESOURCE_TYPES: dict[str, TypeRule] = {
     ),
     "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration": TypeRule(
         Handling.APPLIED, "PutBucketEncryption", _bucket_encryption
+    ),
+    "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration": TypeRule(
+        Handling.APPLIED,
+        "PutBucketLifecycleConfiguration (stored; moto does not expire objects)",
+        _bucket_lifecycle,
     ),
     "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock": TypeRule(
         Handling.APPLIED, "PutPublicAccessBlock", _public_access_block

@@ -80,18 +80,23 @@ class LocalTuning:
 
     @classmethod
     def fast(cls, **overrides: Any) -> LocalTuning:
-        """Seconds instead of minutes: short visibility timeout and retry backoff (tests, demo).
+        """Seconds instead of minutes for retries (tests, demo), with timeouts no machine reaches.
 
-        The function timeout does not exceed the visibility timeout (Lambda refuses that mapping);
-        :func:`_tuned` raises a queue's visibility timeout to its function's timeout in any case.
+        Only the retry backoff is short: it is what makes a failing file's retries take seconds. The
+        function timeout, the visibility timeout and the lease stay far above what one invocation takes
+        even on a loaded 2-core machine (well under a second for a batch of small files), so that
+        timing can never change an outcome: an invocation that ran out of time while still working
+        would, locally, go on working (its thread cannot be killed) while its messages came back. The
+        timeout path itself is exercised on purpose, with its own short timeout. The lease outlives
+        the function timeout, as the component sets it, so a live invocation never loses its lease.
         """
         values: dict[str, Any] = {
-            "visibility_timeout_seconds": 5,
-            "function_timeout_seconds": 5.0,
+            "visibility_timeout_seconds": 30,
+            "function_timeout_seconds": 30.0,
             "environment": {
                 EnvVar.BACKOFF_BASE_SECONDS.value: "1",
                 EnvVar.BACKOFF_MAX_SECONDS.value: "2",
-                EnvVar.LEASE_SECONDS.value: "12",
+                EnvVar.LEASE_SECONDS.value: "60",
                 EnvVar.TIMEOUT_MARGIN_MS.value: "1000",
             },
             "log_level": "WARNING",

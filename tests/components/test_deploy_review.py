@@ -32,7 +32,7 @@ def _function_env(mocks):
 
 def _emitted_dimensions(settings: HandlerSettings) -> tuple[str, dict[str, str]]:
     """Namespace and dimensions of a metric emitted the way the handler emits it (handler/batch.py)."""
-    from filepipe.handler.batch import PIPELINE_DIMENSION
+    from filepipe.handler.settings import PIPELINE_DIMENSION
 
     metrics = EphemeralMetrics(
         namespace=settings.metrics_namespace, service=settings.service_name or settings.pipeline_name

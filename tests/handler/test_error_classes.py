@@ -9,6 +9,7 @@ import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeoutError
 
 from filepipe.handler.errors import RetryLaterError, UnexpectedError
+from filepipe.handler.events import parse_body
 from filepipe.handler.processing import MAX_METADATA_BYTES
 from filepipe.handler.retryable import classify, is_transient
 from filepipe.handler.settings import DlqAttribute, FileStatus
@@ -18,7 +19,8 @@ from .events import s3_body
 
 
 def _client_error(code: str, status: int) -> ClientError:
-    return ClientError({"Error": {"Code": code}, "ResponseMetadata": {"HTTPStatusCode": status}}, "Op")
+    response: Any = {"Error": {"Code": code}, "ResponseMetadata": {"HTTPStatusCode": status}}
+    return ClientError(response, "Op")
 
 
 @pytest.mark.parametrize(
@@ -122,17 +124,16 @@ def test_before_the_last_delivery_a_transient_failure_is_retried(aws: Aws, conte
     assert aws.dlq_messages() == []
 
 
-def test_on_the_last_delivery_a_duplicate_of_an_event_in_progress_is_acknowledged(
+def test_on_the_last_delivery_a_held_lease_parks_the_message_and_leaves_the_item_to_its_holder(
     aws: Aws, context: FakeContext
 ) -> None:
-    # GIVEN another invocation holds the lease on this very event, and this is the last delivery
+    # GIVEN another invocation holds the lease on this very event (alive or dead: the handler cannot
+    # tell), and this is the last delivery the queue allows
     put = aws.put("in/busy.json", "[1]")
     body = s3_body(key="in/busy.json", put=put)
     event = aws.batch(body)
     event["Records"][0]["attributes"]["ApproximateReceiveCount"] = "5"
     handler = aws.handler(max_receive_count=5)
-    from filepipe.handler.events import parse_body
-
     [ref] = parse_body(body).objects
     files: Any = handler.files
     files._state.begin(ref, "the-holder", 1)
@@ -140,9 +141,11 @@ def test_on_the_last_delivery_a_duplicate_of_an_event_in_progress_is_acknowledge
     # WHEN
     response = handler(event, context)
 
-    # THEN it is acknowledged (the holder owns the outcome): not parked, not retried
+    # THEN the message is parked with the reason (nothing is lost if the holder died), and the item
+    # stays the holder's; a replay after the holder finished would be skipped by the state table
     assert response == {"batchItemFailures": []}
-    assert aws.dlq_messages() == []
+    [parked] = aws.dlq_messages()
+    assert "gave up after 5 deliveries: LeaseHeldError" in dlq_attributes(parked)[DlqAttribute.REASON]
     [item] = aws.state_items()
     assert (item["status"], item["message_id"]) == (FileStatus.PROCESSING, "the-holder")
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from filepipe.handler.settings import EnvVar
 from filepipe.local.apply import (
     RESOURCE_TYPES,
     ApplyError,
@@ -246,3 +247,10 @@ def test_fast_tuning_function_timeout_fits_its_visibility_timeout() -> None:
     tuning = LocalTuning.fast()
     assert tuning.function_timeout_seconds is not None and tuning.visibility_timeout_seconds is not None
     assert tuning.function_timeout_seconds <= tuning.visibility_timeout_seconds
+
+
+def test_fast_tuning_lease_outlives_the_function_timeout() -> None:
+    # A live invocation must never lose its lease to a duplicate, however slow the machine.
+    tuning = LocalTuning.fast()
+    assert tuning.function_timeout_seconds is not None
+    assert int(tuning.environment[EnvVar.LEASE_SECONDS]) > tuning.function_timeout_seconds
