@@ -54,7 +54,8 @@ def test_eventbridge_pipelines_go_through_their_rule(variant_graphs):
 
 def test_mermaid_nests_every_resource_in_its_component(dev_graph):
     text = render_mermaid(dev_graph)
-    parents, seen = [], {}
+    parents: list[str] = []
+    seen: dict[str, str | None] = {}
     for line in text.splitlines()[1:]:
         if match := re.match(r"\s*subgraph (r\d+)\[", line):
             seen[match.group(1)] = parents[-1] if parents else None
