@@ -275,6 +275,17 @@ class _Layout:
             parent = node.parent if node.parent in known else None
             self.children.setdefault(parent, []).append(node)
 
+    def walk(self, parent: str | None = None, depth: int = 1) -> Iterator[tuple[str, str, GraphNode]]:
+        """``(indent, event, node)`` in nesting order: ``resource``, or ``open``/``close`` of a component."""
+        pad = "    " * depth
+        for node in self.children.get(parent, []):
+            if node.custom:
+                yield pad, "resource", node
+            else:
+                yield pad, "open", node
+                yield from self.walk(node.urn, depth + 1)
+                yield pad, "close", node
+
 
 def _mermaid_text(value: str) -> str:
     """Names are user text: Mermaid's entity codes keep quotes and brackets from closing the label."""
@@ -284,20 +295,16 @@ def _mermaid_text(value: str) -> str:
 def render_mermaid(graph: ResourceGraph) -> str:
     layout = _Layout(graph)
     lines = ["flowchart LR"]
-
-    def emit(parent: str | None, depth: int) -> None:
-        pad = "    " * depth
-        for node in layout.children.get(parent, []):
-            node_id = layout.ids[node.urn]
-            label = f"{_mermaid_text(node.name)}<br/><i>{_mermaid_text(short_type(node.type))}</i>"
-            if node.custom:
-                lines.append(f'{pad}{node_id}["{label}"]')
-            else:
-                lines.append(f'{pad}subgraph {node_id}["{label}"]')
-                emit(node.urn, depth + 1)
-                lines.append(f"{pad}end")
-
-    emit(None, 1)
+    for pad, event, node in layout.walk():
+        node_id = layout.ids[node.urn]
+        label = f"{_mermaid_text(node.name)}<br/><i>{_mermaid_text(short_type(node.type))}</i>"
+        lines.append(
+            {
+                "resource": f'{pad}{node_id}["{label}"]',
+                "open": f'{pad}subgraph {node_id}["{label}"]',
+                "close": f"{pad}end",
+            }[event]
+        )
     for edge in data_path(graph):
         lines.append(
             f"    {layout.ids[edge.source]} -->|{_mermaid_text(edge.label)}| {layout.ids[edge.target]}"
@@ -311,26 +318,18 @@ def _dot_text(value: str) -> str:
 
 def render_dot(graph: ResourceGraph) -> str:
     layout = _Layout(graph)
-    lines = [
-        f'digraph "{_dot_text(graph.project)}-{_dot_text(graph.stack)}" {{',
-        "    rankdir=LR;",
-        "    node [shape=box];",
-    ]
-
-    def emit(parent: str | None, depth: int) -> None:
-        pad = "    " * depth
-        for node in layout.children.get(parent, []):
-            node_id = layout.ids[node.urn]
-            label = f"{_dot_text(node.name)}\\n{_dot_text(short_type(node.type))}"
-            if node.custom:
-                lines.append(f'{pad}{node_id} [label="{label}"];')
-            else:
-                lines.append(f"{pad}subgraph cluster_{node_id} {{")
-                lines.append(f'{pad}    label="{label}";')
-                emit(node.urn, depth + 1)
-                lines.append(f"{pad}}}")
-
-    emit(None, 1)
+    name = f"{_dot_text(graph.project)}-{_dot_text(graph.stack)}"
+    lines = [f'digraph "{name}" {{', "    rankdir=LR;", "    node [shape=box];"]
+    for pad, event, node in layout.walk():
+        node_id = layout.ids[node.urn]
+        label = f"{_dot_text(node.name)}\\n{_dot_text(short_type(node.type))}"
+        lines.append(
+            {
+                "resource": f'{pad}{node_id} [label="{label}"];',
+                "open": f'{pad}subgraph cluster_{node_id} {{\n{pad}    label="{label}";',
+                "close": f"{pad}}}",
+            }[event]
+        )
     for edge in data_path(graph):
         lines.append(
             f'    {layout.ids[edge.source]} -> {layout.ids[edge.target]} [label="{_dot_text(edge.label)}"];'
