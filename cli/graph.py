@@ -6,6 +6,8 @@ capture keeps (its URN, parent, dependencies and the resources each input was co
 the mock monitor in the same request, so a recording monitor keeps them beside the capture. The result is
 the graph ``pulumi preview`` and a policy pack see, rendered as Mermaid or Graphviz DOT: components with
 their children, and the data path bucket -> queue -> function -> dead-letter queue -> alarm -> topic.
+The one difference: the capture does not build the handler's dependency layer, so its ``LayerVersion``
+is not in the graph.
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,18 +51,21 @@ class Pack:
     """The policy pack, running as its own process and reached over gRPC, like the CLI runs it."""
 
     def __init__(self) -> None:
+        # stderr goes to a file: a pipe nobody reads could fill up and stall the pack.
+        self.errors = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 - lives as long as the pack process
         self.process = subprocess.Popen(
             [sys.executable, "__main__.py"],
             cwd=PACK_DIR,
             stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            stderr=self.errors,
             text=True,
         )
         assert self.process.stdout is not None
         port = self.process.stdout.readline().strip()
         if not port.isdigit():
             self.close()
-            raise RuntimeError(f"the pack did not report a port: {port!r} {self.process.stderr}")
+            self.errors.seek(0)
+            raise RuntimeError(f"the pack did not report a port ({port!r}): {self.errors.read()}")
         self.channel = grpc.insecure_channel(f"127.0.0.1:{port}")
         self.stub = analyzer_pb2_grpc.AnalyzerStub(self.channel)
 
@@ -95,6 +99,9 @@ class Pack:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait(timeout=10)
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+        self.errors.close()
 
 
 def struct(props: Mapping[str, Any]) -> struct_pb2.Struct:
