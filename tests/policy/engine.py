@@ -63,9 +63,11 @@ class Pack:
         assert self.process.stdout is not None
         port = self.process.stdout.readline().strip()
         if not port.isdigit():
-            self.close()
+            self.process.wait(timeout=30)
             self.errors.seek(0)
-            raise RuntimeError(f"the pack did not report a port ({port!r}): {self.errors.read()}")
+            errors = self.errors.read()
+            self.close()
+            raise RuntimeError(f"the pack did not report a port ({port!r}): {errors}")
         self.channel = grpc.insecure_channel(f"127.0.0.1:{port}")
         self.stub = analyzer_pb2_grpc.AnalyzerStub(self.channel)
 
