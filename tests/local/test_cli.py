@@ -162,3 +162,11 @@ def test_env_finds_the_up_listening_on_a_port(
     assert f"nothing running on port {other}" in capsys.readouterr().err
     assert main(["local", "down", "--project-dir", str(tmp_path), "--port", other]) == 0
     assert f"nothing running on port {other}" in capsys.readouterr().out
+
+
+def test_run_help_prints_only_the_usage_lines() -> None:
+    result = subprocess.run(
+        ["bash", str(PROJECT_DIR / "run"), "help"], capture_output=True, text=True, check=True, timeout=30
+    )
+    lines = result.stdout.splitlines()
+    assert [line.split()[:2] for line in lines] == [["./run", "demo"], ["./run", "test"], ["./run", "<cmd>"]]
