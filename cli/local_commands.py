@@ -3,7 +3,8 @@
 - ``up``: start the endpoint, provision the stack from the component, run it until Ctrl-C;
 - ``down``: stop a running ``up`` (from another terminal) and clean its state;
 - ``env``: print the variables that point the AWS CLI / boto3 at the running endpoint;
-- ``demo``: the seed's steps 8 and 9, checked; exit 0 only if every check passed.
+- ``demo``: a valid file processed, an invalid one parked with an alert, checked; exit 0 only if every
+  check passed.
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ from rich.console import Console
 
 from filepipe.cli.local_commands import _captured_stdout, _start
 from filepipe.cli.main import build_parser, main
+from filepipe.local.demo import INVALID_STEP, VALID_STEP
 from filepipe.local.emf import EmfCapture
 from filepipe.local.endpoint import LOCAL_HOST
 from tests.local.conftest import wait_until
@@ -49,6 +50,8 @@ def test_the_demo_passes_from_the_project_root(tmp_path: Path, capsys: pytest.Ca
     assert code == 0, out
     assert "All checks passed" in out
     assert "processed/" in out
+    assert VALID_STEP in out
+    assert INVALID_STEP in out
     assert (tmp_path / "outputs.json").is_file()
     assert "ALARM" in (tmp_path / "alerts.log").read_text()
 
