@@ -91,10 +91,16 @@ def _name(event_name: Any) -> str:
     return str(getattr(event_name, "value", event_name))
 
 
-def _version_id(bucket: Any, key: Any) -> str | None:
-    """The version an event announces: only on a versioning-enabled bucket, as S3 does."""
+def _add_version_and_sequencer(obj: dict[str, Any], bucket: Any, key: Any, version_field: str) -> None:
+    """Add the object's version (on a versioning-enabled bucket only, as S3 does) and the event's
+    sequencer to an event's ``object``; ``version_field`` is ``versionId`` or EventBridge's ``version-id``.
+    """
     version = getattr(key, "version_id", None)
-    return str(version) if bucket.is_versioned and version and version != "null" else None
+    if bucket.is_versioned and version and version != "null":
+        obj[version_field] = str(version)
+    sequencer = _event_sequencer.get()
+    if sequencer is not None:
+        obj["sequencer"] = sequencer
 
 
 def _patch_events() -> None:
@@ -120,12 +126,7 @@ def _patch_events() -> None:
         event: dict[str, Any] = original_s3_event(event_name, bucket, key, notification_id)
         record = event["Records"][0]["s3"]["object"]
         record["key"] = event_key(key.name)
-        version = _version_id(bucket, key)
-        if version is not None:
-            record["versionId"] = version
-        sequencer = _event_sequencer.get()
-        if sequencer is not None:
-            record["sequencer"] = sequencer
+        _add_version_and_sequencer(record, bucket, key, "versionId")
         return event
 
     setattr(notifications, "send_event", send_event)  # noqa: B010 - moto's module names, replaced on purpose
@@ -149,12 +150,7 @@ def _send_event_bridge_message(account_id: str, bucket: Any, event_name: Any, ke
     name = _name(event_name)
     try:
         obj: dict[str, Any] = {"key": key.name, "size": key.size, "etag": key.etag.replace('"', "")}
-        version = _version_id(bucket, key)
-        if version is not None:
-            obj["version-id"] = version
-        sequencer = _event_sequencer.get()
-        if sequencer is not None:
-            obj["sequencer"] = sequencer
+        _add_version_and_sequencer(obj, bucket, key, "version-id")
         event = copy.deepcopy(_BASE_EVENT_MESSAGE)
         event.update(
             {

@@ -298,3 +298,19 @@ def test_complete_multipart_with_the_current_etag_replaces_the_object(s3: Any) -
     current = s3.put_object(Bucket=BUCKET, Key="in/a", Body=b"old")["ETag"]
     _multipart(s3, "in/a", b"mine", IfMatch=current)
     assert s3.get_object(Bucket=BUCKET, Key="in/a")["Body"].read() == b"mine"
+
+
+def test_a_retried_conditional_completion_is_answered_from_the_completed_upload(s3: Any) -> None:
+    # GIVEN a multipart upload completed on the condition of the ETag it replaced
+    current = s3.put_object(Bucket=BUCKET, Key="in/a", Body=b"old")["ETag"]
+    upload = s3.create_multipart_upload(Bucket=BUCKET, Key="in/a")["UploadId"]
+    etag = s3.upload_part(Bucket=BUCKET, Key="in/a", UploadId=upload, PartNumber=1, Body=b"mine")["ETag"]
+    parts = {"Parts": [{"PartNumber": 1, "ETag": etag}]}
+    done = s3.complete_multipart_upload(
+        Bucket=BUCKET, Key="in/a", UploadId=upload, MultipartUpload=parts, IfMatch=current
+    )
+    # WHEN the same request is retried (its response was lost), THEN it succeeds with the same object
+    again = s3.complete_multipart_upload(
+        Bucket=BUCKET, Key="in/a", UploadId=upload, MultipartUpload=parts, IfMatch=current
+    )
+    assert again["ETag"] == done["ETag"]
