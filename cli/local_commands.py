@@ -3,7 +3,8 @@
 - ``up``: start the endpoint, provision the stack from the component, run it until Ctrl-C;
 - ``down``: stop a running ``up`` (from another terminal) and clean its state;
 - ``env``: print the variables that point the AWS CLI / boto3 at the running endpoint;
-- ``demo``: the seed's steps 8 and 9, checked; exit 0 only if every check passed.
+- ``demo``: a valid file processed, an invalid one parked with an alert, checked; exit 0 only if every
+  check passed.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from filepipe.local.runtime import (
     ALERTS_FILE,
     ENDPOINT_FILE,
     OUTPUTS_FILE,
+    STATE_ROOT,
     LocalRuntime,
     LocalTuning,
     default_state_dir,
@@ -69,12 +71,15 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     up.set_defaults(command=_up)
 
     down = commands.add_parser("down", help="stop a running `filepipe local up`")
-    common(down)
-    down.set_defaults(command=_down)
-
     env = commands.add_parser("env", help="print `export` lines for the running endpoint (eval them)")
-    common(env)
-    env.set_defaults(command=_env)
+    for command, run in ((down, _down), (env, _env)):
+        common(command)
+        command.add_argument(
+            "--port",
+            type=int,
+            help="the `up` listening on this port, whatever its stack (default: the stack's)",
+        )
+        command.set_defaults(command=run)
 
     demo = commands.add_parser("demo", help="process a valid and an invalid file locally, and check it all")
     common(demo)
@@ -85,6 +90,41 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
 def _state_dir(args: argparse.Namespace) -> Path:
     state_dir: Path | None = args.state_dir
     return state_dir or default_state_dir(args.project_dir.resolve(), args.stack)
+
+
+def _addressed(
+    args: argparse.Namespace, console: Console | None = None
+) -> tuple[Path, dict[str, object]] | None:
+    """The state directory and state of the running ``up`` that ``down`` / ``env`` address, if any.
+
+    Without ``--port``: the stack's. With it: the ``up`` listening on that port among the project's
+    stacks (or in ``--state-dir``), since the port is what ``up --port`` printed and people remember.
+    """
+    port: int | None = args.port
+    if port is None:
+        state_dir = _state_dir(args)
+        running = _running_endpoint(state_dir, console)
+        return None if running is None else (state_dir, running)
+    root = args.project_dir.resolve() / STATE_ROOT
+    candidates = [args.state_dir] if args.state_dir else sorted(p for p in root.glob("*") if p.is_dir())
+    for state_dir in candidates:
+        running = _running_endpoint(state_dir, console)
+        if running is not None and _port(running.get("endpoint")) == port:
+            return state_dir, running
+    return None
+
+
+def _port(endpoint: object) -> int | None:
+    try:
+        return int(str(endpoint).rsplit(":", 1)[1])
+    except (IndexError, ValueError):
+        return None
+
+
+def _nothing_running(args: argparse.Namespace) -> str:
+    if args.port is not None:
+        return f"nothing running on port {args.port}"
+    return f"nothing running for stack {args.stack} ({_state_dir(args)})"
 
 
 def print_alert(console: Console, alert: Alert) -> None:
@@ -297,11 +337,11 @@ def _alive(pid: int) -> bool:
 
 def _down(args: argparse.Namespace) -> int:
     console = Console()
-    state_dir = _state_dir(args)
-    running = _running_endpoint(state_dir, console)
-    if running is None:
-        console.print(f"nothing running for stack {args.stack} ({state_dir})")
+    addressed = _addressed(args, console)
+    if addressed is None:
+        console.print(_nothing_running(args))
         return 0
+    state_dir, running = addressed
     pid = int(str(running["pid"]))
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + 30
@@ -316,10 +356,11 @@ def _down(args: argparse.Namespace) -> int:
 
 
 def _env(args: argparse.Namespace) -> int:
-    running = _running_endpoint(_state_dir(args))
-    if running is None:
-        print(f"# no `filepipe local up` running for stack {args.stack}", file=sys.stderr)
+    addressed = _addressed(args)
+    if addressed is None:
+        print(f"# {_nothing_running(args)}", file=sys.stderr)
         return 1
+    _, running = addressed
     print(f"export AWS_ENDPOINT_URL={running['endpoint']}")
     print(f"export AWS_REGION={running['region']}")
     print(f"export AWS_DEFAULT_REGION={running['region']}")

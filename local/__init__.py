@@ -6,9 +6,10 @@ from filepipe.local import LocalRuntime, LocalTuning
 with LocalRuntime(Path("."), "dev", tuning=LocalTuning.fast()) as runtime:
     runtime.address.client("s3").put_object(...)
 
-Modules: ``endpoint`` (moto server), ``capture`` (stack program under Pulumi mocks), ``apply`` (the
-per-type table: applied / emulated), ``esm`` (SQS event source mapping runner), ``alarms`` + ``metrics``
-+ ``emf`` (alarm evaluation), ``alerts`` (SNS subscriber), ``runtime`` (all of it), ``demo``.
+Modules: ``endpoint`` (moto server), ``s3_fidelity`` (S3 behaviour moto lacks: event fields, limits,
+conditional completion), ``capture`` (stack program under Pulumi mocks), ``apply`` (the per-type table:
+applied / emulated), ``esm`` (SQS event source mapping runner), ``alarms`` + ``metrics`` + ``emf`` (alarm
+evaluation), ``alerts`` (SNS subscriber), ``runtime`` (all of it), ``demo``.
 """
 
 from .alarms import AlarmEvaluator, AlarmSpec

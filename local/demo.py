@@ -1,9 +1,10 @@
-"""``filepipe local demo``: the seed's steps 8 and 9 against the local stack, checked end to end.
+"""``filepipe local demo``: a valid and an invalid file through the local stack, checked end to end.
 
 1. upload a valid ``test-data.json`` under a JSON pipeline's input prefix and show its ``processed/…``
    output;
 2. upload ``invalid.json`` and show it in the DLQ with the handler's reason, and the DLQ alarm's alert
-   arriving through SNS at the local subscriber.
+   arriving through SNS at the local subscriber;
+3. check that the state table records the first as SUCCEEDED and the second as FAILED.
 
 The demo passes (exit 0) only if every check held.
 """
@@ -35,6 +36,8 @@ VALID_RECORDS: Final = [
 INVALID_BODY: Final = b'{"id": "txn-2001", "amount": 12.0, "currency": '
 """A truncated JSON document: a permanent error, parked in the DLQ."""
 STEP_TIMEOUT_SECONDS: Final = 20.0
+VALID_STEP: Final = "A valid file is processed"
+INVALID_STEP: Final = "An invalid file is parked in the DLQ and alerts"
 
 
 @dataclass
@@ -72,7 +75,7 @@ def json_pipeline(runtime: LocalRuntime) -> tuple[str, dict[str, Any], dict[str,
 
 
 def run_demo(runtime: LocalRuntime, console: Console, alerts: list[Alert]) -> DemoResult:
-    """Steps 8 and 9 on a started runtime; ``alerts`` is filled by the runtime's alert callback."""
+    """The demo's checks on a started runtime; ``alerts`` is filled by the runtime's alert callback."""
     result = DemoResult()
     pipeline, outputs, environment = json_pipeline(runtime)
     s3 = runtime.address.client("s3")
@@ -80,7 +83,7 @@ def run_demo(runtime: LocalRuntime, console: Console, alerts: list[Alert]) -> De
     dynamodb = runtime.address.client("dynamodb")
     bucket, prefix = outputs["bucket"], outputs["inputPrefix"]
 
-    # --- Step 8: a valid file is processed ---------------------------------------------------------
+    # --- A valid file is processed -------------------------------------------------------------------
     key = f"{prefix}test-data.json"
     expected = output_key(
         key,
@@ -89,7 +92,7 @@ def run_demo(runtime: LocalRuntime, console: Console, alerts: list[Alert]) -> De
         FileFormat(environment.get(EnvVar.INPUT_FORMAT.value, "json")),
         FileFormat(environment.get(EnvVar.OUTPUT_FORMAT.value, "json")),
     )
-    console.rule(f"[bold]Step 8[/] valid file -> pipeline [cyan]{pipeline}[/]")
+    console.rule(f"[bold]{VALID_STEP}[/] by pipeline [cyan]{pipeline}[/]")
     console.print(f"upload  s3://{bucket}/{key}  ({len(VALID_RECORDS)} records)")
     s3.put_object(Bucket=bucket, Key=key, Body=json.dumps(VALID_RECORDS, indent=2).encode())
 
@@ -109,9 +112,9 @@ def run_demo(runtime: LocalRuntime, console: Console, alerts: list[Alert]) -> De
             shown = body
         console.print(Syntax(shown[:1500], "json", word_wrap=True))
 
-    # --- Step 9: an invalid file lands in the DLQ with its reason, and the alarm fires --------------
+    # --- An invalid file lands in the DLQ with its reason, and the alarm fires -----------------------
     bad_key = f"{prefix}invalid.json"
-    console.rule(f"[bold]Step 9[/] invalid file -> DLQ + alert ([cyan]{pipeline}[/])")
+    console.rule(f"[bold]{INVALID_STEP}[/] ([cyan]{pipeline}[/])")
     console.print(f"upload  s3://{bucket}/{bad_key}  (truncated JSON)")
     s3.put_object(Bucket=bucket, Key=bad_key, Body=INVALID_BODY)
 

@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any, Final, Literal, overload
 import boto3
 from botocore.config import Config
 
+from filepipe.local import s3_fidelity
+
 if TYPE_CHECKING:
     from mypy_boto3_cloudwatch import CloudWatchClient
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -265,6 +267,7 @@ class LocalEndpoint:
         # moto reads the account from here when a request carries no recognisable access key.
         os.environ.setdefault("MOTO_ACCOUNT_ID", self._account_id)
         speed_up_moto_sqs()
+        s3_fidelity.apply()
         self._app = app = SerializedApp(DomainDispatcherApplication(create_backend_app))
 
         class KeepAliveHandler(MotoRequestHandler):

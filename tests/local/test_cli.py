@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+import http.server
 import io
 import json
+import os
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +16,9 @@ from rich.console import Console
 
 from filepipe.cli.local_commands import _captured_stdout, _start
 from filepipe.cli.main import build_parser, main
+from filepipe.local.demo import INVALID_STEP, VALID_STEP
 from filepipe.local.emf import EmfCapture
+from filepipe.local.endpoint import LOCAL_HOST
 from tests.local.conftest import wait_until
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
@@ -45,6 +50,8 @@ def test_the_demo_passes_from_the_project_root(tmp_path: Path, capsys: pytest.Ca
     assert code == 0, out
     assert "All checks passed" in out
     assert "processed/" in out
+    assert VALID_STEP in out
+    assert INVALID_STEP in out
     assert (tmp_path / "outputs.json").is_file()
     assert "ALARM" in (tmp_path / "alerts.log").read_text()
 
@@ -100,15 +107,24 @@ def test_down_does_not_signal_a_reused_pid(tmp_path: Path, capsys: pytest.Captur
 
 
 @pytest.mark.skipif(not Path("/proc/self/cmdline").is_file(), reason="reads /proc")
-def test_down_stops_a_filepipe_process(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("addressed_by", ["state-dir", "port"])
+def test_down_stops_a_filepipe_process(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], addressed_by: str
+) -> None:
+    state_dir = tmp_path / ".filepipe" / "prod"
+    state_dir.mkdir(parents=True)
+    where = {
+        "state-dir": ["--state-dir", str(state_dir)],
+        "port": ["--project-dir", str(tmp_path), "--port", "1"],  # the stack is found by its port
+    }[addressed_by]
     up = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "filepipe", "local", "up"])
     try:
         cmdline = Path(f"/proc/{up.pid}/cmdline")
         assert wait_until(lambda: b"filepipe" in cmdline.read_bytes())  # exec'd, not the forked pytest
-        path = _endpoint_file(tmp_path, up.pid)
+        path = _endpoint_file(state_dir, up.pid)
         reaper = threading.Thread(target=up.wait, daemon=True)  # as its parent would: no zombie
         reaper.start()
-        assert main(["local", "down", "--state-dir", str(tmp_path)]) == 0
+        assert main(["local", "down", *where]) == 0
         reaper.join(timeout=30)
         assert up.returncode is not None and up.returncode != 0  # terminated by the signal
         assert "stopped" in capsys.readouterr().out
@@ -116,3 +132,44 @@ def test_down_stops_a_filepipe_process(tmp_path: Path, capsys: pytest.CaptureFix
     finally:
         up.kill()
         up.wait()
+
+
+@pytest.fixture
+def listening_port() -> Iterator[int]:
+    """A port on which something answers HTTP, as a running endpoint would."""
+    server = http.server.ThreadingHTTPServer((LOCAL_HOST, 0), http.server.BaseHTTPRequestHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield int(server.server_address[1])
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+def test_env_finds_the_up_listening_on_a_port(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], listening_port: int
+) -> None:
+    # GIVEN `up --stack prod --port N` running in the project (this process stands in for it)
+    state_dir = tmp_path / ".filepipe" / "prod"
+    state_dir.mkdir(parents=True)
+    url = f"http://{LOCAL_HOST}:{listening_port}"
+    (state_dir / "endpoint.json").write_text(
+        json.dumps({"endpoint": url, "region": "eu-west-1", "pid": os.getpid()})
+    )
+    # WHEN `env --port N` runs without naming the stack, THEN it prints that endpoint's variables
+    assert main(["local", "env", "--project-dir", str(tmp_path), "--port", str(listening_port)]) == 0
+    assert f"export AWS_ENDPOINT_URL={url}\n" in capsys.readouterr().out
+    # AND a port nothing listens on is reported, for `env` and for `down`
+    other = str(listening_port + 1)
+    assert main(["local", "env", "--project-dir", str(tmp_path), "--port", other]) == 1
+    assert f"nothing running on port {other}" in capsys.readouterr().err
+    assert main(["local", "down", "--project-dir", str(tmp_path), "--port", other]) == 0
+    assert f"nothing running on port {other}" in capsys.readouterr().out
+
+
+def test_run_help_prints_only_the_usage_lines() -> None:
+    result = subprocess.run(
+        ["bash", str(PROJECT_DIR / "run"), "help"], capture_output=True, text=True, check=True, timeout=30
+    )
+    lines = result.stdout.splitlines()
+    assert [line.split()[:2] for line in lines] == [["./run", "demo"], ["./run", "test"], ["./run", "<cmd>"]]
