@@ -1,9 +1,15 @@
-"""FileProcessingPipeline: S3 -> SQS -> Lambda -> DLQ -> alarms -> SNS for one input prefix."""
+"""FileProcessingPipeline: S3 -> SQS -> Lambda -> DLQ -> alarms -> SNS for one input prefix.
+
+The constructor validates every input first, then builds the pipeline section by section: each section is a
+function below that takes what it needs and returns the resources the component keeps.
+"""
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 import pulumi
 import pulumi_aws as aws
@@ -19,20 +25,16 @@ from .monitoring import alarm_specs, create_alarms, create_dashboard
 from .naming import check_auto_names, scoped
 from .notifications import NotificationTarget, bucket_notification
 from .policies import (
+    PolicyDocument,
     eventbridge_to_queue_policy,
     function_role_policy,
     kms_key_policy,
     lambda_assume_role_policy,
     s3_to_queue_policy,
 )
-from .validation import load_schema, validate_bucket_lifecycle, validate_pipeline
+from .validation import InputFilter, load_schema, validate_bucket_lifecycle, validate_pipeline
 
 TYPE_TOKEN = "filepipe:index:FileProcessingPipeline"
-
-
-def _json(document_fn: Any, *inputs: pulumi.Input[Any]) -> pulumi.Output[str]:
-    """Render a policy function over resolved inputs as a JSON string."""
-    return pulumi.Output.all(*inputs).apply(lambda values: json.dumps(document_fn(*values)))
 
 
 class FileProcessingPipeline(pulumi.ComponentResource):
@@ -63,347 +65,51 @@ class FileProcessingPipeline(pulumi.ComponentResource):
     """Everything a stack exports for this pipeline (camelCase keys, as ``pulumi stack output`` shows)."""
 
     def __init__(self, name: str, args: PipelineArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        # --- Validate first: nothing is registered for an invalid pipeline ---------------------------
+        # Validate first: nothing is registered for an invalid pipeline.
         pipeline = args.pipeline_name or name
         input_filter = validate_pipeline(pipeline, args)
         check_auto_names(pipeline, auto_names(name, args))
         _check_bucket_ownership(pipeline, args)
         schema = load_schema(args.schema)
-        bucket_args = None
-        if args.bucket is None:
-            input_rule = args.input_lifecycle(f"inputs-{pipeline}")
-            bucket_args = PipelineBucketArgs(prefix_rules=[input_rule] if input_rule else [])
-            validate_bucket_lifecycle(
-                f"{name}-bucket",
-                abort_incomplete_multipart_upload_days=bucket_args.abort_incomplete_multipart_upload_days,
-                noncurrent_version_expiration_days=bucket_args.noncurrent_version_expiration_days,
-                rules=bucket_args.prefix_rules,
-                longest_dlq_retention_seconds=args.dlq_retention_seconds,
-            )
+        bucket_args = _created_bucket_args(name, pipeline, args)
 
+        # Then build, section by section; each section returns what the component keeps.
         super().__init__(TYPE_TOKEN, name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
-        tags: dict[str, pulumi.Input[str]] = {**args.tags, "filepipe:pipeline": pipeline}
-        region = aws.get_region_output().region
-        identity = aws.get_caller_identity_output()
-        partition = aws.get_partition_output().partition
-        output_prefix = args.effective_output_prefix()
+        scope = _Scope(
+            name,
+            pipeline,
+            args,
+            tags={**args.tags, "filepipe:pipeline": pipeline},
+            parent=self,
+            region=aws.get_region_output().region,
+            account_id=aws.get_caller_identity_output().account_id,
+            partition=aws.get_partition_output().partition,
+        )
 
-        # --- The bucket ------------------------------------------------------------------------------
         bucket = (
             args.bucket
             if args.bucket is not None
-            else PipelineBucket(f"{name}-bucket", bucket_args, opts=child)
+            else PipelineBucket(f"{name}-bucket", bucket_args, opts=scope.options())
         )
         self.bucket_name = bucket_name_of(bucket)
-        bucket_arn = pulumi.Output.concat("arn:", partition, ":s3:::", self.bucket_name)
-
-        # --- Encryption: SSE-SQS, or a customer-managed key S3 and CloudWatch may use -----------------
-        kms_key_arn: pulumi.Output[str] | None = None
-        if args.encryption == "kms":
-            if args.kms_key_arn is not None:
-                kms_key_arn = pulumi.Output.from_input(args.kms_key_arn)
-            else:
-                key = aws.kms.Key(
-                    f"{name}-key",
-                    description=f"filepipe {pipeline}: queues and alert topic",
-                    enable_key_rotation=True,
-                    deletion_window_in_days=30,
-                    policy=_json(
-                        lambda part, account: kms_key_policy(partition=part, account_id=account),
-                        partition,
-                        identity.account_id,
-                    ),
-                    tags=tags,
-                    opts=child,
-                )
-                aws.kms.Alias(
-                    f"{name}-key-alias",
-                    name=scoped("KMS alias", name, separator="/", prefix="alias/"),
-                    target_key_id=key.id,
-                    opts=child,
-                )
-                kms_key_arn = key.arn
-        encryption: dict[str, Any] = (
-            {"kms_master_key_id": kms_key_arn, "kms_data_key_reuse_period_seconds": 300}
-            if kms_key_arn is not None
-            else {"sqs_managed_sse_enabled": True}
-        )
-
-        # --- Queues: the DLQ outlives the source queue; redrive after max_receive_count deliveries ----
-        self.dead_letter_queue = aws.sqs.Queue(
-            f"{name}-dlq",
-            message_retention_seconds=args.dlq_retention_seconds,
-            tags=tags,
-            opts=child,
-            **encryption,
-        )
-        self.queue = aws.sqs.Queue(
-            f"{name}-queue",
-            visibility_timeout_seconds=args.effective_visibility_timeout(),
-            message_retention_seconds=args.message_retention_seconds,
-            redrive_policy=self.dead_letter_queue.arn.apply(
-                lambda arn: json.dumps(
-                    {"deadLetterTargetArn": arn, "maxReceiveCount": args.max_receive_count}
-                )
-            ),
-            tags=tags,
-            opts=child,
-            **encryption,
-        )
-
-        # --- Event delivery: S3 notification (queue policy first) or an EventBridge rule -------------
-        if args.notification_mode == "eventbridge":
-            rule = aws.cloudwatch.EventRule(
-                f"{name}-rule",
-                description=f"filepipe {pipeline}: objects created under {args.input_prefix}",
-                event_pattern=self.bucket_name.apply(
-                    lambda bucket: json.dumps(
-                        eventbridge_pattern(bucket, args.input_prefix, input_filter.suffixes)
-                    )
-                ),
-                tags=tags,
-                opts=child,
-            )
-            queue_policy = aws.sqs.QueuePolicy(
-                f"{name}-queue-policy",
-                queue_url=self.queue.url,
-                policy=_json(eventbridge_to_queue_policy, self.queue.arn, rule.arn, identity.account_id),
-                opts=child,
-            )
-            aws.cloudwatch.EventTarget(
-                f"{name}-target",
-                rule=rule.name,
-                arn=self.queue.arn,
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[queue_policy]),
-            )
-        else:
-            queue_policy = aws.sqs.QueuePolicy(
-                f"{name}-queue-policy",
-                queue_url=self.queue.url,
-                policy=_json(s3_to_queue_policy, self.queue.arn, bucket_arn, identity.account_id),
-                opts=child,
-            )
-        self.notification_target = NotificationTarget(
-            pipeline=pipeline,
-            mode=args.notification_mode,
-            queue_arn=self.queue.arn,
-            prefix=args.input_prefix,
-            suffixes=input_filter.suffixes,
-            ready=queue_policy,
-        )
+        kms_key_arn = _customer_managed_key_arn(scope)
+        queues = _queues(scope, kms_key_arn)
+        self.queue, self.dead_letter_queue = queues
+        self.notification_target = _event_delivery(scope, input_filter, self.queue, self.bucket_name)
         if args.manage_bucket_notification:
             bucket_notification(name, self.bucket_name, [self.notification_target], parent=self)
-
-        # --- State table: one item per object key, TTL'd, recoverable --------------------------------
-        self.table = None
-        if args.state_table:
-            self.table = aws.dynamodb.Table(
-                f"{name}-state",
-                billing_mode="PAY_PER_REQUEST",
-                hash_key=StateAttribute.PK.value,
-                attributes=[
-                    {"name": StateAttribute.PK.value, "type": "S"},
-                    {"name": StateAttribute.ATTENTION.value, "type": "S"},
-                    {"name": StateAttribute.UPDATED_AT.value, "type": "S"},
-                ],
-                # Sparse: only items that carry `attention` (files an operator must see) are indexed,
-                # so a file that succeeds costs no index write.
-                global_secondary_indexes=[
-                    {
-                        "name": ATTENTION_INDEX,
-                        "hash_key": StateAttribute.ATTENTION.value,
-                        "range_key": StateAttribute.UPDATED_AT.value,
-                        "projection_type": "ALL",
-                    }
-                ],
-                ttl={"attribute_name": StateAttribute.EXPIRES_AT.value, "enabled": True},
-                point_in_time_recovery={"enabled": True},
-                server_side_encryption=(
-                    {"enabled": True, "kms_key_arn": kms_key_arn} if kms_key_arn is not None else None
-                ),
-                tags=tags,
-                opts=child,
-            )
-
-        # --- Logs first, so the function never creates an unmanaged group without retention ----------
-        log_group = aws.cloudwatch.LogGroup(
-            f"{name}-logs",
-            name=scoped("log group", name, prefix="/aws/lambda/"),
-            retention_in_days=args.log_retention_days,
-            tags=tags,
-            opts=child,
+        self.table = _state_table(scope, kms_key_arn) if args.state_table else None
+        self.function, self.event_source_mapping = _function(
+            scope, queues, self.table, kms_key_arn, bucket_name=self.bucket_name, schema=schema
         )
-
-        # --- Least-privilege role --------------------------------------------------------------------
-        role = aws.iam.Role(
-            f"{name}-role",
-            assume_role_policy=json.dumps(lambda_assume_role_policy()),
-            tags=tags,
-            opts=child,
-        )
-        table_arn: pulumi.Input[str | None] = self.table.arn if self.table is not None else None
-        role_policy = aws.iam.RolePolicy(
-            f"{name}-role-policy",
-            role=role.id,
-            policy=pulumi.Output.all(
-                partition,
-                self.bucket_name,
-                self.queue.arn,
-                self.dead_letter_queue.arn,
-                log_group.arn,
-                table_arn,
-                kms_key_arn,
-            ).apply(
-                lambda v: json.dumps(
-                    function_role_policy(
-                        partition=v[0],
-                        bucket=v[1],
-                        input_prefix=args.input_prefix,
-                        output_prefix=output_prefix,
-                        queue_arn=v[2],
-                        dlq_arn=v[3],
-                        log_group_arn=v[4],
-                        table_arn=v[5],
-                        kms_key_arn=v[6],
-                    )
-                )
-            ),
-            opts=child,
-        )
-
-        # --- The function ----------------------------------------------------------------------------
-        layers: list[pulumi.Input[str]] = [powertools_layer_arn(pipeline, args, partition)]
-        if args.bundle_dependencies:
-            layer_dir = build_layer_dir(handler_requirements_file(), args.architecture, args.python_runtime)
-            dependencies_layer = aws.lambda_.LayerVersion(
-                f"{name}-dependencies",
-                layer_name=scoped("lambda layer", name, suffix="-dependencies"),
-                code=pulumi.FileArchive(str(layer_dir)),
-                compatible_runtimes=[args.python_runtime],
-                compatible_architectures=[args.architecture],
-                description="filepipe handler dependencies (handler/requirements.txt)",
-                opts=child,
-            )
-            layers.append(dependencies_layer.arn)
-        layers.extend(args.extra_layers)
-
-        lambda_log_level, python_log_level = args.log_levels()
-        # Powertools adds the service name to every metric as the `service` dimension (the dashboard's too).
-        service_name = pipeline
-        environment: dict[str, pulumi.Input[str]] = {
-            EnvVar.PIPELINE_NAME: pipeline,
-            EnvVar.INPUT_PREFIX: args.input_prefix,
-            EnvVar.OUTPUT_PREFIX: output_prefix,
-            EnvVar.INPUT_FORMAT: str(args.input_format),
-            EnvVar.OUTPUT_FORMAT: str(args.output_format),
-            EnvVar.INVALID_RECORDS: str(args.invalid_records),
-            EnvVar.MAX_FILE_BYTES: str(args.max_file_bytes),
-            EnvVar.DLQ_URL: self.dead_letter_queue.url,
-            EnvVar.LEASE_SECONDS: str(args.timeout_seconds + 30),
-            EnvVar.TIMEOUT_MARGIN_MS: str(min(defaults.TIMEOUT_MARGIN_MS, args.timeout_seconds * 250)),
-            EnvVar.BACKOFF_BASE_SECONDS: str(defaults.BACKOFF_BASE_SECONDS),
-            EnvVar.BACKOFF_MAX_SECONDS: str(defaults.BACKOFF_MAX_SECONDS),
-            EnvVar.MAX_RECEIVE_COUNT: str(args.max_receive_count),
-            EnvVar.STATE_TTL_DAYS: str(defaults.STATE_TTL_DAYS),
-            EnvVar.POWERTOOLS_SERVICE_NAME: service_name,
-            EnvVar.POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
-            EnvVar.POWERTOOLS_LOG_LEVEL: python_log_level,
-        }
-        if self.table is not None:
-            environment[EnvVar.STATE_TABLE] = self.table.name
-        if schema is not None:
-            environment[EnvVar.SCHEMA_FILE] = SCHEMA_FILE
-        if args.processor is not None:
-            environment[EnvVar.PROCESSOR] = args.processor
-
-        self.function = aws.lambda_.Function(
-            f"{name}-function",
-            description=f"filepipe {pipeline}: {args.input_prefix} -> {output_prefix}",
-            role=role.arn,
-            runtime=args.python_runtime,
-            architectures=[args.architecture],
-            handler=HANDLER_ENTRY_POINT,
-            code=code_archive(schema, args.processor_code_dir),
-            layers=layers,
-            memory_size=args.memory_mb,
-            timeout=args.timeout_seconds,
-            reserved_concurrent_executions=args.reserved_concurrency,
-            environment={"variables": {str(k): v for k, v in environment.items()}},
-            logging_config={
-                "log_format": "JSON",
-                "log_group": log_group.name,
-                "application_log_level": lambda_log_level,
-                "system_log_level": defaults.SYSTEM_LOG_LEVEL,
-            },
-            tags=tags,
-            # The role's permissions must be in place before the function can be invoked.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[log_group, role_policy]),
-        )
-
-        maximum_concurrency = args.effective_maximum_concurrency()
-        self.event_source_mapping = aws.lambda_.EventSourceMapping(
-            f"{name}-mapping",
-            event_source_arn=self.queue.arn,
-            function_name=self.function.arn,
-            batch_size=args.batch_size,
-            maximum_batching_window_in_seconds=args.batching_window_seconds,
-            # Always on: one bad file must never fail (and redeliver) its neighbours.
-            function_response_types=["ReportBatchItemFailures"],
-            # Capped at the reservation when only that is set: pollers beyond it would be throttled, and
-            # throttled receives count towards max_receive_count (healthy files would reach the DLQ).
-            scaling_config=(
-                {"maximum_concurrency": maximum_concurrency} if maximum_concurrency is not None else None
-            ),
-            enabled=True,
-            tags=tags,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[role_policy]),
-        )
-
-        # --- Alerts -----------------------------------------------------------------------------------
-        if args.alert_topic_arn is not None:
-            self.topic_arn = pulumi.Output.from_input(args.alert_topic_arn)
-        else:
-            # CloudWatch cannot publish to a topic under the AWS-managed SNS key: only a CMK or none.
-            topic = aws.sns.Topic(
-                f"{name}-alerts",
-                kms_master_key_id=kms_key_arn,
-                tags=tags,
-                opts=child,
-            )
-            self.topic_arn = topic.arn
-        for index, email in enumerate(args.alert_emails):
-            aws.sns.TopicSubscription(
-                f"{name}-alert-email-{index}",
-                topic=self.topic_arn,
-                protocol="email",
-                endpoint=email,
-                opts=child,
-            )
-        self.alarms = create_alarms(
-            name,
-            alarm_specs(args.queue_age_alarm_seconds),
-            {"queue": self.queue.name, "dlq": self.dead_letter_queue.name, "function": self.function.name},
-            self.topic_arn,
-            tags,
-            parent=self,
-        )
-        self.dashboard = create_dashboard(
-            name,
-            pipeline,
-            service_name,
-            region,
-            self.queue.name,
-            self.dead_letter_queue.name,
-            self.function.name,
-            parent=self,
-        )
+        self.topic_arn = _alert_topic_arn(scope, kms_key_arn)
+        self.alarms, self.dashboard = _monitoring(scope, queues, self.function, self.topic_arn)
 
         self.outputs = {
             "pipeline": pulumi.Output.from_input(pipeline),
             "bucket": self.bucket_name,
             "inputPrefix": pulumi.Output.from_input(args.input_prefix),
-            "outputPrefix": pulumi.Output.from_input(output_prefix),
+            "outputPrefix": pulumi.Output.from_input(args.effective_output_prefix()),
             "queueUrl": self.queue.url,
             "queueArn": self.queue.arn,
             "dlqUrl": self.dead_letter_queue.url,
@@ -417,6 +123,429 @@ class FileProcessingPipeline(pulumi.ComponentResource):
             "dashboardName": self.dashboard.dashboard_name,
         }
         self.register_outputs(self.outputs)
+
+
+@dataclass(frozen=True)
+class _Scope:
+    """What every section of one pipeline shares: names, inputs, tags, the parent of its children and the
+    account, partition and region it is deployed to (looked up once)."""
+
+    name: str
+    """The component's resource name: children are ``f"{name}-<role>"``."""
+    pipeline: str
+    """The pipeline's name (logs, metrics, alarms, dashboard)."""
+    args: PipelineArgs
+    tags: dict[str, pulumi.Input[str]]
+    parent: pulumi.Resource
+    region: pulumi.Output[str]
+    account_id: pulumi.Output[str]
+    partition: pulumi.Output[str]
+
+    def options(self, *depends_on: pulumi.Resource) -> pulumi.ResourceOptions:
+        """A child's options: parented to the pipeline, after ``depends_on`` (what its inputs do not imply)."""
+        if depends_on:
+            return pulumi.ResourceOptions(parent=self.parent, depends_on=list(depends_on))
+        return pulumi.ResourceOptions(parent=self.parent)
+
+    @property
+    def service_name(self) -> str:
+        """Powertools adds it to every metric as the ``service`` dimension (the dashboard's too)."""
+        return self.pipeline
+
+    def description(self, what: str) -> str:
+        return f"filepipe {self.pipeline}: {what}"
+
+
+class _Queues(NamedTuple):
+    """The queue S3 (or EventBridge) notifies and the dead-letter queue it redrives to."""
+
+    queue: aws.sqs.Queue
+    dead_letter_queue: aws.sqs.Queue
+
+
+def _json(document: Callable[..., PolicyDocument], **inputs: pulumi.Input[Any]) -> pulumi.Output[str]:
+    """Render a policy function over its resolved keyword inputs as a JSON string."""
+    return pulumi.Output.all(**inputs).apply(lambda values: json.dumps(document(**values)))
+
+
+def _created_bucket_args(name: str, pipeline: str, args: PipelineArgs) -> PipelineBucketArgs | None:
+    """The settings of the bucket this pipeline creates, with its input lifecycle rule, validated; ``None``
+    when it uses an existing or shared bucket."""
+    if args.bucket is not None:
+        return None
+    input_rule = args.input_lifecycle(f"inputs-{pipeline}")
+    bucket_args = PipelineBucketArgs(prefix_rules=[input_rule] if input_rule else [])
+    validate_bucket_lifecycle(
+        f"{name}-bucket",
+        abort_incomplete_multipart_upload_days=bucket_args.abort_incomplete_multipart_upload_days,
+        noncurrent_version_expiration_days=bucket_args.noncurrent_version_expiration_days,
+        rules=bucket_args.prefix_rules,
+        longest_dlq_retention_seconds=args.dlq_retention_seconds,
+    )
+    return bucket_args
+
+
+def _customer_managed_key_arn(scope: _Scope) -> pulumi.Output[str] | None:
+    """The key queues, state table and alert topic are encrypted with: ``None`` for SSE-SQS, else the given
+    key or a created one that S3 and CloudWatch may use."""
+    args = scope.args
+    if args.encryption != "kms":
+        return None
+    if args.kms_key_arn is not None:
+        return pulumi.Output.from_input(args.kms_key_arn)
+    key = aws.kms.Key(
+        f"{scope.name}-key",
+        description=scope.description("queues and alert topic"),
+        enable_key_rotation=True,
+        deletion_window_in_days=30,
+        policy=_json(kms_key_policy, partition=scope.partition, account_id=scope.account_id),
+        tags=scope.tags,
+        opts=scope.options(),
+    )
+    aws.kms.Alias(
+        f"{scope.name}-key-alias",
+        name=scoped("KMS alias", scope.name, separator="/", prefix="alias/"),
+        target_key_id=key.id,
+        opts=scope.options(),
+    )
+    return key.arn
+
+
+def _queues(scope: _Scope, kms_key_arn: pulumi.Output[str] | None) -> _Queues:
+    """The queue and its dead-letter queue: the DLQ outlives the queue, which redrives to it after
+    ``max_receive_count`` deliveries."""
+    args = scope.args
+    encryption: dict[str, Any] = (
+        {"kms_master_key_id": kms_key_arn, "kms_data_key_reuse_period_seconds": 300}
+        if kms_key_arn is not None
+        else {"sqs_managed_sse_enabled": True}
+    )
+    dead_letter_queue = aws.sqs.Queue(
+        f"{scope.name}-dlq",
+        message_retention_seconds=args.dlq_retention_seconds,
+        tags=scope.tags,
+        opts=scope.options(),
+        **encryption,
+    )
+    queue = aws.sqs.Queue(
+        f"{scope.name}-queue",
+        visibility_timeout_seconds=args.effective_visibility_timeout(),
+        message_retention_seconds=args.message_retention_seconds,
+        redrive_policy=dead_letter_queue.arn.apply(
+            lambda arn: json.dumps({"deadLetterTargetArn": arn, "maxReceiveCount": args.max_receive_count})
+        ),
+        tags=scope.tags,
+        opts=scope.options(),
+        **encryption,
+    )
+    return _Queues(queue, dead_letter_queue)
+
+
+def _event_delivery(
+    scope: _Scope,
+    input_filter: InputFilter,
+    queue: aws.sqs.Queue,
+    bucket_name: pulumi.Output[str],
+) -> NotificationTarget:
+    """Let S3 notifications (or an EventBridge rule) send to the queue. Returns what the bucket's notification
+    needs from this pipeline, including the queue policy it must wait for (S3 validates the destination)."""
+    args = scope.args
+    rule: aws.cloudwatch.EventRule | None = None
+    if args.notification_mode == "eventbridge":
+        rule = aws.cloudwatch.EventRule(
+            f"{scope.name}-rule",
+            description=scope.description(f"objects created under {args.input_prefix}"),
+            event_pattern=bucket_name.apply(
+                lambda bucket: json.dumps(
+                    eventbridge_pattern(bucket, args.input_prefix, input_filter.suffixes)
+                )
+            ),
+            tags=scope.tags,
+            opts=scope.options(),
+        )
+        policy = _json(
+            eventbridge_to_queue_policy, queue_arn=queue.arn, rule_arn=rule.arn, account_id=scope.account_id
+        )
+    else:
+        bucket_arn = pulumi.Output.concat("arn:", scope.partition, ":s3:::", bucket_name)
+        policy = _json(
+            s3_to_queue_policy, queue_arn=queue.arn, bucket_arn=bucket_arn, account_id=scope.account_id
+        )
+    queue_policy = aws.sqs.QueuePolicy(
+        f"{scope.name}-queue-policy", queue_url=queue.url, policy=policy, opts=scope.options()
+    )
+    if rule is not None:
+        aws.cloudwatch.EventTarget(
+            f"{scope.name}-target", rule=rule.name, arn=queue.arn, opts=scope.options(queue_policy)
+        )
+    return NotificationTarget(
+        pipeline=scope.pipeline,
+        mode=args.notification_mode,
+        queue_arn=queue.arn,
+        prefix=args.input_prefix,
+        suffixes=input_filter.suffixes,
+        ready=queue_policy,
+    )
+
+
+def _state_table(scope: _Scope, kms_key_arn: pulumi.Output[str] | None) -> aws.dynamodb.Table:
+    """One item per object key, TTL'd, recoverable."""
+    return aws.dynamodb.Table(
+        f"{scope.name}-state",
+        billing_mode="PAY_PER_REQUEST",
+        hash_key=StateAttribute.PK.value,
+        attributes=[
+            {"name": StateAttribute.PK.value, "type": "S"},
+            {"name": StateAttribute.ATTENTION.value, "type": "S"},
+            {"name": StateAttribute.UPDATED_AT.value, "type": "S"},
+        ],
+        # Sparse: only items that carry `attention` (files an operator must see) are indexed,
+        # so a file that succeeds costs no index write.
+        global_secondary_indexes=[
+            {
+                "name": ATTENTION_INDEX,
+                "hash_key": StateAttribute.ATTENTION.value,
+                "range_key": StateAttribute.UPDATED_AT.value,
+                "projection_type": "ALL",
+            }
+        ],
+        ttl={"attribute_name": StateAttribute.EXPIRES_AT.value, "enabled": True},
+        point_in_time_recovery={"enabled": True},
+        server_side_encryption=(
+            {"enabled": True, "kms_key_arn": kms_key_arn} if kms_key_arn is not None else None
+        ),
+        tags=scope.tags,
+        opts=scope.options(),
+    )
+
+
+def _function(
+    scope: _Scope,
+    queues: _Queues,
+    table: aws.dynamodb.Table | None,
+    kms_key_arn: pulumi.Output[str] | None,
+    *,
+    bucket_name: pulumi.Output[str],
+    schema: dict[str, object] | None,
+) -> tuple[aws.lambda_.Function, aws.lambda_.EventSourceMapping]:
+    """``(function, event source mapping)``, with the function's log group, role and layers."""
+    args = scope.args
+    queue, dead_letter_queue = queues
+    # Logs first, so the function never creates an unmanaged group without retention.
+    log_group = aws.cloudwatch.LogGroup(
+        f"{scope.name}-logs",
+        name=scoped("log group", scope.name, prefix="/aws/lambda/"),
+        retention_in_days=args.log_retention_days,
+        tags=scope.tags,
+        opts=scope.options(),
+    )
+    role, role_policy = _function_role(
+        scope,
+        bucket_name=bucket_name,
+        queue_arn=queue.arn,
+        dlq_arn=dead_letter_queue.arn,
+        log_group_arn=log_group.arn,
+        table_arn=table.arn if table is not None else None,
+        kms_key_arn=kms_key_arn,
+    )
+    layers = _layers(scope)
+    lambda_log_level, python_log_level = args.log_levels()
+    environment = _environment(
+        scope,
+        python_log_level=python_log_level,
+        dlq_url=dead_letter_queue.url,
+        table_name=table.name if table is not None else None,
+        has_schema=schema is not None,
+    )
+    function = aws.lambda_.Function(
+        f"{scope.name}-function",
+        description=scope.description(f"{args.input_prefix} -> {args.effective_output_prefix()}"),
+        role=role.arn,
+        runtime=args.python_runtime,
+        architectures=[args.architecture],
+        handler=HANDLER_ENTRY_POINT,
+        code=code_archive(schema, args.processor_code_dir),
+        layers=layers,
+        memory_size=args.memory_mb,
+        timeout=args.timeout_seconds,
+        reserved_concurrent_executions=args.reserved_concurrency,
+        environment={"variables": environment},
+        logging_config={
+            "log_format": "JSON",
+            "log_group": log_group.name,
+            "application_log_level": lambda_log_level,
+            "system_log_level": defaults.SYSTEM_LOG_LEVEL,
+        },
+        tags=scope.tags,
+        # The role's permissions must be in place before the function can be invoked.
+        opts=scope.options(log_group, role_policy),
+    )
+
+    maximum_concurrency = args.effective_maximum_concurrency()
+    event_source_mapping = aws.lambda_.EventSourceMapping(
+        f"{scope.name}-mapping",
+        event_source_arn=queue.arn,
+        function_name=function.arn,
+        batch_size=args.batch_size,
+        maximum_batching_window_in_seconds=args.batching_window_seconds,
+        # Always on: one bad file must never fail (and redeliver) its neighbours.
+        function_response_types=["ReportBatchItemFailures"],
+        # Capped at the reservation when only that is set: pollers beyond it would be throttled, and
+        # throttled receives count towards max_receive_count (healthy files would reach the DLQ).
+        scaling_config=(
+            {"maximum_concurrency": maximum_concurrency} if maximum_concurrency is not None else None
+        ),
+        enabled=True,
+        tags=scope.tags,
+        opts=scope.options(role_policy),
+    )
+    return function, event_source_mapping
+
+
+def _function_role(
+    scope: _Scope,
+    *,
+    bucket_name: pulumi.Output[str],
+    queue_arn: pulumi.Output[str],
+    dlq_arn: pulumi.Output[str],
+    log_group_arn: pulumi.Output[str],
+    table_arn: pulumi.Output[str] | None,
+    kms_key_arn: pulumi.Output[str] | None,
+) -> tuple[aws.iam.Role, aws.iam.RolePolicy]:
+    """``(role, its policy)``: least privilege, exactly the objects, queues, table, logs and key it uses."""
+    role = aws.iam.Role(
+        f"{scope.name}-role",
+        assume_role_policy=json.dumps(lambda_assume_role_policy()),
+        tags=scope.tags,
+        opts=scope.options(),
+    )
+    role_policy = aws.iam.RolePolicy(
+        f"{scope.name}-role-policy",
+        role=role.id,
+        policy=_json(
+            function_role_policy,
+            partition=scope.partition,
+            bucket=bucket_name,
+            input_prefix=scope.args.input_prefix,
+            output_prefix=scope.args.effective_output_prefix(),
+            queue_arn=queue_arn,
+            dlq_arn=dlq_arn,
+            log_group_arn=log_group_arn,
+            table_arn=table_arn,
+            kms_key_arn=kms_key_arn,
+        ),
+        opts=scope.options(),
+    )
+    return role, role_policy
+
+
+def _layers(scope: _Scope) -> list[pulumi.Input[str]]:
+    """Powertools, the bundled handler dependencies (a created layer) and the user's extra layers."""
+    args = scope.args
+    layers: list[pulumi.Input[str]] = [powertools_layer_arn(scope.pipeline, args, scope.partition)]
+    if args.bundle_dependencies:
+        layer_dir = build_layer_dir(handler_requirements_file(), args.architecture, args.python_runtime)
+        dependencies_layer = aws.lambda_.LayerVersion(
+            f"{scope.name}-dependencies",
+            layer_name=scoped("lambda layer", scope.name, suffix="-dependencies"),
+            code=pulumi.FileArchive(str(layer_dir)),
+            compatible_runtimes=[args.python_runtime],
+            compatible_architectures=[args.architecture],
+            description="filepipe handler dependencies (handler/requirements.txt)",
+            opts=scope.options(),
+        )
+        layers.append(dependencies_layer.arn)
+    layers.extend(args.extra_layers)
+    return layers
+
+
+def _environment(
+    scope: _Scope,
+    *,
+    python_log_level: str,
+    dlq_url: pulumi.Output[str],
+    table_name: pulumi.Output[str] | None,
+    has_schema: bool,
+) -> dict[str, pulumi.Input[str]]:
+    """The handler's settings, as ``filepipe.handler.settings`` parses them."""
+    args = scope.args
+    environment: dict[str, pulumi.Input[str]] = {
+        EnvVar.PIPELINE_NAME: scope.pipeline,
+        EnvVar.INPUT_PREFIX: args.input_prefix,
+        EnvVar.OUTPUT_PREFIX: args.effective_output_prefix(),
+        EnvVar.INPUT_FORMAT: str(args.input_format),
+        EnvVar.OUTPUT_FORMAT: str(args.output_format),
+        EnvVar.INVALID_RECORDS: str(args.invalid_records),
+        EnvVar.MAX_FILE_BYTES: str(args.max_file_bytes),
+        EnvVar.DLQ_URL: dlq_url,
+        EnvVar.LEASE_SECONDS: str(args.timeout_seconds + 30),
+        EnvVar.TIMEOUT_MARGIN_MS: str(min(defaults.TIMEOUT_MARGIN_MS, args.timeout_seconds * 250)),
+        EnvVar.BACKOFF_BASE_SECONDS: str(defaults.BACKOFF_BASE_SECONDS),
+        EnvVar.BACKOFF_MAX_SECONDS: str(defaults.BACKOFF_MAX_SECONDS),
+        EnvVar.MAX_RECEIVE_COUNT: str(args.max_receive_count),
+        EnvVar.STATE_TTL_DAYS: str(defaults.STATE_TTL_DAYS),
+        EnvVar.POWERTOOLS_SERVICE_NAME: scope.service_name,
+        EnvVar.POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
+        EnvVar.POWERTOOLS_LOG_LEVEL: python_log_level,
+    }
+    if table_name is not None:
+        environment[EnvVar.STATE_TABLE] = table_name
+    if has_schema:
+        environment[EnvVar.SCHEMA_FILE] = SCHEMA_FILE
+    if args.processor is not None:
+        environment[EnvVar.PROCESSOR] = args.processor
+    return {str(key): value for key, value in environment.items()}
+
+
+def _alert_topic_arn(scope: _Scope, kms_key_arn: pulumi.Output[str] | None) -> pulumi.Output[str]:
+    """The topic alarms publish to (the given one, or one created) with the e-mail subscriptions."""
+    args = scope.args
+    if args.alert_topic_arn is not None:
+        topic_arn = pulumi.Output.from_input(args.alert_topic_arn)
+    else:
+        # CloudWatch cannot publish to a topic under the AWS-managed SNS key: only a CMK or none.
+        topic = aws.sns.Topic(
+            f"{scope.name}-alerts", kms_master_key_id=kms_key_arn, tags=scope.tags, opts=scope.options()
+        )
+        topic_arn = topic.arn
+    for index, email in enumerate(args.alert_emails):
+        aws.sns.TopicSubscription(
+            f"{scope.name}-alert-email-{index}",
+            topic=topic_arn,
+            protocol="email",
+            endpoint=email,
+            opts=scope.options(),
+        )
+    return topic_arn
+
+
+def _monitoring(
+    scope: _Scope,
+    queues: _Queues,
+    function: aws.lambda_.Function,
+    topic_arn: pulumi.Output[str],
+) -> tuple[list[aws.cloudwatch.MetricAlarm], aws.cloudwatch.Dashboard]:
+    """``(alarms, dashboard)`` over the pipeline's queues and function."""
+    queue, dead_letter_queue = queues
+    alarms = create_alarms(
+        scope.name,
+        alarm_specs(scope.args.queue_age_alarm_seconds),
+        {"queue": queue.name, "dlq": dead_letter_queue.name, "function": function.name},
+        topic_arn,
+        scope.tags,
+        parent=scope.parent,
+    )
+    dashboard = create_dashboard(
+        scope.name,
+        scope.pipeline,
+        scope.service_name,
+        scope.region,
+        queue.name,
+        dead_letter_queue.name,
+        function.name,
+        parent=scope.parent,
+    )
+    return alarms, dashboard
 
 
 def auto_names(name: str, args: PipelineArgs) -> list[tuple[str, str]]:
