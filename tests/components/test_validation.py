@@ -87,12 +87,17 @@ def test_overlapping_s3_filters_on_one_bucket_name_both_pipelines():
 
 
 def test_overlapping_filters_are_allowed_in_eventbridge_mode():
-    filters = [
-        _filter("orders", "incoming/", mode="eventbridge"),
-        _filter("audit", "incoming/", mode="eventbridge"),
-    ]
+    # GIVEN two pipelines reading the same prefix: in S3 mode the bucket check rejects the pair
+    s3_pair = [_filter("orders", "incoming/"), _filter("audit", "incoming/")]
+    with pytest.raises(PipelineConfigError, match="overlapping"):
+        validate_bucket_filters("data", s3_pair)
 
-    validate_bucket_filters("data", filters)
+    # WHEN both route through EventBridge instead
+    eventbridge_pair = [_filter(f.pipeline, f.prefix, mode="eventbridge") for f in s3_pair]
+
+    # THEN the same overlap is accepted
+    assert eventbridge_pair[0].overlaps(eventbridge_pair[1])
+    validate_bucket_filters("data", eventbridge_pair)
 
 
 @pytest.mark.parametrize(
@@ -103,7 +108,13 @@ def test_overlapping_filters_are_allowed_in_eventbridge_mode():
     ],
 )
 def test_disjoint_filters_share_a_bucket(first, second):
-    validate_bucket_filters("data", [_filter(*first), _filter(*second)])
+    # GIVEN two S3-mode pipelines whose prefixes or suffixes differ
+    filters = [_filter(*first), _filter(*second)]
+
+    # THEN neither filter matches a key the other does, and the bucket check accepts them
+    assert not filters[0].overlaps(filters[1])
+    assert not filters[1].overlaps(filters[0])
+    validate_bucket_filters("data", filters)
 
 
 def test_a_pipeline_reading_another_pipelines_output_is_a_loop():
