@@ -74,7 +74,10 @@ def main(argv: list[str] | None = None) -> int:
             failures += 0 if ok else 1
             print(f"run {run:2d}: {'pass' if ok else 'FAIL'} in {elapsed:5.1f} s  {summary}", flush=True)
             if not ok:
-                print(result.stdout[-4000:], flush=True)
+                # The assertion and its context, not the captured logs that follow it.
+                lines = result.stdout.splitlines()
+                errors = [line for line in lines if line.startswith(("E ", ">", "FAILED", "ERROR"))]
+                print("\n".join(errors[:60]) or result.stdout[-4000:], flush=True)
     finally:
         stop.set()
         for burner in burners:
