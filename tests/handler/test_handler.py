@@ -525,3 +525,20 @@ def test_eventbridge_object_created_is_processed_like_a_notification(aws: Aws, c
     assert json.loads(aws.read("out/orders/from-eventbridge.json"))["data"] == ORDERS
     [item] = aws.state_items()
     assert item["version"] == f"v#{put['VersionId']}"
+
+
+def test_at_the_default_level_a_successful_batch_logs_only_its_metrics_line(
+    aws: Aws, context: FakeContext, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN three good files and the handler at INFO, the stack's default level
+    puts = {key: aws.put(key, json.dumps(ORDERS)) for key in ("in/a.json", "in/b.json", "in/c.json")}
+    event = aws.batch(*(s3_body(key=key, put=put) for key, put in puts.items()))
+    capsys.readouterr()
+
+    # WHEN
+    assert aws.handler(log_level="INFO")(event, context) == {"batchItemFailures": []}
+
+    # THEN one line for the whole batch: the EMF metrics that count the files (logs are billed by the byte)
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.strip()]
+    assert len(lines) == 1
+    assert lines[0]["FilesProcessed"] == [1.0, 1.0, 1.0]
