@@ -40,6 +40,7 @@ from typing import Any, Final, TextIO
 from urllib.parse import unquote_plus
 
 from bench.handler_common import machine
+from filepipe.handler.settings import StateAttribute
 
 PROJECT_DIR: Final = Path(__file__).resolve().parents[1]
 RECORDS: Final = [{"id": f"t-{i}", "amount": i * 1.5, "currency": "EUR"} for i in range(5)]
@@ -363,8 +364,8 @@ DYNAMODB_WRITES: Final = ("UpdateItem", "PutItem", "DeleteItem")
 DYNAMODB_READS: Final = ("GetItem",)
 _BEFORE: Final = "cost_model_before"
 _PARAMS: Final = "cost_model_params"
-STATUS_PLACEHOLDER: Final = ":status"
-"""How the state store names the status value in its updates: labels each write by the status it sets."""
+STATUS_PLACEHOLDER: Final = f":{StateAttribute.STATUS.value}"
+"""The state store names each value after its attribute: labels a write by the status it sets."""
 
 
 @contextlib.contextmanager
