@@ -28,14 +28,14 @@ from pathlib import Path
 from typing import Any
 
 from filepipe.local.emf import EmfCapture
-from filepipe.local.runtime import LocalRuntime, LocalTuning
+from filepipe.local.runtime import LocalRuntime, LocalTuning, RunningStack
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 RECORDS = [{"id": f"t-{i}", "amount": i * 1.5, "currency": "EUR"} for i in range(5)]
 BODY = json.dumps(RECORDS).encode()
 
 
-def _wait_for_depth(runtime: LocalRuntime, queue_url: str, depth: int) -> None:
+def _wait_for_depth(runtime: RunningStack, queue_url: str, depth: int) -> None:
     deadline = time.monotonic() + 120
     while runtime.queue_depth(queue_url) < depth:
         if time.monotonic() > deadline:
@@ -43,7 +43,7 @@ def _wait_for_depth(runtime: LocalRuntime, queue_url: str, depth: int) -> None:
         time.sleep(0.1)
 
 
-def pipeline_throughput(runtime: LocalRuntime, pipeline: str, files: int) -> tuple[float, int]:
+def pipeline_throughput(runtime: RunningStack, pipeline: str, files: int) -> tuple[float, int]:
     """``(files/s, endpoint requests during the run)``."""
     out = runtime.pipeline_outputs(pipeline)
     runner = runtime.runner(pipeline)
@@ -89,7 +89,7 @@ def _parallel(threads: int, count: int, work: Any) -> float:
     return time.perf_counter() - started
 
 
-def pipeline_with_uploads(runtime: LocalRuntime, pipeline: str, files: int, threads: int) -> float:
+def pipeline_with_uploads(runtime: RunningStack, pipeline: str, files: int, threads: int) -> float:
     """Files/s from the first upload to the last file processed, uploading on ``threads`` threads."""
     out = runtime.pipeline_outputs(pipeline)
     runner = runtime.runner(pipeline)
@@ -113,7 +113,7 @@ def pipeline_with_uploads(runtime: LocalRuntime, pipeline: str, files: int, thre
     return files / (time.perf_counter() - started)
 
 
-def endpoint_ceiling(runtime: LocalRuntime, cycles: int, threads: int) -> tuple[float, float]:
+def endpoint_ceiling(runtime: RunningStack, cycles: int, threads: int) -> tuple[float, float]:
     """Bare file cycles/s (receive, GET, PUT, delete) on ``threads`` threads."""
     address = runtime.address
     s3 = address.client("s3")
@@ -186,7 +186,6 @@ def main() -> int:
     with LocalRuntime(
         PROJECT_DIR, args.stack, state_dir=PROJECT_DIR / ".filepipe" / "bench", tuning=tuning
     ) as runtime:
-        assert runtime.metrics is not None
         real_stdout = sys.stdout
         sys.stdout = EmfCapture(real_stdout, runtime.metrics, echo=False)
         try:

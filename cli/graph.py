@@ -1,9 +1,8 @@
 """``filepipe graph``: the stack's resource graph as the program declares it, for review.
 
 The stack program runs under Pulumi mocks through the same capture ``filepipe local`` uses
-(:func:`filepipe.local.capture.capture_stack`). The engine knows more about each registration than the
-capture keeps (its URN, parent, dependencies and the resources each input was computed from); those reach
-the mock monitor in the same request, so a recording monitor keeps them beside the capture. The result is
+(:func:`filepipe.local.capture.capture_stack`), which records what the engine knows about each
+registration: its URN, parent, dependencies and the resources each input was computed from. The result is
 the graph ``pulumi preview`` and a policy pack see, rendered as Mermaid or Graphviz DOT: components with
 their children, and the data path bucket -> queue -> function -> dead-letter queue -> alarm -> topic.
 The one difference: the capture does not build the handler's dependency layer, so its ``LayerVersion``
@@ -15,23 +14,17 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-import threading
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-import pulumi
-from pulumi.runtime.mocks import MockMonitor
 from pulumi_policy import PolicyResource, PolicyResourceOptions
 from pulumi_policy.policy import PolicyCustomTimeouts
 
-from filepipe.local.capture import CaptureError, capture_stack, load_stack_config
-from filepipe.local.endpoint import EndpointAddress
+from filepipe.local.capture import CaptureError, aws_address, capture_stack, load_stack_config
 from filepipe.policy import wiring as w
 
-STACK_TYPE: Final = "pulumi:pulumi:Stack"
 FORMATS: Final = ("mermaid", "dot")
 
 
@@ -66,63 +59,6 @@ class ResourceGraph:
         return {node.urn: node for node in self.nodes}
 
 
-@dataclass(frozen=True, slots=True)
-class _Registration:
-    urn: str
-    type: str
-    name: str
-    parent: str | None
-    dependencies: tuple[str, ...]
-    property_dependencies: dict[str, tuple[str, ...]]
-
-
-class _RecordingMonitor(MockMonitor):
-    def __init__(self, mocks: pulumi.runtime.Mocks, registrations: list[_Registration]) -> None:
-        super().__init__(mocks)
-        self._registrations = registrations
-
-    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - the gRPC method name
-        response = super().RegisterResource(request)  # type: ignore[no-untyped-call]  # untyped in pulumi
-        self._registrations.append(
-            _Registration(
-                urn=response.urn,
-                type=request.type,
-                name=request.name,
-                parent=request.parent or None,
-                dependencies=tuple(request.dependencies),
-                property_dependencies={
-                    key: tuple(value.urns) for key, value in request.propertyDependencies.items()
-                },
-            )
-        )
-        return response
-
-
-_recording_lock = threading.Lock()
-
-
-@contextmanager
-def _recording_registrations() -> Iterator[list[_Registration]]:
-    """Give the capture's ``set_mocks`` a monitor that also records each registration request.
-
-    ``set_mocks`` takes the monitor as a documented parameter; the capture passes none, so the module
-    attribute is wrapped for the duration of one capture (captures are serialised by the lock).
-    """
-    registrations: list[_Registration] = []
-    original: Callable[..., Any] = pulumi.runtime.set_mocks
-
-    def set_mocks(mocks: pulumi.runtime.Mocks, *args: Any, **kwargs: Any) -> Any:
-        kwargs.setdefault("monitor", _RecordingMonitor(mocks, registrations))
-        return original(mocks, *args, **kwargs)
-
-    with _recording_lock:
-        pulumi.runtime.set_mocks = set_mocks
-        try:
-            yield registrations
-        finally:
-            pulumi.runtime.set_mocks = original
-
-
 def capture_graph(project_dir: Path, stack: str) -> ResourceGraph:
     """Run the stack program under mocks and return its resource graph as the engine would record it.
 
@@ -132,40 +68,27 @@ def capture_graph(project_dir: Path, stack: str) -> ResourceGraph:
     project_dir = project_dir.resolve()
     _, _, config = load_stack_config(project_dir, stack, local_overrides=False)
     region = config.get("aws:region", "us-east-1")
-    address = EndpointAddress(url=f"https://sqs.{region}.amazonaws.com", region=region)
-    with _recording_registrations() as registrations:
-        captured = capture_stack(project_dir, stack, address)
-    stacks = [registration for registration in registrations if registration.type == STACK_TYPE]
-    relations: dict[tuple[str, str], _Registration] = {}
-    for registration in registrations:
-        key = (registration.type, registration.name)
-        if key in relations:
-            raise CaptureError(f"two resources of type {key[0]} are named {key[1]!r}: the graph is ambiguous")
-        relations[key] = registration
-    nodes: list[GraphNode] = []
-    for resource in captured.resources:
-        relation = relations.get((resource.type, resource.name))
-        if relation is None:
-            raise CaptureError(f"{resource.type} {resource.name!r} was captured without its registration")
-        nodes.append(
-            GraphNode(
-                urn=relation.urn,
-                type=resource.type,
-                name=resource.name,
-                custom=resource.custom,
-                parent=relation.parent,
-                dependencies=relation.dependencies,
-                property_dependencies=relation.property_dependencies,
-                inputs=resource.inputs,
-                outputs=resource.outputs,
-                resource_id=resource.resource_id if resource.custom else None,
-            )
+    captured = capture_stack(project_dir, stack, aws_address(region))
+    nodes = [
+        GraphNode(
+            urn=resource.urn,
+            type=resource.type,
+            name=resource.name,
+            custom=resource.custom,
+            parent=resource.parent,
+            dependencies=resource.dependencies,
+            property_dependencies=resource.property_dependencies,
+            inputs=resource.inputs,
+            outputs=resource.outputs,
+            resource_id=resource.resource_id if resource.custom else None,
         )
+        for resource in captured.resources
+    ]
     return ResourceGraph(
         project=captured.project,
         stack=captured.stack,
         region=region,
-        stack_urn=stacks[0].urn if stacks else "",
+        stack_urn=captured.urn,
         nodes=nodes,
         outputs=captured.outputs,
     )

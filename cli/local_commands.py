@@ -19,7 +19,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
@@ -34,8 +34,9 @@ from filepipe.local.alerts import Alert
 from filepipe.local.apply import RESOURCE_TYPES, ApplyError, Handling
 from filepipe.local.capture import CaptureError
 from filepipe.local.emf import EmfCapture
-from filepipe.local.endpoint import EndpointError
+from filepipe.local.endpoint import DEFAULT_ACCOUNT_ID, DEFAULT_REGION, EndpointAddress, EndpointError
 from filepipe.local.esm import MappingConfigError
+from filepipe.local.metrics import LocalMetrics
 from filepipe.local.runtime import (
     ALERTS_FILE,
     ENDPOINT_FILE,
@@ -43,6 +44,7 @@ from filepipe.local.runtime import (
     STATE_ROOT,
     LocalRuntime,
     LocalTuning,
+    RunningStack,
     default_state_dir,
 )
 
@@ -141,14 +143,13 @@ def print_alert(console: Console, alert: Alert) -> None:
     )
 
 
-def print_resources(console: Console, runtime: LocalRuntime) -> None:
+def print_resources(console: Console, running: RunningStack) -> None:
     """What the component declared, by type, and how each type runs locally."""
-    assert runtime.applied is not None
     counts: dict[str, int] = {}
-    for resource, handling in runtime.applied.handled:
-        if handling is not Handling.COMPONENT:
+    for resource in running.captured.resources:
+        if RESOURCE_TYPES[resource.type].handling is not Handling.COMPONENT:
             counts[resource.type] = counts.get(resource.type, 0) + 1
-    table = Table(title=f"stack {runtime.stack_name}: {sum(counts.values())} resources from the component")
+    table = Table(title=f"stack {running.stack_name}: {sum(counts.values())} resources from the component")
     table.add_column("type")
     table.add_column("n", justify="right")
     table.add_column("locally")
@@ -156,16 +157,16 @@ def print_resources(console: Console, runtime: LocalRuntime) -> None:
         short = token.split(":")[1] if token.count(":") == 2 else token
         table.add_row(short, str(count), RESOURCE_TYPES[token].handling.value)
     console.print(table)
-    if runtime.applied.existing_buckets:
-        names = ", ".join(runtime.applied.existing_buckets)
+    if running.stand_in_buckets:
+        names = ", ".join(running.stand_in_buckets)
         console.print(f"[dim]existing buckets the stack uses, created locally: {names}[/]")
 
 
-def print_pipelines(console: Console, runtime: LocalRuntime) -> None:
+def print_pipelines(console: Console, running: RunningStack) -> None:
     table = Table(title="pipelines")
     for column in ("pipeline", "input", "queue / dlq", "function"):
         table.add_column(column, overflow="fold")
-    for name, outputs in runtime.outputs.items():
+    for name, outputs in running.outputs.items():
         if not isinstance(outputs, dict) or "queueUrl" not in outputs:
             continue
         table.add_row(
@@ -177,22 +178,27 @@ def print_pipelines(console: Console, runtime: LocalRuntime) -> None:
     console.print(table)
 
 
-def print_endpoint(console: Console, runtime: LocalRuntime) -> None:
-    address = runtime.address
+def export_lines(address: EndpointAddress) -> list[str]:
+    """``export`` lines that point the AWS CLI and boto3 at the endpoint (``eval`` them)."""
+    return [f"export {name}={value}" for name, value in address.environment().items()]
+
+
+def print_endpoint(console: Console, running: RunningStack) -> None:
+    address = running.address
     console.print(f"[bold]endpoint[/] {address.url}   region {address.region}   account {address.account_id}")
-    console.print(f"[bold]outputs[/]  {runtime.state_dir / OUTPUTS_FILE}")
-    console.print(f"[bold]alerts[/]   {runtime.state_dir / ALERTS_FILE}")
+    console.print(f"[bold]outputs[/]  {running.state_dir / OUTPUTS_FILE}")
+    console.print(f"[bold]alerts[/]   {running.state_dir / ALERTS_FILE}")
     console.print("[dim]Use it from another shell:[/]")
-    for name, value in address.environment().items():
-        console.print(f"  export {name}={value}")
-    queue: object = next(iter(runtime.outputs.values()), {})
+    for line in export_lines(address):
+        console.print(f"  {line}")
+    queue: object = next(iter(running.outputs.values()), {})
     if isinstance(queue, dict) and queue.get("bucket"):
         console.print(
             f"  aws s3 cp ./file.json s3://{queue['bucket']}/{queue.get('inputPrefix', '')}file.json"
         )
 
 
-def _start(console: Console, runtime: LocalRuntime, status: str) -> bool:
+def _start(console: Console, runtime: LocalRuntime, status: str) -> RunningStack | None:
     """Start the runtime; a configuration problem is one red line, not a traceback."""
     try:
         # Not console.status(): its Live would swap sys.stdout for a proxy while the handlers (and
@@ -204,27 +210,57 @@ def _start(console: Console, runtime: LocalRuntime, status: str) -> bool:
             redirect_stdout=False,
             redirect_stderr=False,
         ):
-            runtime.start()
+            return runtime.start()
     except (EndpointError, CaptureError, ApplyError, MappingConfigError) as error:
         console.print(f"[bold red]cannot start[/]: {error}")
-        return False
-    return True
+        return None
 
 
 @contextmanager
-def _captured_stdout(runtime: LocalRuntime, *, echo: bool) -> Iterator[EmfCapture]:
+def _captured_stdout(metrics: LocalMetrics, *, echo: bool) -> Iterator[None]:
     """EMF lines on stdout go to the runtime's metrics (and other lines only if ``echo``).
 
     Entered before ``runtime.start()``: the handlers' loggers are built during the start and write to
     whatever ``sys.stdout`` is then, so a capture installed afterwards would not see their lines.
     """
     real_stdout = sys.stdout
-    capture = EmfCapture(real_stdout, lambda: runtime.metrics, echo=echo)
-    sys.stdout = capture
+    sys.stdout = EmfCapture(real_stdout, metrics, echo=echo)
     try:
-        yield capture
+        yield
     finally:
         sys.stdout = real_stdout
+
+
+@contextmanager
+def _running(
+    args: argparse.Namespace,
+    console: Console,
+    *,
+    tuning: LocalTuning,
+    on_alert: Callable[[Alert], None],
+    echo: bool,
+    status: str,
+) -> Iterator[RunningStack | None]:
+    """``up`` and ``demo``: the stack started with stdout captured and its resources listed, then
+    stopped; ``None`` (after one red line) when it cannot start."""
+    runtime = LocalRuntime(
+        args.project_dir,
+        args.stack,
+        port=args.port,
+        state_dir=_state_dir(args),
+        tuning=tuning,
+        on_alert=on_alert,
+    )
+    with _captured_stdout(runtime.metrics, echo=echo):
+        running = _start(console, runtime, status)
+        if running is None:
+            yield None
+            return
+        try:
+            print_resources(console, running)
+            yield running
+        finally:
+            runtime.stop()
 
 
 def _install_stop_signals(stop: threading.Event) -> None:
@@ -238,37 +274,32 @@ def _install_stop_signals(stop: threading.Event) -> None:
 def _up(args: argparse.Namespace) -> int:
     console = Console(file=sys.stdout)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    state_dir = _state_dir(args)
-    running = _running_endpoint(state_dir)
-    if running is not None:
+    other = _running_endpoint(_state_dir(args))
+    if other is not None:
         console.print(
-            f"[red]already running[/]: {running['endpoint']} (pid {running['pid']}); `filepipe local down` first"
+            f"[red]already running[/]: {other['endpoint']} (pid {other['pid']}); `filepipe local down` first"
         )
         return 1
-    tuning = LocalTuning.fast() if args.fast else LocalTuning()
-    runtime = LocalRuntime(
-        args.project_dir,
-        args.stack,
-        port=args.port,
-        state_dir=state_dir,
-        tuning=tuning,
-        on_alert=lambda alert: print_alert(console, alert),
-    )
     stop = threading.Event()
     _install_stop_signals(stop)
-    with _captured_stdout(runtime, echo=not args.quiet):
-        if not _start(console, runtime, "starting the endpoint and provisioning the stack…"):
+    with _running(
+        args,
+        console,
+        tuning=LocalTuning.fast() if args.fast else LocalTuning(),
+        on_alert=lambda alert: print_alert(console, alert),
+        echo=not args.quiet,
+        status="starting the endpoint and provisioning the stack…",
+    ) as running:
+        if running is None:
             return 1
         try:
-            print_resources(console, runtime)
-            print_pipelines(console, runtime)
-            print_endpoint(console, runtime)
+            print_pipelines(console, running)
+            print_endpoint(console, running)
             console.print("[bold green]running[/] — Ctrl-C (or `filepipe local down`) to stop")
             while not stop.wait(0.5):
                 pass
         finally:
             console.print("stopping…")
-            runtime.stop()
     console.print("stopped")
     return 0
 
@@ -361,11 +392,12 @@ def _env(args: argparse.Namespace) -> int:
         print(f"# {_nothing_running(args)}", file=sys.stderr)
         return 1
     _, running = addressed
-    print(f"export AWS_ENDPOINT_URL={running['endpoint']}")
-    print(f"export AWS_REGION={running['region']}")
-    print(f"export AWS_DEFAULT_REGION={running['region']}")
-    print("export AWS_ACCESS_KEY_ID=testing")
-    print("export AWS_SECRET_ACCESS_KEY=testing")
+    address = EndpointAddress(
+        url=str(running["endpoint"]),
+        region=str(running.get("region", DEFAULT_REGION)),
+        account_id=str(running.get("accountId", DEFAULT_ACCOUNT_ID)),
+    )
+    print("\n".join(export_lines(address)))
     return 0
 
 
@@ -381,24 +413,17 @@ def _demo(args: argparse.Namespace) -> int:
         print_alert(console, alert)
 
     started = time.monotonic()
-    runtime = LocalRuntime(
-        args.project_dir,
-        args.stack,
-        port=args.port,
-        state_dir=_state_dir(args),
+    with _running(
+        args,
+        console,
         tuning=LocalTuning.fast(log_level="CRITICAL"),
         on_alert=on_alert,
-    )
-    with _captured_stdout(runtime, echo=False):
-        if not _start(
-            console, runtime, "starting a local AWS endpoint and provisioning the stack from the component…"
-        ):
+        echo=False,
+        status="starting a local AWS endpoint and provisioning the stack from the component…",
+    ) as running:
+        if running is None:
             return 1
-        try:
-            print_resources(console, runtime)
-            console.print(f"[bold]endpoint[/] {runtime.address.url}")
-            result = run_demo(runtime, console, alerts)
-        finally:
-            runtime.stop()
+        console.print(f"[bold]endpoint[/] {running.address.url}")
+        result = run_demo(running, console, alerts)
     print_summary(console, result, time.monotonic() - started)
     return 0 if result.passed else 1

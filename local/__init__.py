@@ -3,42 +3,48 @@
 from pathlib import Path
 from filepipe.local import LocalRuntime, LocalTuning
 
-with LocalRuntime(Path("."), "dev", tuning=LocalTuning.fast()) as runtime:
-    runtime.address.client("s3").put_object(...)
+with LocalRuntime(Path("."), "dev", tuning=LocalTuning.fast()) as running:
+    running.address.client("s3").put_object(...)
 
 Modules: ``endpoint`` (moto server), ``s3_fidelity`` (S3 behaviour moto lacks: event fields, limits,
-conditional completion), ``capture`` (stack program under Pulumi mocks), ``apply`` (the per-type table:
-applied / emulated), ``esm`` (SQS event source mapping runner), ``alarms`` + ``metrics`` + ``emf`` (alarm
-evaluation), ``alerts`` (SNS subscriber), ``runtime`` (all of it), ``demo``.
+conditional completion), ``capture`` (the Pulumi mocks, and the stack program run under them),
+``apply`` (the per-type table: mock outputs, applied, emulated), ``esm`` (SQS event source mapping
+runner), ``alarms`` + ``metrics`` + ``emf`` (alarm evaluation), ``alerts`` (SNS subscriber), ``runtime``
+(all of it), ``demo``.
 """
 
-from .alarms import AlarmEvaluator, AlarmSpec
+from .alarms import AlarmEvaluator, LocalAlarm
 from .alerts import Alert, AlertSubscriber
-from .apply import RESOURCE_TYPES, ApplyError, Handling, apply_stack
-from .capture import CapturedResource, CapturedStack, CaptureError, capture_stack
+from .apply import RESOURCE_TYPES, ApplyError, Emulation, Handling, ResourceType, apply_stack, emulate
+from .capture import CapturedResource, CapturedStack, CaptureError, StackMocks, capture_stack
 from .endpoint import EndpointAddress, EndpointError, LocalEndpoint
 from .esm import EventSourceMappingRunner, FunctionSpec, MappingSpec
-from .runtime import LocalRuntime, LocalTuning
+from .runtime import LocalRuntime, LocalTuning, RunningStack
 
 __all__ = [
     "RESOURCE_TYPES",
     "AlarmEvaluator",
-    "AlarmSpec",
     "Alert",
     "AlertSubscriber",
     "ApplyError",
     "CaptureError",
     "CapturedResource",
     "CapturedStack",
+    "Emulation",
     "EndpointAddress",
     "EndpointError",
     "EventSourceMappingRunner",
     "FunctionSpec",
     "Handling",
+    "LocalAlarm",
     "LocalEndpoint",
     "LocalRuntime",
     "LocalTuning",
     "MappingSpec",
+    "ResourceType",
+    "RunningStack",
+    "StackMocks",
     "apply_stack",
     "capture_stack",
+    "emulate",
 ]

@@ -16,9 +16,12 @@ from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from filepipe.local.metrics import LocalMetrics, MetricQuery
+
+if TYPE_CHECKING:
+    from filepipe.local.capture import CapturedResource
 
 log = logging.getLogger(__name__)
 
@@ -41,13 +44,13 @@ _COMPARISON_WORDS: Final = {
 _MISSING_DATA: Final = ("missing", "breaching", "notBreaching", "ignore")
 
 
-class AlarmSpecError(ValueError):
+class UnsupportedAlarmError(ValueError):
     """An alarm uses a feature the local evaluator does not emulate."""
 
 
 @dataclass(frozen=True, slots=True)
-class AlarmSpec:
-    """A single-metric CloudWatch alarm, as the component declares it."""
+class LocalAlarm:
+    """A single-metric CloudWatch alarm as the local evaluator runs it (read from the captured stack)."""
 
     name: str
     arn: str
@@ -69,15 +72,42 @@ class AlarmSpec:
 
     def __post_init__(self) -> None:
         if self.comparison_operator not in _COMPARISONS:
-            raise AlarmSpecError(
+            raise UnsupportedAlarmError(
                 f"alarm {self.name}: comparison {self.comparison_operator!r} is not emulated"
             )
         if self.treat_missing_data not in _MISSING_DATA:
-            raise AlarmSpecError(
+            raise UnsupportedAlarmError(
                 f"alarm {self.name}: treatMissingData {self.treat_missing_data!r} is unknown"
             )
         if self.evaluation_periods < 1:
-            raise AlarmSpecError(f"alarm {self.name}: evaluationPeriods must be at least 1")
+            raise UnsupportedAlarmError(f"alarm {self.name}: evaluationPeriods must be at least 1")
+
+    @classmethod
+    def from_resource(cls, alarm: CapturedResource) -> LocalAlarm:
+        """The captured ``aws:cloudwatch/metricAlarm:MetricAlarm``, with CloudWatch's defaults."""
+        inputs = alarm.inputs
+        for unsupported in ("metricQueries", "extendedStatistic", "thresholdMetricId"):
+            if inputs.get(unsupported):
+                raise UnsupportedAlarmError(f"alarms with {unsupported} are not emulated locally")
+        return cls(
+            name=alarm.get("name"),
+            arn=alarm.get("arn"),
+            namespace=inputs["namespace"],
+            metric_name=inputs["metricName"],
+            dimensions={str(k): str(v) for k, v in (inputs.get("dimensions") or {}).items()},
+            statistic=inputs.get("statistic") or "Average",
+            period_seconds=int(alarm.number("period", 60)),
+            evaluation_periods=int(alarm.number("evaluationPeriods", 1)),
+            datapoints_to_alarm=int(inputs["datapointsToAlarm"]) if inputs.get("datapointsToAlarm") else None,
+            threshold=alarm.number("threshold", 0),
+            comparison_operator=inputs["comparisonOperator"],
+            treat_missing_data=inputs.get("treatMissingData") or "missing",
+            alarm_actions=tuple(inputs.get("alarmActions") or ()),
+            ok_actions=tuple(inputs.get("okActions") or ()),
+            insufficient_data_actions=tuple(inputs.get("insufficientDataActions") or ()),
+            actions_enabled=bool(inputs.get("actionsEnabled", True)),
+            description=inputs.get("alarmDescription") or "",
+        )
 
     @property
     def query(self) -> MetricQuery:
@@ -97,40 +127,40 @@ class AlarmSpec:
         }[state]
 
 
-def next_state(spec: AlarmSpec, datapoints: Sequence[float | None], current: str) -> tuple[str, str]:
+def next_state(alarm: LocalAlarm, datapoints: Sequence[float | None], current: str) -> tuple[str, str]:
     """The alarm's state after ``datapoints`` (oldest first, the last N periods) and a reason."""
-    compare = _COMPARISONS[spec.comparison_operator]
-    window = list(datapoints)[-spec.evaluation_periods :]
+    compare = _COMPARISONS[alarm.comparison_operator]
+    window = list(datapoints)[-alarm.evaluation_periods :]
     verdicts: list[bool] = []
     for value in window:
         if value is not None:
-            verdicts.append(compare(value, spec.threshold))
-        elif spec.treat_missing_data == "breaching":
+            verdicts.append(compare(value, alarm.threshold))
+        elif alarm.treat_missing_data == "breaching":
             verdicts.append(True)
-        elif spec.treat_missing_data == "notBreaching":
+        elif alarm.treat_missing_data == "notBreaching":
             verdicts.append(False)
     present = [value for value in window if value is not None]
     shown = ", ".join(f"{value:g}" for value in present) or "no datapoints"
-    words = _COMPARISON_WORDS[spec.comparison_operator]
+    words = _COMPARISON_WORDS[alarm.comparison_operator]
     breaches = sum(verdicts)
-    if breaches >= spec.required_breaches:
+    if breaches >= alarm.required_breaches:
         return ALARM, (
             f"Threshold Crossed: {breaches} out of the last {len(window)} datapoints [{shown}] "
-            f"{'was' if breaches == 1 else 'were'} {words} the threshold ({spec.threshold:g})."
+            f"{'was' if breaches == 1 else 'were'} {words} the threshold ({alarm.threshold:g})."
         )
     if verdicts:
         return OK, (
             f"Threshold Crossed: {breaches} out of the last {len(window)} datapoints [{shown}] "
-            f"{'was' if breaches == 1 else 'were'} {words} the threshold ({spec.threshold:g}) "
-            f"(minimum {spec.required_breaches} datapoint(s) for ALARM)."
+            f"{'was' if breaches == 1 else 'were'} {words} the threshold ({alarm.threshold:g}) "
+            f"(minimum {alarm.required_breaches} datapoint(s) for ALARM)."
         )
-    if spec.treat_missing_data == "ignore" and current != INSUFFICIENT_DATA:
+    if alarm.treat_missing_data == "ignore" and current != INSUFFICIENT_DATA:
         return current, "no datapoints: state kept (treatMissingData=ignore)"
     return INSUFFICIENT_DATA, "Insufficient Data: no datapoints were received."
 
 
 def notification(
-    spec: AlarmSpec,
+    alarm: LocalAlarm,
     *,
     old_state: str,
     new_state: str,
@@ -142,36 +172,36 @@ def notification(
     """CloudWatch's SNS notification for a state change: ``(subject, message JSON)``."""
     timestamp = at.strftime("%Y-%m-%dT%H:%M:%S.") + f"{at.microsecond // 1000:03d}+0000"
     message: dict[str, Any] = {
-        "AlarmName": spec.name,
-        "AlarmDescription": spec.description or None,
+        "AlarmName": alarm.name,
+        "AlarmDescription": alarm.description or None,
         "AWSAccountId": account_id,
         "AlarmConfigurationUpdatedTimestamp": timestamp,
         "NewStateValue": new_state,
         "NewStateReason": reason,
         "StateChangeTime": timestamp,
         "Region": region,
-        "AlarmArn": spec.arn,
+        "AlarmArn": alarm.arn,
         "OldStateValue": old_state,
-        "OKActions": list(spec.ok_actions),
-        "AlarmActions": list(spec.alarm_actions),
-        "InsufficientDataActions": list(spec.insufficient_data_actions),
+        "OKActions": list(alarm.ok_actions),
+        "AlarmActions": list(alarm.alarm_actions),
+        "InsufficientDataActions": list(alarm.insufficient_data_actions),
         "Trigger": {
-            "MetricName": spec.metric_name,
-            "Namespace": spec.namespace,
+            "MetricName": alarm.metric_name,
+            "Namespace": alarm.namespace,
             "StatisticType": "Statistic",
-            "Statistic": spec.statistic.upper(),
+            "Statistic": alarm.statistic.upper(),
             "Unit": None,
-            "Dimensions": [{"value": value, "name": name} for name, value in spec.dimensions.items()],
-            "Period": spec.period_seconds,
-            "EvaluationPeriods": spec.evaluation_periods,
-            "DatapointsToAlarm": spec.required_breaches,
-            "ComparisonOperator": spec.comparison_operator,
-            "Threshold": spec.threshold,
-            "TreatMissingData": spec.treat_missing_data,
+            "Dimensions": [{"value": value, "name": name} for name, value in alarm.dimensions.items()],
+            "Period": alarm.period_seconds,
+            "EvaluationPeriods": alarm.evaluation_periods,
+            "DatapointsToAlarm": alarm.required_breaches,
+            "ComparisonOperator": alarm.comparison_operator,
+            "Threshold": alarm.threshold,
+            "TreatMissingData": alarm.treat_missing_data,
             "EvaluateLowSampleCountPercentile": "",
         },
     }
-    subject = f'{new_state}: "{spec.name}" in {region}'
+    subject = f'{new_state}: "{alarm.name}" in {region}'
     if len(subject) > 100:  # SNS caps subjects at 100 characters
         subject = subject[:97] + "..."
     return subject, json.dumps(message)
@@ -196,7 +226,7 @@ class AlarmEvaluator:
 
     def __init__(
         self,
-        alarms: Sequence[AlarmSpec],
+        alarms: Sequence[LocalAlarm],
         metrics: LocalMetrics,
         publish: Publisher,
         *,
@@ -244,7 +274,7 @@ class AlarmEvaluator:
             self._notify(alarm, change)
         return changes
 
-    def _notify(self, alarm: AlarmSpec, change: StateChange) -> None:
+    def _notify(self, alarm: LocalAlarm, change: StateChange) -> None:
         if self._state_sink is not None:
             try:
                 self._state_sink(alarm.name, change.new_state, change.reason)

@@ -1,27 +1,40 @@
-"""Apply a captured stack to the local endpoint, one decision per resource type.
+"""The local runtime's table of resource types, and applying a captured stack with it.
 
-:data:`RESOURCE_TYPES` holds one entry per type token the component emits: *applied* with boto3 to the
-endpoint, *emulated* in-process (the Lambda side: moto would run functions in Docker), both (alarms:
-stored on the endpoint, evaluated here), *no local effect* (with the reason), or a *component*.
-A type missing from the table is an error: a new resource in the component cannot be skipped silently.
+:data:`RESOURCE_TYPES` has one :class:`ResourceType` per type token a stack may declare, and the entry is
+everything the local runtime does with that type:
+
+- ``outputs``: what the Pulumi mocks (:mod:`filepipe.local.capture`) answer its registration with, the
+  identifiers it will have on the endpoint;
+- ``apply``: how it is created on the endpoint with boto3;
+- ``emulate``: what it adds to the in-process :class:`Emulation` (functions, mappings, alarms, alert
+  topics);
+- ``handling`` and ``note``: how it runs locally, as ``filepipe local up`` lists it: *applied*,
+  *emulated* (the Lambda side: moto would run functions in Docker), both (alarms: stored on the
+  endpoint, evaluated here), *no local effect* (with the reason), or a *component*.
+
+A type missing from the table is an error before anything is created: a new resource in the component
+cannot be skipped silently. Adding a type is one entry (with its outputs and applier beside it) and its
+test. Entries are grouped by service; other modules refer to a type by its entry (``QUEUE.token``).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Mapping
+import re
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
-from filepipe.local.alarms import AlarmSpec
-from filepipe.local.capture import CapturedResource, CapturedStack
+from filepipe.local.alarms import LocalAlarm
 from filepipe.local.endpoint import EndpointAddress
 from filepipe.local.esm import FunctionSpec, MappingConfigError, MappingSpec, check_mapping
 
 if TYPE_CHECKING:
-    from pulumi import AssetArchive
+    from filepipe.local.capture import CapturedResource, CapturedStack
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +47,7 @@ class Handling(StrEnum):
     APPLIED_AND_EMULATED = "applied+emulated"
     """Created on the endpoint (so tools can list it) and given behaviour in-process."""
     NO_LOCAL_EFFECT = "no local effect"
-    """Recorded only; the reason says why nothing is needed locally."""
+    """Recorded only; the note says why nothing is needed locally."""
     COMPONENT = "component"
     """A component resource: a grouping, nothing to create."""
 
@@ -44,11 +57,10 @@ class ApplyError(RuntimeError):
 
 
 class ApplyContext:
-    """Clients for the endpoint plus lookups over the captured stack."""
+    """Clients for the endpoint, one per service for the whole apply."""
 
-    def __init__(self, address: EndpointAddress, stack: CapturedStack) -> None:
+    def __init__(self, address: EndpointAddress) -> None:
         self.address = address
-        self.stack = stack
         self._clients: dict[str, Any] = {}
 
     def client(self, service: str) -> Any:
@@ -57,41 +69,171 @@ class ApplyContext:
         return self._clients[service]
 
 
-Applier = Callable[[CapturedResource, ApplyContext], None]
+@dataclass(slots=True)
+class Emulation:
+    """What the local runtime runs in-process, read from the captured stack."""
+
+    functions: dict[str, FunctionSpec] = field(default_factory=dict)
+    """By function name."""
+    mappings: list[MappingSpec] = field(default_factory=list)
+    alarms: list[LocalAlarm] = field(default_factory=list)
+    alert_topics: list[str] = field(default_factory=list)
+    """Topic ARNs the local alert subscriber listens to."""
+
+
+# -- what an entry is made of -------------------------------------------------------------------------------
+
+
+_NAMESPACE: Final = uuid.UUID("5f1c8d0e-6d1b-4a53-9a57-6f0d2b3c4e11")
 
 
 @dataclass(frozen=True, slots=True)
-class TypeRule:
+class NameRule:
+    """The names a service accepts: a logical name is made valid by replacing runs of other characters."""
+
+    invalid: str
+    """A pattern of the characters the service refuses."""
+    max_length: int
+    lower: bool = False
+
+    def valid(self, logical_name: str) -> str:
+        value = logical_name.lower() if self.lower else logical_name
+        value = re.sub(self.invalid, "-", value).strip("-.")
+        return value[: self.max_length].rstrip("-.") or "resource"
+
+
+ANY_NAME: Final = NameRule(r"[^A-Za-z0-9_.-]+", 255)
+
+
+@dataclass(frozen=True, slots=True)
+class Registration:
+    """A resource registering under the mocks: what its local identifiers are derived from."""
+
+    logical_name: str
+    inputs: Mapping[str, Any]
+    address: EndpointAddress
+
+    def name(self, rule: NameRule = ANY_NAME, key: str = "name") -> str:
+        """The name the program set in input ``key``, else the logical name made valid by ``rule``."""
+        return str(self.inputs.get(key) or rule.valid(self.logical_name))
+
+    def stable_id(self) -> str:
+        """An id the service would generate, the same on every capture of the program."""
+        return str(uuid.uuid5(_NAMESPACE, self.logical_name))
+
+    def arn(self, service: str, resource: str) -> str:
+        return f"arn:aws:{service}:{self.address.region}:{self.address.account_id}:{resource}"
+
+
+Outputs = Callable[[Registration], tuple[str, dict[str, Any]]]
+"""``(id, outputs)`` of a registration; the mocks add the inputs to the outputs."""
+Applier = Callable[["CapturedResource", ApplyContext], None]
+Emulator = Callable[["CapturedResource", "CapturedStack", Emulation], None]
+"""Adds what the resource contributes to the emulation (it may look up the resources it refers to)."""
+
+
+def _named(registration: Registration) -> tuple[str, dict[str, Any]]:
+    """A resource identified by its name, with no outputs beyond its inputs."""
+    return registration.name(), {}
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceType:
+    """Everything the local runtime does with one resource type."""
+
+    token: str
     handling: Handling
     note: str
+    """How it runs locally, or why nothing is needed."""
+    outputs: Outputs = _named
     apply: Applier | None = None
+    emulate: Emulator | None = None
 
-
-# -- appliers ----------------------------------------------------------------------------------------
+    def __post_init__(self) -> None:
+        applied = self.handling in {Handling.APPLIED, Handling.APPLIED_AND_EMULATED}
+        if applied != (self.apply is not None):
+            raise ValueError(f"{self.token}: an applier is needed exactly when the type is applied")
 
 
 def _tags(resource: CapturedResource) -> dict[str, str]:
     return {str(k): str(v) for k, v in (resource.inputs.get("tags") or {}).items()}
 
 
-def _bucket(resource: CapturedResource, ctx: ApplyContext) -> None:
+def _attribute_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _applied(resource: CapturedResource, created: str, key: str) -> None:
+    """Fail when the endpoint created something else than the capture assumed (and wired in)."""
+    if created != resource.get(key):
+        raise ApplyError(
+            f"{resource.name}: the endpoint created {created}, the capture assumed {resource.get(key)}"
+        )
+
+
+# -- components ------------------------------------------------------------------------------------------
+
+
+PIPELINE = ResourceType(
+    "filepipe:index:FileProcessingPipeline", Handling.COMPONENT, "groups a pipeline's resources"
+)
+PIPELINE_GROUP = ResourceType(
+    "filepipe:index:PipelineGroup", Handling.COMPONENT, "groups pipelines sharing a bucket"
+)
+PIPELINE_BUCKET = ResourceType(
+    "filepipe:index:PipelineBucket", Handling.COMPONENT, "groups the bucket's resources"
+)
+
+
+# -- S3 --------------------------------------------------------------------------------------------------
+
+
+BUCKET_NAME: Final = NameRule(r"[^a-z0-9.-]+", 63, lower=True)
+
+
+def _bucket_outputs(registration: Registration) -> tuple[str, dict[str, Any]]:
+    bucket, region = registration.name(BUCKET_NAME, key="bucket"), registration.address.region
+    return bucket, {
+        "bucket": bucket,
+        "arn": f"arn:aws:s3:::{bucket}",
+        "bucketDomainName": f"{bucket}.s3.amazonaws.com",
+        "bucketRegionalDomainName": f"{bucket}.s3.{region}.amazonaws.com",
+        "region": region,
+    }
+
+
+def _of_bucket(registration: Registration) -> tuple[str, dict[str, Any]]:
+    """A bucket's configuration resource, identified by its bucket."""
+    return str(registration.inputs.get("bucket") or registration.name()), {}
+
+
+def create_bucket(ctx: ApplyContext, name: str, tags: Mapping[str, str]) -> None:
     s3 = ctx.client("s3")
-    name = resource.get("bucket")
     kwargs: dict[str, Any] = {"Bucket": name}
     if ctx.address.region != "us-east-1":
         kwargs["CreateBucketConfiguration"] = {"LocationConstraint": ctx.address.region}
     s3.create_bucket(**kwargs)
-    if tags := _tags(resource):
+    if tags:
         s3.put_bucket_tagging(
             Bucket=name, Tagging={"TagSet": [{"Key": k, "Value": v} for k, v in tags.items()]}
         )
 
 
+def put_bucket_versioning(ctx: ApplyContext, bucket: str, status: str) -> None:
+    ctx.client("s3").put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": status})
+
+
+def _bucket(resource: CapturedResource, ctx: ApplyContext) -> None:
+    create_bucket(ctx, resource.get("bucket"), _tags(resource))
+
+
 def _bucket_versioning(resource: CapturedResource, ctx: ApplyContext) -> None:
     config = resource.inputs.get("versioningConfiguration") or {}
-    ctx.client("s3").put_bucket_versioning(
-        Bucket=resource.inputs["bucket"], VersioningConfiguration={"Status": config.get("status", "Enabled")}
-    )
+    put_bucket_versioning(ctx, resource.inputs["bucket"], config.get("status", "Enabled"))
 
 
 def _bucket_encryption(resource: CapturedResource, ctx: ApplyContext) -> None:
@@ -168,13 +310,19 @@ def _bucket_policy(resource: CapturedResource, ctx: ApplyContext) -> None:
         ctx.client("s3").put_bucket_policy(Bucket=resource.inputs["bucket"], Policy=policy)
 
 
-def _filter(entry: Mapping[str, Any]) -> dict[str, Any]:
+def _notification_target(entry: Mapping[str, Any], arn_key: str) -> dict[str, Any]:
+    """One queue or topic of a notification configuration, with its key filter."""
     rules = [
         {"Name": name, "Value": entry[key]}
         for name, key in (("prefix", "filterPrefix"), ("suffix", "filterSuffix"))
         if entry.get(key)
     ]
-    return {"Filter": {"Key": {"FilterRules": rules}}} if rules else {}
+    return {
+        **({"Id": entry["id"]} if entry.get("id") else {}),
+        arn_key[:1].upper() + arn_key[1:]: entry[arn_key],
+        "Events": list(entry["events"]),
+        **({"Filter": {"Key": {"FilterRules": rules}}} if rules else {}),
+    }
 
 
 def _bucket_notification(resource: CapturedResource, ctx: ApplyContext) -> None:
@@ -184,28 +332,12 @@ def _bucket_notification(resource: CapturedResource, ctx: ApplyContext) -> None:
             f"{resource.name}: S3 -> Lambda notifications are not emulated locally (use a queue)"
         )
     config: dict[str, Any] = {}
-    queues = [
-        {
-            **({"Id": entry["id"]} if entry.get("id") else {}),
-            "QueueArn": entry["queueArn"],
-            "Events": list(entry["events"]),
-            **_filter(entry),
-        }
-        for entry in inputs.get("queues") or []
-    ]
-    topics = [
-        {
-            **({"Id": entry["id"]} if entry.get("id") else {}),
-            "TopicArn": entry["topicArn"],
-            "Events": list(entry["events"]),
-            **_filter(entry),
-        }
-        for entry in inputs.get("topics") or []
-    ]
-    if queues:
-        config["QueueConfigurations"] = queues
-    if topics:
-        config["TopicConfigurations"] = topics
+    for section, key, arn_key in (
+        ("QueueConfigurations", "queues", "queueArn"),
+        ("TopicConfigurations", "topics", "topicArn"),
+    ):
+        if targets := [_notification_target(entry, arn_key) for entry in inputs.get(key) or []]:
+            config[section] = targets
     if inputs.get("eventbridge"):
         config["EventBridgeConfiguration"] = {}
     ctx.client("s3").put_bucket_notification_configuration(
@@ -213,7 +345,57 @@ def _bucket_notification(resource: CapturedResource, ctx: ApplyContext) -> None:
     )
 
 
-_QUEUE_ATTRIBUTES = {
+BUCKET = ResourceType("aws:s3/bucket:Bucket", Handling.APPLIED, "CreateBucket", _bucket_outputs, _bucket)
+BUCKET_VERSIONING = ResourceType(
+    "aws:s3/bucketVersioning:BucketVersioning",
+    Handling.APPLIED,
+    "PutBucketVersioning (the handler keys state on versionId)",
+    _of_bucket,
+    _bucket_versioning,
+)
+BUCKET_ENCRYPTION = ResourceType(
+    "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
+    Handling.APPLIED,
+    "PutBucketEncryption",
+    _of_bucket,
+    _bucket_encryption,
+)
+BUCKET_LIFECYCLE = ResourceType(
+    "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration",
+    Handling.APPLIED,
+    "PutBucketLifecycleConfiguration (stored; moto does not expire objects)",
+    _of_bucket,
+    _bucket_lifecycle,
+)
+BUCKET_PUBLIC_ACCESS_BLOCK = ResourceType(
+    "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock",
+    Handling.APPLIED,
+    "PutPublicAccessBlock",
+    _of_bucket,
+    _public_access_block,
+)
+BUCKET_POLICY = ResourceType(
+    "aws:s3/bucketPolicy:BucketPolicy",
+    Handling.APPLIED,
+    "PutBucketPolicy, minus the TLS-only deny (the endpoint is plain HTTP; moto enforces policies)",
+    _of_bucket,
+    _bucket_policy,
+)
+BUCKET_NOTIFICATION = ResourceType(
+    "aws:s3/bucketNotification:BucketNotification",
+    Handling.APPLIED,
+    "PutBucketNotificationConfiguration: moto delivers S3 events",
+    _of_bucket,
+    _bucket_notification,
+)
+
+
+# -- SQS -------------------------------------------------------------------------------------------------
+
+
+QUEUE_NAME: Final = NameRule(r"[^A-Za-z0-9_-]+", 80)
+
+_QUEUE_ATTRIBUTES: Final = {
     "visibilityTimeoutSeconds": "VisibilityTimeout",
     "messageRetentionSeconds": "MessageRetentionPeriod",
     "maxMessageSize": "MaximumMessageSize",
@@ -230,12 +412,12 @@ _QUEUE_ATTRIBUTES = {
 }
 
 
-def _attribute_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
+def _queue_outputs(registration: Registration) -> tuple[str, dict[str, Any]]:
+    queue = registration.name(QUEUE_NAME)
+    if registration.inputs.get("fifoQueue") and not queue.endswith(".fifo"):
+        queue += ".fifo"
+    url = f"{registration.address.url}/{registration.address.account_id}/{queue}"
+    return url, {"name": queue, "url": url, "arn": registration.arn("sqs", queue)}
 
 
 def _queue(resource: CapturedResource, ctx: ApplyContext) -> None:
@@ -244,13 +426,14 @@ def _queue(resource: CapturedResource, ctx: ApplyContext) -> None:
         for key, attribute in _QUEUE_ATTRIBUTES.items()
         if resource.inputs.get(key) not in (None, "")
     }
-    url = ctx.client("sqs").create_queue(
+    response = ctx.client("sqs").create_queue(
         QueueName=resource.get("name"), Attributes=attributes, tags=_tags(resource)
-    )["QueueUrl"]
-    if url != resource.get("url"):
-        raise ApplyError(
-            f"{resource.name}: the endpoint serves {url}, the capture assumed {resource.get('url')}"
-        )
+    )
+    _applied(resource, response["QueueUrl"], "url")
+
+
+def _queue_policy_outputs(registration: Registration) -> tuple[str, dict[str, Any]]:
+    return str(registration.inputs.get("queueUrl") or registration.name()), {}
 
 
 def _queue_policy(resource: CapturedResource, ctx: ApplyContext) -> None:
@@ -259,15 +442,216 @@ def _queue_policy(resource: CapturedResource, ctx: ApplyContext) -> None:
     )
 
 
+QUEUE = ResourceType(
+    "aws:sqs/queue:Queue",
+    Handling.APPLIED,
+    "CreateQueue: moto applies the redrive policy",
+    _queue_outputs,
+    _queue,
+)
+QUEUE_POLICY = ResourceType(
+    "aws:sqs/queuePolicy:QueuePolicy",
+    Handling.APPLIED,
+    "SetQueueAttributes Policy (stored, not enforced)",
+    _queue_policy_outputs,
+    _queue_policy,
+)
+
+
+# -- KMS -------------------------------------------------------------------------------------------------
+
+
+def _key_outputs(registration: Registration) -> tuple[str, dict[str, Any]]:
+    key_id = registration.stable_id()
+    return key_id, {"keyId": key_id, "arn": registration.arn("kms", f"key/{key_id}")}
+
+
+def _alias_outputs(registration: Registration) -> tuple[str, dict[str, Any]]:
+    alias = str(registration.inputs.get("name") or f"alias/{registration.name()}")
+    return alias, {"name": alias, "arn": registration.arn("kms", alias)}
+
+
+KMS_KEY = ResourceType(
+    "aws:kms/key:Key",
+    Handling.NO_LOCAL_EFFECT,
+    "moto cannot create a key with the captured id, and its SQS/SNS/DynamoDB accept any key id",
+    _key_outputs,
+)
+KMS_ALIAS = ResourceType(
+    "aws:kms/alias:Alias", Handling.NO_LOCAL_EFFECT, "names the key above", _alias_outputs
+)
+
+
+# -- IAM -------------------------------------------------------------------------------------------------
+
+
+FUNCTION_NAME: Final = NameRule(r"[^A-Za-z0-9_-]+", 64)
+"""Lambda functions and IAM roles."""
+
+
+def _role_outputs(registration: Registration) -> tuple[str, dict[str, Any]]:
+    role = registration.name(FUNCTION_NAME)
+    return role, {
+        "name": role,
+        "arn": f"arn:aws:iam::{registration.address.account_id}:role/{role}",
+        "uniqueId": "AROA" + registration.stable_id().replace("-", "")[:17].upper(),
+    }
+
+
+def _role(resource: CapturedResource, ctx: ApplyContext) -> None:
+    inputs = resource.inputs
+    kwargs: dict[str, Any] = {
+        "RoleName": resource.get("name"),
+        "AssumeRolePolicyDocument": inputs["assumeRolePolicy"],
+    }
+    if inputs.get("path"):
+        kwargs["Path"] = inputs["path"]
+    if inputs.get("description"):
+        kwargs["Description"] = inputs["description"]
+    ctx.client("iam").create_role(**kwargs)
+
+
+def _role_policy_outputs(registration: Registration) -> tuple[str, dict[str, Any]]:
+    name = registration.name()
+    return f"{registration.inputs.get('role', '')}:{name}", {"name": name}
+
+
+def _role_policy(resource: CapturedResource, ctx: ApplyContext) -> None:
+    ctx.client("iam").put_role_policy(
+        RoleName=resource.inputs["role"],
+        PolicyName=resource.get("name"),
+        PolicyDocument=resource.inputs["policy"],
+    )
+
+
+ROLE = ResourceType(
+    "aws:iam/role:Role", Handling.APPLIED, "CreateRole (not enforced locally)", _role_outputs, _role
+)
+ROLE_POLICY = ResourceType(
+    "aws:iam/rolePolicy:RolePolicy",
+    Handling.APPLIED,
+    "PutRolePolicy (not enforced)",
+    _role_policy_outputs,
+    _role_policy,
+)
+
+
+# -- Lambda ----------------------------------------------------------------------------------------------
+
+
+def _function_outputs(registration: Registration) -> tuple[str, dict[str, Any]]:
+    function = registration.name(FUNCTION_NAME)
+    arn = registration.arn("lambda", f"function:{function}")
+    region = registration.address.region
+    return function, {
+        "name": function,
+        "arn": arn,
+        "qualifiedArn": f"{arn}:$LATEST",
+        "invokeArn": f"arn:aws:apigateway:{region}:lambda:path/2015-03-31/functions/{arn}/invocations",
+        "version": "$LATEST",
+    }
+
+
+def referenced_function(stack: CapturedStack, reference: str) -> CapturedResource | None:
+    """The stack's function that ``reference`` names (by name, ARN or qualified ARN, as a mapping does)."""
+    for function in stack.of_type(FUNCTION.token):
+        if reference in (function.get("name"), function.get("arn"), function.get("qualifiedArn")):
+            return function
+    return None
+
+
+def _emulate_function(resource: CapturedResource, stack: CapturedStack, emulation: Emulation) -> None:
+    function = FunctionSpec.from_resource(resource)
+    emulation.functions[function.name] = function
+
+
+def _layer_outputs(registration: Registration) -> tuple[str, dict[str, Any]]:
+    layer_arn = registration.arn("lambda", f"layer:{registration.name(key='layerName')}")
+    return f"{layer_arn}:1", {"layerArn": layer_arn, "arn": f"{layer_arn}:1", "version": "1"}
+
+
+def _mapping_outputs(registration: Registration) -> tuple[str, dict[str, Any]]:
+    mapping_id = registration.stable_id()
+    function = str(registration.inputs.get("functionName", ""))
+    return mapping_id, {
+        "uuid": mapping_id,
+        "functionArn": function
+        if function.startswith("arn:")
+        else registration.arn("lambda", f"function:{function}"),
+        "state": "Enabled" if registration.inputs.get("enabled", True) else "Disabled",
+    }
+
+
+def _emulate_mapping(resource: CapturedResource, stack: CapturedStack, emulation: Emulation) -> None:
+    source = str(resource.inputs.get("eventSourceArn", ""))
+    queue = next((queue for queue in stack.of_type(QUEUE.token) if queue.get("arn") == source), None)
+    if queue is None:
+        raise ApplyError(
+            f"{resource.name}: only SQS event sources from this stack are emulated, got {source!r}"
+        )
+    reference = str(resource.inputs.get("functionName", ""))
+    function = referenced_function(stack, reference)
+    if function is None:
+        raise ApplyError(f"{resource.name}: function {reference!r} is not in this stack")
+    mapping = MappingSpec.from_resource(resource, queue=queue, function=function)
+    try:
+        check_mapping(mapping, FunctionSpec.from_resource(function))
+    except MappingConfigError as error:
+        raise ApplyError(str(error)) from error
+    taken = next(
+        (other for other in emulation.mappings if other.function_name == mapping.function_name), None
+    )
+    if taken is not None:
+        raise ApplyError(
+            f"event source mapping {mapping.name}: function {mapping.function_name} already has a mapping "
+            f"({taken.name}); the local runtime runs one mapping per function"
+        )
+    emulation.mappings.append(mapping)
+
+
+LAYER_VERSION = ResourceType(
+    "aws:lambda/layerVersion:LayerVersion",
+    Handling.EMULATED,
+    "the handler's dependencies are installed in the local virtualenv",
+    _layer_outputs,
+)
+FUNCTION = ResourceType(
+    "aws:lambda/function:Function",
+    Handling.EMULATED,
+    "build_handler() in-process with the function's environment, timeout and code",
+    _function_outputs,
+    emulate=_emulate_function,
+)
+EVENT_SOURCE_MAPPING = ResourceType(
+    "aws:lambda/eventSourceMapping:EventSourceMapping",
+    Handling.EMULATED,
+    "EventSourceMappingRunner (moto's own mapping would invoke the function in Docker)",
+    _mapping_outputs,
+    emulate=_emulate_mapping,
+)
+
+
+# -- DynamoDB --------------------------------------------------------------------------------------------
+
+
+def _table_outputs(registration: Registration) -> tuple[str, dict[str, Any]]:
+    table = registration.name()
+    return table, {"name": table, "arn": registration.arn("dynamodb", f"table/{table}"), "streamArn": ""}
+
+
+def _key_schema(hash_key: str, range_key: str | None) -> list[dict[str, str]]:
+    schema = [{"AttributeName": hash_key, "KeyType": "HASH"}]
+    if range_key:
+        schema.append({"AttributeName": range_key, "KeyType": "RANGE"})
+    return schema
+
+
 def _table(resource: CapturedResource, ctx: ApplyContext) -> None:
     inputs = resource.inputs
     dynamodb = ctx.client("dynamodb")
-    key_schema = [{"AttributeName": inputs["hashKey"], "KeyType": "HASH"}]
-    if inputs.get("rangeKey"):
-        key_schema.append({"AttributeName": inputs["rangeKey"], "KeyType": "RANGE"})
     kwargs: dict[str, Any] = {
         "TableName": resource.get("name"),
-        "KeySchema": key_schema,
+        "KeySchema": _key_schema(inputs["hashKey"], inputs.get("rangeKey")),
         "AttributeDefinitions": [
             {"AttributeName": a["name"], "AttributeType": a["type"]} for a in inputs.get("attributes") or []
         ],
@@ -280,13 +664,14 @@ def _table(resource: CapturedResource, ctx: ApplyContext) -> None:
         }
     indexes = []
     for index in inputs.get("globalSecondaryIndexes") or []:
-        schema = [{"AttributeName": index["hashKey"], "KeyType": "HASH"}]
-        if index.get("rangeKey"):
-            schema.append({"AttributeName": index["rangeKey"], "KeyType": "RANGE"})
         projection: dict[str, Any] = {"ProjectionType": index.get("projectionType", "ALL")}
         if index.get("nonKeyAttributes"):
             projection["NonKeyAttributes"] = list(index["nonKeyAttributes"])
-        entry: dict[str, Any] = {"IndexName": index["name"], "KeySchema": schema, "Projection": projection}
+        entry: dict[str, Any] = {
+            "IndexName": index["name"],
+            "KeySchema": _key_schema(index["hashKey"], index.get("rangeKey")),
+            "Projection": projection,
+        }
         if kwargs["BillingMode"] == "PROVISIONED":
             entry["ProvisionedThroughput"] = kwargs["ProvisionedThroughput"]
         indexes.append(entry)
@@ -308,6 +693,20 @@ def _table(resource: CapturedResource, ctx: ApplyContext) -> None:
         )
 
 
+TABLE = ResourceType(
+    "aws:dynamodb/table:Table", Handling.APPLIED, "CreateTable + TTL + PITR", _table_outputs, _table
+)
+
+
+# -- SNS -------------------------------------------------------------------------------------------------
+
+
+def _topic_outputs(registration: Registration) -> tuple[str, dict[str, Any]]:
+    topic = registration.name()
+    arn = registration.arn("sns", topic)
+    return arn, {"name": topic, "arn": arn}
+
+
 def _topic(resource: CapturedResource, ctx: ApplyContext) -> None:
     attributes = {
         attribute: str(resource.inputs[key])
@@ -318,15 +717,21 @@ def _topic(resource: CapturedResource, ctx: ApplyContext) -> None:
         )
         if resource.inputs.get(key)
     }
-    arn = ctx.client("sns").create_topic(
+    response = ctx.client("sns").create_topic(
         Name=resource.get("name"),
         Attributes=attributes,
         Tags=[{"Key": k, "Value": v} for k, v in _tags(resource).items()],
-    )["TopicArn"]
-    if arn != resource.get("arn"):
-        raise ApplyError(
-            f"{resource.name}: the endpoint created {arn}, the capture assumed {resource.get('arn')}"
-        )
+    )
+    _applied(resource, response["TopicArn"], "arn")
+
+
+def _emulate_topic(resource: CapturedResource, stack: CapturedStack, emulation: Emulation) -> None:
+    emulation.alert_topics.append(resource.get("arn"))
+
+
+def _subscription_outputs(registration: Registration) -> tuple[str, dict[str, Any]]:
+    arn = f"{registration.inputs.get('topic', '')}:{registration.stable_id()}"
+    return arn, {"arn": arn}
 
 
 def _topic_subscription(resource: CapturedResource, ctx: ApplyContext) -> None:
@@ -344,25 +749,29 @@ def _topic_subscription(resource: CapturedResource, ctx: ApplyContext) -> None:
     )
 
 
-def _role(resource: CapturedResource, ctx: ApplyContext) -> None:
-    inputs = resource.inputs
-    kwargs: dict[str, Any] = {
-        "RoleName": resource.get("name"),
-        "AssumeRolePolicyDocument": inputs["assumeRolePolicy"],
-    }
-    if inputs.get("path"):
-        kwargs["Path"] = inputs["path"]
-    if inputs.get("description"):
-        kwargs["Description"] = inputs["description"]
-    ctx.client("iam").create_role(**kwargs)
+TOPIC = ResourceType(
+    "aws:sns/topic:Topic",
+    Handling.APPLIED,
+    "CreateTopic (the local alert subscriber listens to it)",
+    _topic_outputs,
+    _topic,
+    _emulate_topic,
+)
+TOPIC_SUBSCRIPTION = ResourceType(
+    "aws:sns/topicSubscription:TopicSubscription",
+    Handling.APPLIED,
+    "Subscribe (e-mail stays pending; the local subscriber prints alerts)",
+    _subscription_outputs,
+    _topic_subscription,
+)
 
 
-def _role_policy(resource: CapturedResource, ctx: ApplyContext) -> None:
-    ctx.client("iam").put_role_policy(
-        RoleName=resource.inputs["role"],
-        PolicyName=resource.get("name"),
-        PolicyDocument=resource.inputs["policy"],
-    )
+# -- CloudWatch and EventBridge --------------------------------------------------------------------------
+
+
+def _log_group_outputs(registration: Registration) -> tuple[str, dict[str, Any]]:
+    group = registration.name()
+    return group, {"name": group, "arn": registration.arn("logs", f"log-group:{group}")}
 
 
 def _log_group(resource: CapturedResource, ctx: ApplyContext) -> None:
@@ -373,34 +782,59 @@ def _log_group(resource: CapturedResource, ctx: ApplyContext) -> None:
         logs.put_retention_policy(logGroupName=name, retentionInDays=int(resource.inputs["retentionInDays"]))
 
 
+def _alarm_outputs(registration: Registration) -> tuple[str, dict[str, Any]]:
+    alarm = registration.name()
+    return alarm, {"name": alarm, "arn": registration.arn("cloudwatch", f"alarm:{alarm}")}
+
+
 def _metric_alarm(resource: CapturedResource, ctx: ApplyContext) -> None:
-    spec = alarm_spec(resource)
+    alarm = LocalAlarm.from_resource(resource)
     kwargs: dict[str, Any] = {
-        "AlarmName": spec.name,
-        "AlarmDescription": spec.description,
-        "ActionsEnabled": spec.actions_enabled,
-        "OKActions": list(spec.ok_actions),
-        "AlarmActions": list(spec.alarm_actions),
-        "InsufficientDataActions": list(spec.insufficient_data_actions),
-        "MetricName": spec.metric_name,
-        "Namespace": spec.namespace,
-        "Statistic": spec.statistic,
-        "Dimensions": [{"Name": k, "Value": v} for k, v in spec.dimensions.items()],
-        "Period": spec.period_seconds,
-        "EvaluationPeriods": spec.evaluation_periods,
-        "Threshold": spec.threshold,
-        "ComparisonOperator": spec.comparison_operator,
-        "TreatMissingData": spec.treat_missing_data,
+        "AlarmName": alarm.name,
+        "AlarmDescription": alarm.description,
+        "ActionsEnabled": alarm.actions_enabled,
+        "OKActions": list(alarm.ok_actions),
+        "AlarmActions": list(alarm.alarm_actions),
+        "InsufficientDataActions": list(alarm.insufficient_data_actions),
+        "MetricName": alarm.metric_name,
+        "Namespace": alarm.namespace,
+        "Statistic": alarm.statistic,
+        "Dimensions": [{"Name": k, "Value": v} for k, v in alarm.dimensions.items()],
+        "Period": alarm.period_seconds,
+        "EvaluationPeriods": alarm.evaluation_periods,
+        "Threshold": alarm.threshold,
+        "ComparisonOperator": alarm.comparison_operator,
+        "TreatMissingData": alarm.treat_missing_data,
     }
-    if spec.datapoints_to_alarm:
-        kwargs["DatapointsToAlarm"] = spec.datapoints_to_alarm
+    if alarm.datapoints_to_alarm:
+        kwargs["DatapointsToAlarm"] = alarm.datapoints_to_alarm
     ctx.client("cloudwatch").put_metric_alarm(**kwargs)
+
+
+def _emulate_alarm(resource: CapturedResource, stack: CapturedStack, emulation: Emulation) -> None:
+    emulation.alarms.append(LocalAlarm.from_resource(resource))
+
+
+def _dashboard_outputs(registration: Registration) -> tuple[str, dict[str, Any]]:
+    dashboard = registration.name(key="dashboardName")
+    arn = f"arn:aws:cloudwatch::{registration.address.account_id}:dashboard/{dashboard}"
+    return dashboard, {"dashboardName": dashboard, "dashboardArn": arn}
 
 
 def _dashboard(resource: CapturedResource, ctx: ApplyContext) -> None:
     ctx.client("cloudwatch").put_dashboard(
         DashboardName=resource.get("dashboardName"), DashboardBody=resource.inputs["dashboardBody"]
     )
+
+
+def _event_bus(inputs: Mapping[str, Any]) -> str:
+    return str(inputs.get("eventBusName") or "default")
+
+
+def _event_rule_outputs(registration: Registration) -> tuple[str, dict[str, Any]]:
+    rule, bus = registration.name(), _event_bus(registration.inputs)
+    prefix = "" if bus == "default" else f"{bus}/"
+    return rule, {"name": rule, "arn": registration.arn("events", f"rule/{prefix}{rule}")}
 
 
 def _event_rule(resource: CapturedResource, ctx: ApplyContext) -> None:
@@ -417,6 +851,12 @@ def _event_rule(resource: CapturedResource, ctx: ApplyContext) -> None:
     ctx.client("events").put_rule(**kwargs)
 
 
+def _event_target_outputs(registration: Registration) -> tuple[str, dict[str, Any]]:
+    target_id = registration.name(key="targetId")
+    rule = registration.inputs.get("rule", "")
+    return f"{_event_bus(registration.inputs)}-{rule}-{target_id}", {"targetId": target_id}
+
+
 def _event_target(resource: CapturedResource, ctx: ApplyContext) -> None:
     inputs = resource.inputs
     target: dict[str, Any] = {"Id": resource.get("targetId"), "Arn": inputs["arn"]}
@@ -431,73 +871,83 @@ def _event_target(resource: CapturedResource, ctx: ApplyContext) -> None:
         raise ApplyError(f"{resource.name}: {response.get('FailedEntries')}")
 
 
-RESOURCE_TYPES: dict[str, TypeRule] = {
-    "filepipe:index:FileProcessingPipeline": TypeRule(Handling.COMPONENT, "groups a pipeline's resources"),
-    "filepipe:index:PipelineGroup": TypeRule(Handling.COMPONENT, "groups pipelines sharing a bucket"),
-    "filepipe:index:PipelineBucket": TypeRule(Handling.COMPONENT, "groups the bucket's resources"),
-    "aws:s3/bucket:Bucket": TypeRule(Handling.APPLIED, "CreateBucket", _bucket),
-    "aws:s3/bucketVersioning:BucketVersioning": TypeRule(
-        Handling.APPLIED, "PutBucketVersioning (the handler keys state on versionId)", _bucket_versioning
-    ),
-    "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration": TypeRule(
-        Handling.APPLIED, "PutBucketEncryption", _bucket_encryption
-    ),
-    "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration": TypeRule(
-        Handling.APPLIED,
-        "PutBucketLifecycleConfiguration (stored; moto does not expire objects)",
-        _bucket_lifecycle,
-    ),
-    "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock": TypeRule(
-        Handling.APPLIED, "PutPublicAccessBlock", _public_access_block
-    ),
-    "aws:s3/bucketPolicy:BucketPolicy": TypeRule(
-        Handling.APPLIED,
-        "PutBucketPolicy, minus the TLS-only deny (the endpoint is plain HTTP; moto enforces policies)",
-        _bucket_policy,
-    ),
-    "aws:s3/bucketNotification:BucketNotification": TypeRule(
-        Handling.APPLIED, "PutBucketNotificationConfiguration: moto delivers S3 events", _bucket_notification
-    ),
-    "aws:sqs/queue:Queue": TypeRule(Handling.APPLIED, "CreateQueue: moto applies the redrive policy", _queue),
-    "aws:sqs/queuePolicy:QueuePolicy": TypeRule(
-        Handling.APPLIED, "SetQueueAttributes Policy (stored, not enforced)", _queue_policy
-    ),
-    "aws:kms/key:Key": TypeRule(
-        Handling.NO_LOCAL_EFFECT,
-        "moto cannot create a key with the captured id, and its SQS/SNS/DynamoDB accept any key id",
-    ),
-    "aws:kms/alias:Alias": TypeRule(Handling.NO_LOCAL_EFFECT, "names the key above"),
-    "aws:iam/role:Role": TypeRule(Handling.APPLIED, "CreateRole (not enforced locally)", _role),
-    "aws:iam/rolePolicy:RolePolicy": TypeRule(Handling.APPLIED, "PutRolePolicy (not enforced)", _role_policy),
-    "aws:cloudwatch/logGroup:LogGroup": TypeRule(Handling.APPLIED, "CreateLogGroup", _log_group),
-    "aws:lambda/layerVersion:LayerVersion": TypeRule(
-        Handling.EMULATED, "the handler's dependencies are installed in the local virtualenv"
-    ),
-    "aws:lambda/function:Function": TypeRule(
-        Handling.EMULATED, "build_handler() in-process with the function's environment, timeout and code"
-    ),
-    "aws:lambda/eventSourceMapping:EventSourceMapping": TypeRule(
-        Handling.EMULATED,
-        "EventSourceMappingRunner (moto's own mapping would invoke the function in Docker)",
-    ),
-    "aws:dynamodb/table:Table": TypeRule(Handling.APPLIED, "CreateTable + TTL + PITR", _table),
-    "aws:sns/topic:Topic": TypeRule(Handling.APPLIED, "CreateTopic", _topic),
-    "aws:sns/topicSubscription:TopicSubscription": TypeRule(
-        Handling.APPLIED,
-        "Subscribe (e-mail stays pending; the local subscriber prints alerts)",
-        _topic_subscription,
-    ),
-    "aws:cloudwatch/metricAlarm:MetricAlarm": TypeRule(
-        Handling.APPLIED_AND_EMULATED,
-        "PutMetricAlarm; evaluated by AlarmEvaluator (moto never evaluates alarms)",
-        _metric_alarm,
-    ),
-    "aws:cloudwatch/dashboard:Dashboard": TypeRule(Handling.APPLIED, "PutDashboard", _dashboard),
-    "aws:cloudwatch/eventRule:EventRule": TypeRule(
-        Handling.APPLIED, "PutRule: moto routes S3 EventBridge events to the rule's targets", _event_rule
-    ),
-    "aws:cloudwatch/eventTarget:EventTarget": TypeRule(Handling.APPLIED, "PutTargets", _event_target),
+LOG_GROUP = ResourceType(
+    "aws:cloudwatch/logGroup:LogGroup", Handling.APPLIED, "CreateLogGroup", _log_group_outputs, _log_group
+)
+METRIC_ALARM = ResourceType(
+    "aws:cloudwatch/metricAlarm:MetricAlarm",
+    Handling.APPLIED_AND_EMULATED,
+    "PutMetricAlarm; evaluated by AlarmEvaluator (moto never evaluates alarms)",
+    _alarm_outputs,
+    _metric_alarm,
+    _emulate_alarm,
+)
+DASHBOARD = ResourceType(
+    "aws:cloudwatch/dashboard:Dashboard", Handling.APPLIED, "PutDashboard", _dashboard_outputs, _dashboard
+)
+EVENT_RULE = ResourceType(
+    "aws:cloudwatch/eventRule:EventRule",
+    Handling.APPLIED,
+    "PutRule: moto routes S3 EventBridge events to the rule's targets",
+    _event_rule_outputs,
+    _event_rule,
+)
+EVENT_TARGET = ResourceType(
+    "aws:cloudwatch/eventTarget:EventTarget",
+    Handling.APPLIED,
+    "PutTargets",
+    _event_target_outputs,
+    _event_target,
+)
+
+
+RESOURCE_TYPES: Final[dict[str, ResourceType]] = {
+    entry.token: entry
+    for entry in (
+        PIPELINE,
+        PIPELINE_GROUP,
+        PIPELINE_BUCKET,
+        BUCKET,
+        BUCKET_VERSIONING,
+        BUCKET_ENCRYPTION,
+        BUCKET_LIFECYCLE,
+        BUCKET_PUBLIC_ACCESS_BLOCK,
+        BUCKET_POLICY,
+        BUCKET_NOTIFICATION,
+        QUEUE,
+        QUEUE_POLICY,
+        KMS_KEY,
+        KMS_ALIAS,
+        ROLE,
+        ROLE_POLICY,
+        LOG_GROUP,
+        LAYER_VERSION,
+        FUNCTION,
+        EVENT_SOURCE_MAPPING,
+        TABLE,
+        TOPIC,
+        TOPIC_SUBSCRIPTION,
+        METRIC_ALARM,
+        DASHBOARD,
+        EVENT_RULE,
+        EVENT_TARGET,
+    )
 }
+
+
+# -- using the table -------------------------------------------------------------------------------------
+
+
+def mock_outputs(
+    type_token: str, logical_name: str, inputs: Mapping[str, Any], address: EndpointAddress
+) -> tuple[str, dict[str, Any]]:
+    """``(id, outputs)`` a registration gets under the mocks: its identifiers at ``address`` (the
+    outputs include the inputs). A type the table does not know is identified by its name; applying
+    the stack refuses it."""
+    entry = RESOURCE_TYPES.get(type_token)
+    outputs = entry.outputs if entry is not None else _named
+    resource_id, extra = outputs(Registration(logical_name, inputs, address))
+    return resource_id, {**inputs, **extra}
 
 
 def check_types(stack: CapturedStack) -> None:
@@ -511,172 +961,62 @@ def check_types(stack: CapturedStack) -> None:
         )
 
 
-# -- the emulated side, read from the capture ------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class LocalFunction:
-    spec: FunctionSpec
-    code: AssetArchive | None
-    """The function's code archive as the component built it (schema file, processor code)."""
-
-
-@dataclass(slots=True)
-class AppliedStack:
-    """What the local runtime runs, after the endpoint has been provisioned."""
-
-    functions: dict[str, LocalFunction] = field(default_factory=dict)
-    mappings: list[MappingSpec] = field(default_factory=list)
-    alarms: list[AlarmSpec] = field(default_factory=list)
-    topic_arns: list[str] = field(default_factory=list)
-    handled: list[tuple[CapturedResource, Handling]] = field(default_factory=list)
-    existing_buckets: list[str] = field(default_factory=list)
-    """Buckets the stack refers to without creating them, created locally as stand-ins."""
-
-
-DEFAULT_VISIBILITY_TIMEOUT_SECONDS = 30
-"""SQS's visibility timeout for a queue that declares none."""
-
-
-def _number(value: Any, default: float) -> float:
-    return default if value is None else float(value)
-
-
-def function_spec(resource: CapturedResource) -> LocalFunction:
-    variables = (resource.inputs.get("environment") or {}).get("variables") or {}
-    spec = FunctionSpec(
-        name=resource.get("name"),
-        arn=resource.get("arn"),
-        timeout_seconds=_number(resource.inputs.get("timeout"), 3),
-        memory_mb=int(_number(resource.inputs.get("memorySize"), 128)),
-        environment={str(k): str(v) for k, v in variables.items()},
-        handler=str(resource.inputs.get("handler") or ""),
-    )
-    return LocalFunction(spec=spec, code=resource.inputs.get("code"))
-
-
-def mapping_spec(resource: CapturedResource, stack: CapturedStack) -> MappingSpec:
-    inputs = resource.inputs
-    source = str(inputs.get("eventSourceArn", ""))
-    queues = {queue.get("arn"): queue for queue in stack.of_type("aws:sqs/queue:Queue")}
-    if source not in queues:
-        raise ApplyError(
-            f"{resource.name}: only SQS event sources from this stack are emulated, got {source!r}"
-        )
-    function = str(inputs.get("functionName", ""))
-    functions = stack.of_type("aws:lambda/function:Function")
-    matches = [f for f in functions if function in (f.get("arn"), f.get("name"), f.get("qualifiedArn"))]
-    if not matches:
-        raise ApplyError(f"{resource.name}: function {function!r} is not in this stack")
-    scaling = inputs.get("scalingConfig") or {}
-    concurrency = scaling.get("maximumConcurrency")
-    spec = MappingSpec(
-        name=resource.name,
-        queue_url=queues[source].get("url"),
-        queue_arn=source,
-        function_name=matches[0].get("name"),
-        batch_size=int(_number(inputs.get("batchSize"), 10)),
-        batching_window_seconds=_number(inputs.get("maximumBatchingWindowInSeconds"), 0),
-        function_response_types=tuple(inputs.get("functionResponseTypes") or ()),
-        enabled=bool(inputs.get("enabled", True)),
-        maximum_concurrency=int(concurrency) if concurrency is not None else None,
-        visibility_timeout_seconds=int(
-            _number(queues[source].inputs.get("visibilityTimeoutSeconds"), DEFAULT_VISIBILITY_TIMEOUT_SECONDS)
-        ),
-    )
+@contextmanager
+def _naming(resource: CapturedResource) -> Iterator[None]:
+    """Any failure of an entry's step for ``resource`` as an :class:`ApplyError` that names it."""
     try:
-        check_mapping(spec, function_spec(matches[0]).spec)
-    except MappingConfigError as error:
-        raise ApplyError(str(error)) from error
-    return spec
+        yield
+    except ApplyError:
+        raise
+    except Exception as error:
+        raise ApplyError(f"{resource.type} {resource.name}: {error}") from error
 
 
-def alarm_spec(resource: CapturedResource) -> AlarmSpec:
-    inputs = resource.inputs
-    for unsupported in ("metricQueries", "extendedStatistic", "thresholdMetricId"):
-        if inputs.get(unsupported):
-            raise ApplyError(f"{resource.name}: alarms with {unsupported} are not emulated locally")
-    return AlarmSpec(
-        name=resource.get("name"),
-        arn=resource.get("arn"),
-        namespace=inputs["namespace"],
-        metric_name=inputs["metricName"],
-        dimensions={str(k): str(v) for k, v in (inputs.get("dimensions") or {}).items()},
-        statistic=inputs.get("statistic") or "Average",
-        period_seconds=int(_number(inputs.get("period"), 60)),
-        evaluation_periods=int(_number(inputs.get("evaluationPeriods"), 1)),
-        datapoints_to_alarm=int(inputs["datapointsToAlarm"]) if inputs.get("datapointsToAlarm") else None,
-        threshold=_number(inputs.get("threshold"), 0),
-        comparison_operator=inputs["comparisonOperator"],
-        treat_missing_data=inputs.get("treatMissingData") or "missing",
-        alarm_actions=tuple(inputs.get("alarmActions") or ()),
-        ok_actions=tuple(inputs.get("okActions") or ()),
-        insufficient_data_actions=tuple(inputs.get("insufficientDataActions") or ()),
-        actions_enabled=bool(inputs.get("actionsEnabled", True)),
-        description=inputs.get("alarmDescription") or "",
-    )
+def emulate(stack: CapturedStack) -> Emulation:
+    """What the local runtime runs in-process for ``stack`` (nothing is created)."""
+    check_types(stack)
+    emulation = Emulation()
+    for resource in stack.resources:
+        contribute = RESOURCE_TYPES[resource.type].emulate
+        if contribute is not None:
+            with _naming(resource):
+                contribute(resource, stack, emulation)
+    return emulation
 
 
 def existing_buckets(stack: CapturedStack) -> list[str]:
-    """Buckets the stack uses but does not create (``bucket: <existing name>`` in the stack config)."""
-    created = {bucket.get("bucket") for bucket in stack.of_type("aws:s3/bucket:Bucket")}
+    """Buckets the stack configures but does not create (``bucket: <existing name>`` in the stack config)."""
+    created = {bucket.get("bucket") for bucket in stack.of_type(BUCKET.token)}
     used = [
         str(resource.inputs["bucket"])
         for resource in stack.resources
-        if resource.type.startswith("aws:s3/")
-        and resource.type != "aws:s3/bucket:Bucket"
-        and resource.inputs.get("bucket")
+        if _configures_a_bucket(resource) and resource.inputs.get("bucket")
     ]
     return [name for name in dict.fromkeys(used) if name not in created]
 
 
-def apply_stack(stack: CapturedStack, address: EndpointAddress) -> AppliedStack:
-    """Create every applied resource on the endpoint, in registration order; collect the emulated ones.
+def _configures_a_bucket(resource: CapturedResource) -> bool:
+    """A bucket's configuration resources are the entries identified by their bucket."""
+    entry = RESOURCE_TYPES.get(resource.type)
+    return entry is not None and entry.outputs is _of_bucket
+
+
+def apply_stack(stack: CapturedStack, address: EndpointAddress) -> list[str]:
+    """Create every applied resource on the endpoint, in registration order; return the stand-ins.
 
     Buckets the stack only refers to exist in the cloud before the stack does; locally they are
-    created first (versioned, like the buckets the component creates), so the pipelines have them.
+    created first as stand-ins (versioned, like the buckets the component creates), so the pipelines
+    have them. Returns the stand-ins' names.
     """
     check_types(stack)
-    ctx = ApplyContext(address, stack)
-    applied = AppliedStack()
-    for name in existing_buckets(stack):
-        kwargs: dict[str, Any] = {"Bucket": name}
-        if address.region != "us-east-1":
-            kwargs["CreateBucketConfiguration"] = {"LocationConstraint": address.region}
-        ctx.client("s3").create_bucket(**kwargs)
-        ctx.client("s3").put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
-        applied.existing_buckets.append(name)
+    ctx = ApplyContext(address)
+    stand_ins = existing_buckets(stack)
+    for name in stand_ins:
+        create_bucket(ctx, name, {})
+        put_bucket_versioning(ctx, name, "Enabled")
     for resource in stack.resources:
-        rule = RESOURCE_TYPES[resource.type]
-        if rule.apply is not None:
-            try:
-                rule.apply(resource, ctx)
-            except ApplyError:
-                raise
-            except Exception as error:
-                raise ApplyError(f"{resource.type} {resource.name}: {error}") from error
-        if resource.type == "aws:lambda/function:Function":
-            local = function_spec(resource)
-            applied.functions[local.spec.name] = local
-        elif resource.type == "aws:lambda/eventSourceMapping:EventSourceMapping":
-            applied.mappings.append(mapping_spec(resource, stack))
-        elif resource.type == "aws:cloudwatch/metricAlarm:MetricAlarm":
-            applied.alarms.append(alarm_spec(resource))
-        elif resource.type == "aws:sns/topic:Topic":
-            applied.topic_arns.append(resource.get("arn"))
-        applied.handled.append((resource, rule.handling))
-    return applied
-
-
-def describe_resource(resource: CapturedResource) -> str:
-    """A short physical identifier for listings."""
-    for key in ("url", "arn", "name", "bucket", "dashboardName"):
-        value = resource.outputs.get(key)
-        if isinstance(value, str) and value:
-            return value
-    return resource.resource_id
-
-
-def outputs_json(stack: CapturedStack) -> str:
-    """The stack outputs in the shape of ``pulumi stack output --json``."""
-    return json.dumps(stack.outputs, indent=2, sort_keys=False)
+        apply = RESOURCE_TYPES[resource.type].apply
+        if apply is not None:
+            with _naming(resource):
+                apply(resource, ctx)
+    return stand_ins

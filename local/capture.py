@@ -1,11 +1,18 @@
-"""Capture the stack's resource graph by running the real stack program under Pulumi mocks.
+"""Run a Pulumi program under mocks and record every resource it registers.
 
-The mocks answer every registration with the identifiers the resource will have on the local endpoint
-(deterministic names derived from the logical name when the program sets none, ARNs in the endpoint's
-account, queue URLs exactly as moto serves them), so inputs that reference other resources (a redrive
-policy's DLQ ARN, the function's ``FILEPIPE_DLQ_URL``) already carry the local identifiers.
-Registrations are recorded in order: a resource registers only after the resources its inputs and
-``depends_on`` refer to, so that order is a valid creation order.
+:class:`StackMocks` is the project's one Pulumi mocks mechanism, on Pulumi's public test API
+(``pulumi.runtime.Mocks``, ``set_mocks``, ``pulumi.runtime.test``): ``filepipe local`` and
+``filepipe graph`` capture the stack program with it (:func:`capture_stack`), and the component tests
+install it per test. It answers every registration with the identifiers the resource would have at
+``address`` (the outputs of its type's entry in :data:`filepipe.local.apply.RESOURCE_TYPES`: names
+derived from the logical name when the program sets none, ARNs in the address's account, queue URLs as
+the endpoint serves them), so inputs that reference other resources (a redrive policy's DLQ ARN, the
+function's ``FILEPIPE_DLQ_URL``) already carry those identifiers; and it answers the invokes the
+component makes (region, caller identity, partition, the Powertools layer's SSM parameter).
+
+Its monitor records each registration as the engine would see it: type, name, inputs, outputs, URN,
+parent, dependencies. They are recorded in order: a resource registers only after the resources its
+inputs and ``depends_on`` refer to, so that order is a valid creation order.
 """
 
 from __future__ import annotations
@@ -16,20 +23,29 @@ import os
 import re
 import runpy
 import threading
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
+import pulumi
 import yaml
+from pulumi.runtime import rpc
+from pulumi.runtime.mocks import MockMonitor
 
+from filepipe.local.apply import mock_outputs
 from filepipe.local.endpoint import EndpointAddress
 
 LOCAL_CONFIG_OVERRIDES: Final = {"filepipe:bundleDependencies": "false"}
 """The handler runs in-process from the installed package: no dependency layer to build."""
 
-_NAMESPACE: Final = uuid.UUID("5f1c8d0e-6d1b-4a53-9a57-6f0d2b3c4e11")
+STACK_TYPE: Final = "pulumi:pulumi:Stack"
+POWERTOOLS_PUBLISHER_ACCOUNT: Final = "017000801446"
+"""The account that publishes the Powertools layers in the commercial regions."""
+_POWERTOOLS_PARAMETER: Final = re.compile(
+    r"/aws/service/powertools/python/(arm64|x86_64)/python3\.(\d+)/([\w.]+)"
+)
+
 _capture_lock = threading.Lock()
 
 
@@ -47,10 +63,22 @@ class CapturedResource:
     inputs: Mapping[str, Any]
     outputs: Mapping[str, Any]
     custom: bool
+    urn: str = ""
+    parent: str | None = None
+    """The parent's URN (the stack's for top-level resources)."""
+    dependencies: tuple[str, ...] = ()
+    """URNs of the resources it depends on (``depends_on`` and those its inputs were computed from)."""
+    property_dependencies: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """Per input: the URNs of the resources that input was computed from."""
 
     def get(self, key: str, default: Any = None) -> Any:
         """An output (which includes the inputs) by its camelCase name."""
         return self.outputs.get(key, self.inputs.get(key, default))
+
+    def number(self, key: str, default: float) -> float:
+        """A numeric input (the engine passes every number as a float); ``default`` when unset."""
+        value = self.inputs.get(key)
+        return default if value is None else float(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,208 +88,117 @@ class CapturedStack:
     resources: list[CapturedResource]
     outputs: dict[str, Any] = field(default_factory=dict)
     """Stack outputs, resolved: the shape of ``pulumi stack output --json``."""
+    urn: str = ""
+    """The stack's own URN (the root every top-level resource is parented to)."""
 
     def of_type(self, type_token: str) -> list[CapturedResource]:
         return [resource for resource in self.resources if resource.type == type_token]
 
 
-# -- physical names ----------------------------------------------------------------------------------
-
-
-def _clean(name: str, pattern: str, max_length: int, *, lower: bool = False) -> str:
-    value = name.lower() if lower else name
-    value = re.sub(pattern, "-", value).strip("-.")
-    return value[:max_length].rstrip("-.") or "resource"
-
-
-def physical_name(type_token: str, logical_name: str) -> str:
-    """The name a resource without an explicit name gets locally: its logical name, made valid."""
-    if type_token == "aws:s3/bucket:Bucket":
-        return _clean(logical_name, r"[^a-z0-9.-]+", 63, lower=True)
-    if type_token in {"aws:iam/role:Role", "aws:lambda/function:Function"}:
-        return _clean(logical_name, r"[^A-Za-z0-9_-]+", 64)
-    if type_token == "aws:sqs/queue:Queue":
-        return _clean(logical_name, r"[^A-Za-z0-9_-]+", 80)
-    return _clean(logical_name, r"[^A-Za-z0-9_.-]+", 255)
-
-
-def _stable_id(*parts: str) -> str:
-    return str(uuid.uuid5(_NAMESPACE, "/".join(parts)))
-
-
-def mock_outputs(
-    type_token: str, logical_name: str, inputs: Mapping[str, Any], address: EndpointAddress
-) -> tuple[str, dict[str, Any]]:
-    """``(id, outputs)`` the resource will have on the local endpoint (outputs include the inputs)."""
-    region, account = address.region, address.account_id
-    named = inputs.get("name") or physical_name(type_token, logical_name)
-    out: dict[str, Any] = {}
-    if type_token == "aws:s3/bucket:Bucket":
-        bucket = inputs.get("bucket") or physical_name(type_token, logical_name)
-        out = {
-            "bucket": bucket,
-            "arn": f"arn:aws:s3:::{bucket}",
-            "bucketDomainName": f"{bucket}.s3.amazonaws.com",
-            "bucketRegionalDomainName": f"{bucket}.s3.{region}.amazonaws.com",
-            "region": region,
-        }
-        return bucket, {**inputs, **out}
-    if type_token == "aws:sqs/queue:Queue":
-        queue = named + (".fifo" if inputs.get("fifoQueue") and not named.endswith(".fifo") else "")
-        url = f"{address.url}/{account}/{queue}"
-        out = {"name": queue, "url": url, "arn": f"arn:aws:sqs:{region}:{account}:{queue}"}
-        return url, {**inputs, **out}
-    if type_token == "aws:dynamodb/table:Table":
-        out = {"name": named, "arn": f"arn:aws:dynamodb:{region}:{account}:table/{named}", "streamArn": ""}
-        return named, {**inputs, **out}
-    if type_token == "aws:sns/topic:Topic":
-        arn = f"arn:aws:sns:{region}:{account}:{named}"
-        return arn, {**inputs, "name": named, "arn": arn}
-    if type_token == "aws:sns/topicSubscription:TopicSubscription":
-        arn = f"{inputs.get('topic', '')}:{_stable_id(logical_name)}"
-        return arn, {**inputs, "arn": arn}
-    if type_token == "aws:iam/role:Role":
-        out = {
-            "name": named,
-            "arn": f"arn:aws:iam::{account}:role/{named}",
-            "uniqueId": "AROA" + _stable_id(logical_name).replace("-", "")[:17].upper(),
-        }
-        return named, {**inputs, **out}
-    if type_token == "aws:iam/rolePolicy:RolePolicy":
-        return f"{inputs.get('role', '')}:{named}", {**inputs, "name": named}
-    if type_token == "aws:cloudwatch/logGroup:LogGroup":
-        arn = f"arn:aws:logs:{region}:{account}:log-group:{named}"
-        return named, {**inputs, "name": named, "arn": arn}
-    if type_token == "aws:lambda/function:Function":
-        arn = f"arn:aws:lambda:{region}:{account}:function:{named}"
-        out = {
-            "name": named,
-            "arn": arn,
-            "qualifiedArn": f"{arn}:$LATEST",
-            "invokeArn": f"arn:aws:apigateway:{region}:lambda:path/2015-03-31/functions/{arn}/invocations",
-            "version": "$LATEST",
-        }
-        return named, {**inputs, **out}
-    if type_token == "aws:lambda/layerVersion:LayerVersion":
-        layer = inputs.get("layerName") or named
-        layer_arn = f"arn:aws:lambda:{region}:{account}:layer:{layer}"
-        return f"{layer_arn}:1", {**inputs, "layerArn": layer_arn, "arn": f"{layer_arn}:1", "version": "1"}
-    if type_token == "aws:lambda/eventSourceMapping:EventSourceMapping":
-        mapping_id = _stable_id(logical_name)
-        function = str(inputs.get("functionName", ""))
-        out = {
-            "uuid": mapping_id,
-            "functionArn": function
-            if function.startswith("arn:")
-            else f"arn:aws:lambda:{region}:{account}:function:{function}",
-            "state": "Enabled" if inputs.get("enabled", True) else "Disabled",
-        }
-        return mapping_id, {**inputs, **out}
-    if type_token == "aws:cloudwatch/metricAlarm:MetricAlarm":
-        arn = f"arn:aws:cloudwatch:{region}:{account}:alarm:{named}"
-        return named, {**inputs, "name": named, "arn": arn}
-    if type_token == "aws:cloudwatch/dashboard:Dashboard":
-        dashboard = inputs.get("dashboardName") or named
-        arn = f"arn:aws:cloudwatch::{account}:dashboard/{dashboard}"
-        return dashboard, {**inputs, "dashboardName": dashboard, "dashboardArn": arn}
-    if type_token == "aws:cloudwatch/eventRule:EventRule":
-        bus = inputs.get("eventBusName") or "default"
-        prefix = "" if bus == "default" else f"{bus}/"
-        arn = f"arn:aws:events:{region}:{account}:rule/{prefix}{named}"
-        return named, {**inputs, "name": named, "arn": arn}
-    if type_token == "aws:cloudwatch/eventTarget:EventTarget":
-        target_id = inputs.get("targetId") or physical_name(type_token, logical_name)
-        bus = inputs.get("eventBusName") or "default"
-        return f"{bus}-{inputs.get('rule', '')}-{target_id}", {**inputs, "targetId": target_id}
-    if type_token == "aws:kms/key:Key":
-        key_id = _stable_id(logical_name)
-        arn = f"arn:aws:kms:{region}:{account}:key/{key_id}"
-        return key_id, {**inputs, "keyId": key_id, "arn": arn}
-    if type_token == "aws:kms/alias:Alias":
-        alias = inputs.get("name") or f"alias/{named}"
-        out = {"name": alias, "arn": f"arn:aws:kms:{region}:{account}:{alias}"}
-        return alias, {**inputs, **out}
-    if type_token == "aws:sqs/queuePolicy:QueuePolicy":
-        return str(inputs.get("queueUrl", named)), dict(inputs)
-    if type_token.startswith("aws:s3/"):
-        return str(inputs.get("bucket", named)), dict(inputs)
-    return named, dict(inputs)
+def aws_address(region: str) -> EndpointAddress:
+    """Identifiers in their AWS shape in ``region`` (``https://sqs.<region>.amazonaws.com/...`` queue
+    URLs), for captures of what a deployment would declare; nothing listens there."""
+    return EndpointAddress(url=f"https://sqs.{region}.amazonaws.com", region=region)
 
 
 # -- the mocks ------------------------------------------------------------------------------------------
 
 
-def _mocks_class() -> type[Any]:
-    import pulumi
+class StackMocks(pulumi.runtime.Mocks):
+    """Answers registrations and invokes with identifiers at ``address``; records what registers."""
 
-    class LocalMocks(pulumi.runtime.Mocks):
-        """Records every registration and answers it with local identifiers."""
+    def __init__(self, address: EndpointAddress, *, partition: str = "aws") -> None:
+        self.address = address
+        self.partition = partition
+        """What ``aws.get_partition()`` answers."""
+        self.registrations: list[CapturedResource] = []
+        """Every registration but the stack's, in registration order."""
+        self.registered_outputs: dict[str, dict[str, Any]] = {}
+        """The outputs each component registered (``register_outputs``), by URN."""
+        self.stack_urn = ""
+        self._lock = threading.Lock()
 
-        def __init__(self, address: EndpointAddress) -> None:
-            self.address = address
-            self.resources: list[CapturedResource] = []
-            self._lock = threading.Lock()
+    def install(self, project: str, stack: str) -> None:
+        """Make these mocks (and their recording monitor) the Pulumi runtime's, as ``project``/``stack``."""
+        pulumi.runtime.set_mocks(
+            self, project=project, stack=stack, preview=False, monitor=_RecordingMonitor(self)
+        )
 
-        def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
-            resource_id, outputs = mock_outputs(args.typ, args.name, args.inputs, self.address)
-            with self._lock:
-                self.resources.append(
-                    CapturedResource(
-                        type=args.typ,
-                        name=args.name,
-                        resource_id=resource_id,
-                        inputs=dict(args.inputs),
-                        outputs=outputs,
-                        custom=bool(args.custom),
-                    )
-                )
-            return resource_id, outputs
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
+        return mock_outputs(args.typ, args.name, args.inputs, self.address)
 
-        def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]]]:
-            region, account = self.address.region, self.address.account_id
-            results: dict[str, dict[str, Any]] = {
-                "aws:index/getRegion:getRegion": {
-                    "region": region,
-                    "name": region,
-                    "id": region,
-                    "description": region,
-                    "endpoint": self.address.url,
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+        region, account = self.address.region, self.address.account_id
+        if args.token == "aws:index/getRegion:getRegion":
+            return {"region": region, "name": region, "id": region}, []
+        if args.token == "aws:index/getCallerIdentity:getCallerIdentity":
+            arn = f"arn:aws:iam::{account}:user/filepipe-local"
+            return {"accountId": account, "arn": arn, "userId": "filepipe-local", "id": account}, []
+        if args.token == "aws:index/getPartition:getPartition":
+            partition = {"partition": self.partition, "dnsSuffix": "amazonaws.com", "id": self.partition}
+            return {**partition, "reverseDnsPrefix": "com.amazonaws"}, []
+        if args.token == "aws:ssm/getParameter:getParameter":
+            return self._powertools_parameter(str(args.args.get("name", ""))), []
+        raise CaptureError(f"the stack program calls {args.token}, which the mocks do not answer")
+
+    def _powertools_parameter(self, name: str) -> dict[str, Any]:
+        """What the public Powertools SSM parameter holds: a layer of the account that publishes them
+        (locally the handler runs in-process with the virtualenv's Powertools, so only its shape matters)."""
+        match = _POWERTOOLS_PARAMETER.fullmatch(name)
+        if match is None:
+            raise CaptureError(f"ParameterNotFound: {name} (the mocks answer only Powertools' parameters)")
+        architecture, minor, _ = match.groups()
+        layer = f"AWSLambdaPowertoolsPythonV3-python3{minor}-{architecture}"
+        value = f"arn:aws:lambda:{self.address.region}:{POWERTOOLS_PUBLISHER_ACCOUNT}:layer:{layer}:27"
+        return {"name": name, "value": value, "insecureValue": value, "type": "String", "id": name}
+
+    def record(self, resource: CapturedResource) -> None:
+        with self._lock:
+            self.registrations.append(resource)
+
+    def captured(self, project: str, stack: str, outputs: dict[str, Any]) -> CapturedStack:
+        with self._lock:
+            resources = list(self.registrations)
+        return CapturedStack(project, stack, resources, outputs, urn=self.stack_urn)
+
+
+class _RecordingMonitor(MockMonitor):
+    """The engine's view of each registration (URN, parent, dependencies), recorded into the mocks.
+
+    The engine calls the monitor from several threads at once; the mocks' lock keeps the record whole.
+    """
+
+    def __init__(self, mocks: StackMocks) -> None:
+        super().__init__(mocks)
+        self._recording = mocks
+
+    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - the gRPC method name
+        response = super().RegisterResource(request)  # type: ignore[no-untyped-call]  # untyped in pulumi
+        if request.type == STACK_TYPE:
+            self._recording.stack_urn = response.urn
+            return response
+        registered = self.resources[response.urn]  # what Mocks.new_resource answered
+        self._recording.record(
+            CapturedResource(
+                type=request.type,
+                name=request.name,
+                resource_id=registered.id,
+                inputs=rpc.deserialize_properties(request.object),
+                outputs=registered.state,
+                custom=bool(request.custom),
+                urn=response.urn,
+                parent=request.parent or None,
+                dependencies=tuple(request.dependencies),
+                property_dependencies={
+                    key: tuple(value.urns) for key, value in request.propertyDependencies.items()
                 },
-                "aws:index/getCallerIdentity:getCallerIdentity": {
-                    "accountId": account,
-                    "arn": f"arn:aws:iam::{account}:user/filepipe-local",
-                    "userId": "filepipe-local",
-                    "id": account,
-                },
-                "aws:index/getPartition:getPartition": {
-                    "partition": "aws",
-                    "dnsSuffix": "amazonaws.com",
-                    "reverseDnsPrefix": "com.amazonaws",
-                    "id": "aws",
-                },
-            }
-            parameter = str(args.args.get("name", ""))
-            if parameter.startswith("/aws/service/powertools/"):
-                # The Powertools layer the stack looks up; locally the handler runs in-process with the
-                # virtualenv's Powertools, so any well-formed layer ARN will do.
-                layer = re.sub(r"[^A-Za-z0-9_-]+", "-", parameter.strip("/"))
-                arn = f"arn:aws:lambda:{region}:{account}:layer:{layer}:1"
-                results["aws:ssm/getParameter:getParameter"] = {
-                    "name": parameter,
-                    "value": arn,
-                    "insecureValue": arn,
-                    "type": "String",
-                    "version": 1,
-                    "arn": f"arn:aws:ssm:{region}:{account}:parameter{parameter}",
-                    "id": parameter,
-                }
-            if args.token not in results:
-                raise CaptureError(
-                    f"the stack program calls {args.token}, which the local mocks do not answer"
-                )
-            return results[args.token], []
+            )
+        )
+        return response
 
-    return LocalMocks
+    def RegisterResourceOutputs(self, request: Any) -> Any:  # noqa: N802 - the gRPC method name
+        self._recording.registered_outputs[request.urn] = rpc.deserialize_properties(request.outputs)
+        return super().RegisterResourceOutputs(request)  # type: ignore[no-untyped-call]  # untyped in pulumi
 
 
 # -- stack configuration -------------------------------------------------------------------------------
@@ -324,12 +261,18 @@ def capture_stack(project_dir: Path, stack: str, address: EndpointAddress) -> Ca
     result: dict[str, Any] = {}
 
     def run() -> None:
-        # A fresh thread: Pulumi's runtime state lives in context variables, which this keeps apart
-        # from any other Pulumi program in the process (component tests, a second capture).
+        # A fresh thread with its own event loop: Pulumi's runtime state lives in context variables,
+        # which this keeps apart from any other Pulumi program in the process (component tests, a
+        # second capture).
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
         try:
-            result["stack"] = _run_under_mocks(project, stack, program, config, address)
+            result["stack"] = _run_program(project, stack, program, config, address)
         except BaseException as error:
             result["error"] = error
+        finally:
+            asyncio.set_event_loop(None)
+            loop.close()
 
     with _capture_lock:
         # Pulumi runs a program from its project directory; relative paths in the stack config
@@ -352,36 +295,18 @@ def capture_stack(project_dir: Path, stack: str, address: EndpointAddress) -> Ca
     return captured
 
 
-def _run_under_mocks(
-    project: str, stack: str, program: Path, config: dict[str, str], address: EndpointAddress
-) -> CapturedStack:
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
-    try:
-        return _run_program(project, stack, program, config, address)
-    finally:
-        asyncio.set_event_loop(None)
-        loop.close()
-
-
 def _run_program(
     project: str, stack: str, program: Path, config: dict[str, str], address: EndpointAddress
 ) -> CapturedStack:
-    import pulumi
-    from pulumi.runtime.settings import get_root_resource
-    from pulumi.runtime.stack import run_pulumi_func
-    from pulumi.runtime.sync_await import _sync_await
-
-    mocks = _mocks_class()(address)
-    pulumi.runtime.set_mocks(mocks, project=project, stack=stack, preview=False)
+    mocks = StackMocks(address)
+    mocks.install(project, stack)
     pulumi.runtime.set_all_config(config)
+    exported: dict[str, Any] = {}
 
-    def program_body() -> None:
+    def body() -> pulumi.Output[None]:
         runpy.run_path(str(program), run_name="__main__")
+        outputs: Mapping[str, Any] = getattr(pulumi.runtime.get_root_resource(), "outputs", None) or {}
+        return pulumi.Output.from_input(dict(outputs)).apply(exported.update)
 
-    _sync_await(run_pulumi_func(program_body))
-    root = get_root_resource()
-    exported: dict[str, Any] = dict(getattr(root, "outputs", {}) or {})
-    resolved: dict[str, Any] | None = _sync_await(pulumi.Output.from_input(exported).future())
-    outputs = resolved or {}
-    return CapturedStack(project=project, stack=stack, resources=list(mocks.resources), outputs=outputs)
+    pulumi.runtime.test(body)()  # type: ignore[no-untyped-call]  # untyped in pulumi
+    return mocks.captured(project, stack, exported)

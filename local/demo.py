@@ -25,7 +25,7 @@ from rich.table import Table
 from filepipe.handler.keys import output_key
 from filepipe.handler.settings import DlqAttribute, EnvVar, FileFormat, StateAttribute
 from filepipe.local.alerts import Alert
-from filepipe.local.runtime import LocalRuntime
+from filepipe.local.runtime import RunningStack
 
 VALID_RECORDS: Final = [
     {"id": "txn-1001", "amount": 125.5, "currency": "EUR", "description": "office supplies"},
@@ -62,25 +62,24 @@ def _poll(condition: Callable[[], Any], timeout: float = STEP_TIMEOUT_SECONDS) -
         time.sleep(0.2)
 
 
-def json_pipeline(runtime: LocalRuntime) -> tuple[str, dict[str, Any], dict[str, str]]:
+def json_pipeline(running: RunningStack) -> tuple[str, dict[str, Any], dict[str, str]]:
     """The first pipeline that reads JSON: ``(name, its outputs, its function environment)``."""
-    assert runtime.applied is not None
-    for name, outputs in runtime.outputs.items():
+    for name, outputs in running.outputs.items():
         if not isinstance(outputs, dict) or "functionName" not in outputs:
             continue
-        environment = runtime.applied.functions[outputs["functionName"]].spec.environment
+        environment = running.emulation.functions[outputs["functionName"]].environment
         if environment.get(EnvVar.INPUT_FORMAT.value, "json") == FileFormat.JSON.value:
             return name, outputs, dict(environment)
     raise RuntimeError("the stack has no pipeline with inputFormat json; the demo needs one")
 
 
-def run_demo(runtime: LocalRuntime, console: Console, alerts: list[Alert]) -> DemoResult:
-    """The demo's checks on a started runtime; ``alerts`` is filled by the runtime's alert callback."""
+def run_demo(running: RunningStack, console: Console, alerts: list[Alert]) -> DemoResult:
+    """The demo's checks on a running stack; ``alerts`` is filled by the runtime's alert callback."""
     result = DemoResult()
-    pipeline, outputs, environment = json_pipeline(runtime)
-    s3 = runtime.address.client("s3")
-    sqs = runtime.address.client("sqs")
-    dynamodb = runtime.address.client("dynamodb")
+    pipeline, outputs, environment = json_pipeline(running)
+    s3 = running.address.client("s3")
+    sqs = running.address.client("sqs")
+    dynamodb = running.address.client("dynamodb")
     bucket, prefix = outputs["bucket"], outputs["inputPrefix"]
 
     # --- A valid file is processed -------------------------------------------------------------------

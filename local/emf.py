@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable
 from typing import Any, TextIO
 
 from filepipe.local.metrics import LocalMetrics
@@ -44,15 +43,7 @@ def record_emf(line: str, metrics: LocalMetrics) -> bool:
 class EmfCapture:
     """A stdout stand-in: EMF lines go to the metrics; other lines are written through (or dropped)."""
 
-    def __init__(
-        self,
-        target: TextIO,
-        metrics: LocalMetrics | Callable[[], LocalMetrics | None],
-        *,
-        echo: bool = True,
-    ) -> None:
-        """``metrics`` may be a callable, for a capture installed before the metrics exist (before
-        ``LocalRuntime.start()``, so that loggers built during the start write into the capture)."""
+    def __init__(self, target: TextIO, metrics: LocalMetrics, *, echo: bool = True) -> None:
         self._target = target
         self._metrics = metrics
         self._echo = echo
@@ -64,10 +55,8 @@ class EmfCapture:
         buffered: str = getattr(self._pending, "text", "") + text
         *lines, rest = buffered.split("\n")
         self._pending.text = rest
-        metrics = self._metrics if isinstance(self._metrics, LocalMetrics) else self._metrics()
         for line in lines:
-            recorded = metrics is not None and record_emf(line, metrics)
-            if not recorded and self._echo:
+            if not record_emf(line, self._metrics) and self._echo:
                 with self._write_lock:
                     self._target.write(line + "\n")
         return len(text)

@@ -244,6 +244,15 @@ class LocalEndpoint:
         self._address: EndpointAddress | None = None
 
     @property
+    def region(self) -> str:
+        return self._region
+
+    @property
+    def account_id(self) -> str:
+        """The account every ARN the endpoint serves is in (known before it starts)."""
+        return self._account_id
+
+    @property
     def address(self) -> EndpointAddress:
         if self._address is None:
             raise EndpointError("the endpoint is not running")

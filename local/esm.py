@@ -35,6 +35,9 @@ from filepipe.local.metrics import LAMBDA_NAMESPACE, LocalMetrics
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
     from mypy_boto3_sqs.type_defs import MessageTypeDef
+    from pulumi import AssetArchive
+
+    from filepipe.local.capture import CapturedResource
 
 log = logging.getLogger(__name__)
 
@@ -45,18 +48,44 @@ MAX_MESSAGES_PER_RECEIVE: Final = 10
 REPORT_BATCH_ITEM_FAILURES: Final = "ReportBatchItemFailures"
 DEFAULT_CONCURRENCY: Final = 5
 """Lambda starts an SQS mapping with five pollers; without ``maximumConcurrency`` use as many threads."""
+DEFAULT_FUNCTION_TIMEOUT_SECONDS: Final = 3.0
+"""Lambda's timeout for a function that declares none."""
+DEFAULT_FUNCTION_MEMORY_MB: Final = 128
+DEFAULT_BATCH_SIZE: Final = 10
+"""Lambda's batch size for an SQS mapping that declares none."""
+DEFAULT_VISIBILITY_TIMEOUT_SECONDS: Final = 30
+"""SQS's visibility timeout for a queue that declares none."""
 
 
 @dataclass(frozen=True, slots=True)
 class FunctionSpec:
-    """The parts of a Lambda function the runner needs."""
+    """A Lambda function as the runner invokes it."""
 
     name: str
     arn: str
-    timeout_seconds: float = 3.0
-    memory_mb: int = 128
+    timeout_seconds: float = DEFAULT_FUNCTION_TIMEOUT_SECONDS
+    memory_mb: int = DEFAULT_FUNCTION_MEMORY_MB
     environment: Mapping[str, str] = field(default_factory=dict)
-    handler: str = "handler.app.lambda_handler"
+    code: AssetArchive | None = None
+    """The function's code archive as the component built it (schema file, processor code)."""
+
+    @classmethod
+    def from_resource(cls, function: CapturedResource) -> FunctionSpec:
+        """The captured ``aws:lambda/function:Function``, with Lambda's defaults for what it leaves unset."""
+        variables = (function.inputs.get("environment") or {}).get("variables") or {}
+        return cls(
+            name=function.get("name"),
+            arn=function.get("arn"),
+            timeout_seconds=function.number("timeout", DEFAULT_FUNCTION_TIMEOUT_SECONDS),
+            memory_mb=int(function.number("memorySize", DEFAULT_FUNCTION_MEMORY_MB)),
+            environment={str(k): str(v) for k, v in variables.items()},
+            code=function.inputs.get("code"),
+        )
+
+
+def visibility_timeout_seconds(queue: CapturedResource) -> int:
+    """A captured queue's visibility timeout, SQS's default when it declares none."""
+    return int(queue.number("visibilityTimeoutSeconds", DEFAULT_VISIBILITY_TIMEOUT_SECONDS))
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,13 +96,32 @@ class MappingSpec:
     queue_url: str
     queue_arn: str
     function_name: str
-    batch_size: int = 10
+    batch_size: int = DEFAULT_BATCH_SIZE
     batching_window_seconds: float = 0.0
     function_response_types: tuple[str, ...] = ()
     enabled: bool = True
     maximum_concurrency: int | None = None
     visibility_timeout_seconds: int | None = None
     """The source queue's visibility timeout (``None``: unknown, not checked)."""
+
+    @classmethod
+    def from_resource(
+        cls, mapping: CapturedResource, *, queue: CapturedResource, function: CapturedResource
+    ) -> MappingSpec:
+        """The captured ``aws:lambda/eventSourceMapping:EventSourceMapping`` from ``queue`` to ``function``."""
+        concurrency = (mapping.inputs.get("scalingConfig") or {}).get("maximumConcurrency")
+        return cls(
+            name=mapping.name,
+            queue_url=queue.get("url"),
+            queue_arn=queue.get("arn"),
+            function_name=function.get("name"),
+            batch_size=int(mapping.number("batchSize", DEFAULT_BATCH_SIZE)),
+            batching_window_seconds=mapping.number("maximumBatchingWindowInSeconds", 0),
+            function_response_types=tuple(mapping.inputs.get("functionResponseTypes") or ()),
+            enabled=bool(mapping.inputs.get("enabled", True)),
+            maximum_concurrency=int(concurrency) if concurrency is not None else None,
+            visibility_timeout_seconds=visibility_timeout_seconds(queue),
+        )
 
     @property
     def reports_batch_item_failures(self) -> bool:

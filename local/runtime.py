@@ -1,14 +1,17 @@
 """The local pipeline runtime: endpoint + captured stack + emulated Lambda + alarms + alert subscriber.
 
-``LocalRuntime.start()`` is what ``filepipe local up`` and ``filepipe local demo`` run:
+``LocalRuntime.start()`` is what ``filepipe local up`` and ``filepipe local demo`` run; it returns the
+:class:`RunningStack`:
 
 1. start the moto endpoint on 127.0.0.1;
-2. run the stack program under mocks (:mod:`filepipe.local.capture`) and apply it
-   (:mod:`filepipe.local.apply`);
+2. run the stack program under mocks (:mod:`filepipe.local.capture`), apply the local tuning, read
+   what to emulate and create the rest on the endpoint (:mod:`filepipe.local.apply`);
 3. build each function's real handler (``filepipe.handler.app.build_handler``) from its captured
    environment and start one event source mapping runner per mapping;
 4. start the alarm evaluator and the alert subscriber;
 5. write ``outputs.json`` (``pulumi stack output --json`` shape) and ``endpoint.json`` to the state dir.
+
+``stop()`` stops what was started, in reverse.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Mapping
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,21 +34,27 @@ from filepipe.handler.settings import EnvVar
 from filepipe.local.alarms import AlarmEvaluator
 from filepipe.local.alerts import Alert, AlertSubscriber
 from filepipe.local.apply import (
-    DEFAULT_VISIBILITY_TIMEOUT_SECONDS,
-    AppliedStack,
-    ApplyError,
-    LocalFunction,
+    EVENT_SOURCE_MAPPING,
+    FUNCTION,
+    QUEUE,
+    Emulation,
     apply_stack,
+    emulate,
+    referenced_function,
 )
 from filepipe.local.capture import CapturedResource, CapturedStack, capture_stack
 from filepipe.local.endpoint import EndpointAddress, LocalEndpoint
-from filepipe.local.esm import EventSourceMappingRunner, FunctionSpec, Handler
+from filepipe.local.esm import (
+    EventSourceMappingRunner,
+    FunctionSpec,
+    Handler,
+    MappingSpec,
+    visibility_timeout_seconds,
+)
 from filepipe.local.metrics import LocalMetrics, embedded_queue_gauges
 
 log = logging.getLogger(__name__)
 
-DEFAULT_FUNCTION_TIMEOUT_SECONDS: Final = 3.0
-"""Lambda's timeout for a function that declares none."""
 STATE_ROOT: Final = ".filepipe"
 OUTPUTS_FILE: Final = "outputs.json"
 ENDPOINT_FILE: Final = "endpoint.json"
@@ -104,68 +114,60 @@ class LocalTuning:
         values.update(overrides)
         return cls(**values)
 
+    def applied_to(self, stack: CapturedStack) -> CapturedStack:
+        """``stack`` with these timings applied to its queues and functions.
+
+        A queue's visibility timeout is never left below the timeout of a function mapped to it (Lambda
+        refuses such a mapping: a slow batch would reappear while still being processed); the tuned
+        visibility timeout is raised to the longest such function timeout instead.
+        """
+        if self.visibility_timeout_seconds is None and self.function_timeout_seconds is None:
+            return stack
+        longest: dict[str, float] = {}
+        for mapping in stack.of_type(EVENT_SOURCE_MAPPING.token):
+            function = referenced_function(stack, str(mapping.inputs.get("functionName", "")))
+            if function is None:
+                continue  # reported when the stack's emulation is read
+            timeout = self.function_timeout_seconds
+            if timeout is None:
+                timeout = FunctionSpec.from_resource(function).timeout_seconds
+            source = str(mapping.inputs.get("eventSourceArn", ""))
+            longest[source] = max(longest.get(source, 0.0), timeout)
+        return dataclasses.replace(
+            stack, resources=[self._tuned(resource, longest) for resource in stack.resources]
+        )
+
+    def _tuned(self, resource: CapturedResource, longest: Mapping[str, float]) -> CapturedResource:
+        changes: dict[str, Any] = {}
+        if resource.type == QUEUE.token:
+            current = visibility_timeout_seconds(resource)
+            visibility = current
+            declared = resource.inputs.get("visibilityTimeoutSeconds") is not None
+            if declared and self.visibility_timeout_seconds is not None:
+                visibility = self.visibility_timeout_seconds
+            visibility = max(visibility, math.ceil(longest.get(resource.get("arn"), 0.0)))
+            if visibility != current:
+                changes["visibilityTimeoutSeconds"] = visibility
+        elif resource.type == FUNCTION.token and self.function_timeout_seconds is not None:
+            changes["timeout"] = self.function_timeout_seconds
+        if not changes:
+            return resource
+        inputs = {**resource.inputs, **changes}
+        outputs = {**resource.outputs, **changes}
+        return dataclasses.replace(resource, inputs=inputs, outputs=outputs)
+
 
 ClientHook = Callable[[str, Any], None]
 """Called with ``(service, client)`` for each client handed to a handler (tests inject faults here)."""
-
-
-FUNCTION_TYPE: Final = "aws:lambda/function:Function"
-QUEUE_TYPE: Final = "aws:sqs/queue:Queue"
-MAPPING_TYPE: Final = "aws:lambda/eventSourceMapping:EventSourceMapping"
-
-
-def _tuned(stack: CapturedStack, tuning: LocalTuning) -> CapturedStack:
-    """The stack with the tuning's timings applied to its queues and functions.
-
-    A queue's visibility timeout is never left below the timeout of a function mapped to it (Lambda
-    refuses such a mapping: a slow batch would reappear while still being processed); the tuned
-    visibility timeout is raised to the longest such function timeout instead.
-    """
-    if tuning.visibility_timeout_seconds is None and tuning.function_timeout_seconds is None:
-        return stack
-    functions = stack.of_type(FUNCTION_TYPE)
-
-    def function_timeout(reference: str) -> float:
-        for function in functions:
-            if reference in (function.get("arn"), function.get("name"), function.get("qualifiedArn")):
-                if tuning.function_timeout_seconds is not None:
-                    return tuning.function_timeout_seconds
-                return float(function.inputs.get("timeout") or DEFAULT_FUNCTION_TIMEOUT_SECONDS)
-        return 0.0
-
-    longest: dict[str, float] = {}
-    for mapping in stack.of_type(MAPPING_TYPE):
-        source = str(mapping.inputs.get("eventSourceArn", ""))
-        timeout = function_timeout(str(mapping.inputs.get("functionName", "")))
-        longest[source] = max(longest.get(source, 0.0), timeout)
-
-    resources: list[CapturedResource] = []
-    for resource in stack.resources:
-        changes: dict[str, Any] = {}
-        if resource.type == QUEUE_TYPE:
-            declared = resource.inputs.get("visibilityTimeoutSeconds")
-            visibility = int(declared or DEFAULT_VISIBILITY_TIMEOUT_SECONDS)
-            if declared and tuning.visibility_timeout_seconds is not None:
-                visibility = tuning.visibility_timeout_seconds
-            visibility = max(visibility, math.ceil(longest.get(resource.get("arn"), 0.0)))
-            if visibility != int(declared or DEFAULT_VISIBILITY_TIMEOUT_SECONDS):
-                changes["visibilityTimeoutSeconds"] = visibility
-        elif resource.type == FUNCTION_TYPE and tuning.function_timeout_seconds is not None:
-            changes["timeout"] = tuning.function_timeout_seconds
-        if changes:
-            inputs = {**resource.inputs, **changes}
-            outputs = {**resource.outputs, **changes}
-            resources.append(dataclasses.replace(resource, inputs=inputs, outputs=outputs))
-        else:
-            resources.append(resource)
-    return dataclasses.replace(stack, resources=resources)
+HandlerFactory = Callable[[FunctionSpec, Mapping[str, str], EndpointAddress], Handler]
+"""Builds the handler a function's runner invokes, from the function and its local environment."""
 
 
 def _discard(_: object) -> None:
     """Adapts a boto3 call (which returns its response) to a callback that returns nothing."""
 
 
-def materialize_code(function: LocalFunction, root: Path) -> Path | None:
+def materialize_code(function: FunctionSpec, root: Path) -> Path | None:
     """Write the non-handler files of the function's archive (schema, processor code) under ``root``.
 
     The handler itself runs from the installed ``filepipe.handler``; everything else the archive holds
@@ -173,7 +175,7 @@ def materialize_code(function: LocalFunction, root: Path) -> Path | None:
     """
     if function.code is None:
         return None
-    target = root / function.spec.name
+    target = root / function.name
     assets: Mapping[str, Any] = getattr(function.code, "assets", {}) or {}
     for relative, asset in assets.items():
         if relative.startswith("handler/"):
@@ -185,194 +187,39 @@ def materialize_code(function: LocalFunction, root: Path) -> Path | None:
         elif getattr(asset, "path", None) is not None and Path(asset.path).is_file():
             path.write_bytes(Path(asset.path).read_bytes())
         else:
-            raise RuntimeError(f"{function.spec.name}: archive entry {relative} has no local content")
+            raise RuntimeError(f"{function.name}: archive entry {relative} has no local content")
     return target
 
 
-class LocalRuntime:
-    """One stack running locally. Use as a context manager, or ``start()`` / ``stop()``."""
+@dataclass(frozen=True, slots=True)
+class RunningStack:
+    """A stack running locally, as :meth:`LocalRuntime.start` returns it: every part is running until
+    :meth:`LocalRuntime.stop`."""
 
-    def __init__(
-        self,
-        project_dir: Path,
-        stack: str = "dev",
-        *,
-        port: int = 0,
-        state_dir: Path | None = None,
-        tuning: LocalTuning | None = None,
-        on_alert: Callable[[Alert], None] | None = None,
-        client_hook: ClientHook | None = None,
-        handler_factory: Callable[[FunctionSpec, Mapping[str, str], EndpointAddress], Handler] | None = None,
-    ) -> None:
-        self.project_dir = project_dir.resolve()
-        self.stack_name = stack
-        self.state_dir = (state_dir or default_state_dir(self.project_dir, stack)).resolve()
-        self.tuning = tuning or LocalTuning()
-        self._endpoint = LocalEndpoint(port)
-        self._on_alert = on_alert
-        self._client_hook = client_hook
-        self._handler_factory = handler_factory or self._real_handler
-        self.captured: CapturedStack | None = None
-        self.applied: AppliedStack | None = None
-        self.runners: dict[str, EventSourceMappingRunner] = {}
-        self.metrics: LocalMetrics | None = None
-        self.evaluator: AlarmEvaluator | None = None
-        self.subscriber: AlertSubscriber | None = None
-        self._address: EndpointAddress | None = None
-        self._wrote_state = False
-        """Whether ``endpoint.json`` is this runtime's (another runtime may own the state dir)."""
-
-    # -- lifecycle -------------------------------------------------------------------------------------
+    stack_name: str
+    state_dir: Path
+    endpoint: LocalEndpoint
+    address: EndpointAddress
+    captured: CapturedStack
+    """The stack as the program declared it, with the local tuning applied."""
+    emulation: Emulation
+    stand_in_buckets: list[str]
+    """Buckets the stack uses without creating them, created locally as stand-ins."""
+    runners: Mapping[str, EventSourceMappingRunner]
+    """One per mapping, by function name."""
+    metrics: LocalMetrics
+    evaluator: AlarmEvaluator
+    subscriber: AlertSubscriber
 
     @property
-    def address(self) -> EndpointAddress:
-        if self._address is None:
-            raise RuntimeError("the local runtime is not started")
-        return self._address
+    def outputs(self) -> dict[str, Any]:
+        """The stack outputs (``pulumi stack output --json``)."""
+        return dict(self.captured.outputs)
 
     @property
     def endpoint_requests(self) -> int:
         """Requests the endpoint has served (benchmarks)."""
-        return self._endpoint.requests
-
-    @property
-    def outputs(self) -> dict[str, Any]:
-        return dict(self.captured.outputs) if self.captured is not None else {}
-
-    def start(self) -> None:
-        self.state_dir.mkdir(parents=True, exist_ok=True)
-        try:
-            self._address = address = self._endpoint.start()
-            self._provision(address)
-        except BaseException:
-            self.stop()
-            raise
-
-    def _provision(self, address: EndpointAddress) -> None:
-        self.captured = _tuned(capture_stack(self.project_dir, self.stack_name, address), self.tuning)
-        self.applied = applied = apply_stack(self.captured, address)
-        self.metrics = LocalMetrics(embedded_queue_gauges(address.account_id, address.region))
-
-        code_root = self.state_dir / "functions"
-        for mapping in applied.mappings:
-            local = applied.functions[mapping.function_name]
-            spec = local.spec
-            if self.tuning.function_timeout_seconds is not None:
-                spec = dataclasses.replace(spec, timeout_seconds=self.tuning.function_timeout_seconds)
-            environment = self._environment(local, code_root)
-            handler = self._handler_factory(spec, environment, address)
-            runner = EventSourceMappingRunner(
-                mapping,
-                spec,
-                handler,
-                lambda: address.client("sqs"),
-                region=address.region,
-                metrics=self.metrics,
-                concurrency=self.tuning.concurrency,
-            )
-            if spec.name in self.runners:
-                raise ApplyError(
-                    f"event source mapping {mapping.name}: function {spec.name} already has a mapping "
-                    f"({self.runners[spec.name].mapping.name}); the local runtime runs one mapping per function"
-                )
-            self.runners[spec.name] = runner
-
-        self.subscriber = AlertSubscriber(
-            applied.topic_arns,
-            lambda: address.client("sqs"),
-            lambda: address.client("sns"),
-            log_path=self.state_dir / ALERTS_FILE,
-            on_alert=self._on_alert,
-        )
-        self.subscriber.start()
-        sns = address.client("sns")
-        cloudwatch = address.client("cloudwatch")
-        self.evaluator = AlarmEvaluator(
-            applied.alarms,
-            self.metrics,
-            lambda arn, subject, message: _discard(
-                sns.publish(TopicArn=arn, Subject=subject, Message=message)
-            ),
-            account_id=address.account_id,
-            region=address.region,
-            local_period_seconds=self.tuning.alarm_period_seconds,
-            state_sink=lambda name, state, reason: cloudwatch.set_alarm_state(
-                AlarmName=name,
-                StateValue=state,  # type: ignore[arg-type]
-                StateReason=reason[:1023],
-            ),
-        )
-        for runner in self.runners.values():
-            runner.start()
-        self.evaluator.start()
-        self._write_state_files(address)
-
-    def _environment(self, local: LocalFunction, code_root: Path) -> dict[str, str]:
-        environment = {**local.spec.environment, **self.tuning.environment}
-        if self.tuning.log_level is not None:
-            environment[EnvVar.POWERTOOLS_LOG_LEVEL.value] = self.tuning.log_level
-        code_dir = materialize_code(local, code_root)
-        if code_dir is not None:
-            schema = environment.get(EnvVar.SCHEMA_FILE.value)
-            if schema and (code_dir / schema).is_file():
-                environment[EnvVar.SCHEMA_FILE.value] = str(code_dir / schema)
-            if environment.get(EnvVar.PROCESSOR.value) and str(code_dir) not in sys.path:
-                # The processor is imported from the archive root, as Lambda imports from its task root.
-                sys.path.append(str(code_dir))
-        return environment
-
-    def _real_handler(
-        self, function: FunctionSpec, environment: Mapping[str, str], address: EndpointAddress
-    ) -> Handler:
-        from filepipe.handler.app import build_handler
-        from filepipe.handler.clients import Clients
-        from filepipe.handler.settings import HandlerSettings
-
-        clients = Clients(
-            s3=address.client("s3"), sqs=address.client("sqs"), dynamodb=address.client("dynamodb")
-        )
-        if self._client_hook is not None:
-            for service in ("s3", "sqs", "dynamodb"):
-                self._client_hook(service, getattr(clients, service))
-        handler: Handler = build_handler(HandlerSettings.from_env(environment), clients)
-        return handler
-
-    def _write_state_files(self, address: EndpointAddress) -> None:
-        (self.state_dir / OUTPUTS_FILE).write_text(
-            json.dumps(self.outputs, indent=2) + "\n", encoding="utf-8"
-        )
-        endpoint = {
-            "endpoint": address.url,
-            "region": address.region,
-            "accountId": address.account_id,
-            "stack": self.stack_name,
-            "pid": os.getpid(),
-            "startedAt": datetime.now(UTC).isoformat(),
-        }
-        (self.state_dir / ENDPOINT_FILE).write_text(json.dumps(endpoint, indent=2) + "\n", encoding="utf-8")
-        self._wrote_state = True
-
-    def stop(self) -> None:
-        for runner in self.runners.values():
-            runner.stop()
-        if self.evaluator is not None:
-            self.evaluator.stop()
-        if self.subscriber is not None:
-            self.subscriber.stop()
-        self._endpoint.stop()
-        if self._wrote_state:
-            (self.state_dir / ENDPOINT_FILE).unlink(missing_ok=True)
-            self._wrote_state = False
-        self._address = None
-
-    def __enter__(self) -> LocalRuntime:
-        self.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    # -- helpers for the CLI, the demo and the tests ---------------------------------------------------
+        return self.endpoint.requests
 
     def pipeline_outputs(self, pipeline: str) -> dict[str, Any]:
         outputs = self.outputs.get(pipeline)
@@ -409,3 +256,166 @@ class LocalRuntime:
                     return True
             time.sleep(0.2)
         return False
+
+
+class LocalRuntime:
+    """One stack run locally: ``with LocalRuntime(...) as running:``, or ``start()`` / ``stop()``."""
+
+    def __init__(
+        self,
+        project_dir: Path,
+        stack: str = "dev",
+        *,
+        port: int = 0,
+        state_dir: Path | None = None,
+        tuning: LocalTuning | None = None,
+        on_alert: Callable[[Alert], None] | None = None,
+        client_hook: ClientHook | None = None,
+        handler_factory: HandlerFactory | None = None,
+    ) -> None:
+        self.project_dir = project_dir.resolve()
+        self.stack_name = stack
+        self.state_dir = (state_dir or default_state_dir(self.project_dir, stack)).resolve()
+        self.tuning = tuning or LocalTuning()
+        self._endpoint = LocalEndpoint(port)
+        self.metrics = LocalMetrics(embedded_queue_gauges(self._endpoint.account_id, self._endpoint.region))
+        """Before the start already: an EMF capture installed before the handlers are built feeds it."""
+        self._on_alert = on_alert
+        self._client_hook = client_hook
+        self._handler_factory = handler_factory or self._real_handler
+        self._started = ExitStack()
+        """How to stop what :meth:`start` started, in reverse."""
+
+    def start(self) -> RunningStack:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            return self._start(self._started)
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        self._started.close()
+
+    def __enter__(self) -> RunningStack:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def _start(self, started: ExitStack) -> RunningStack:
+        address = self._endpoint.start()
+        started.callback(self._endpoint.stop)
+        captured = self.tuning.applied_to(capture_stack(self.project_dir, self.stack_name, address))
+        emulation = emulate(captured)
+        stand_ins = apply_stack(captured, address)
+        runners = {
+            mapping.function_name: self._runner(mapping, emulation.functions[mapping.function_name], address)
+            for mapping in emulation.mappings
+        }
+        subscriber = AlertSubscriber(
+            emulation.alert_topics,
+            lambda: address.client("sqs"),
+            lambda: address.client("sns"),
+            log_path=self.state_dir / ALERTS_FILE,
+            on_alert=self._on_alert,
+        )
+        subscriber.start()
+        started.callback(subscriber.stop)
+        sns = address.client("sns")
+        cloudwatch = address.client("cloudwatch")
+        evaluator = AlarmEvaluator(
+            emulation.alarms,
+            self.metrics,
+            lambda arn, subject, message: _discard(
+                sns.publish(TopicArn=arn, Subject=subject, Message=message)
+            ),
+            account_id=address.account_id,
+            region=address.region,
+            local_period_seconds=self.tuning.alarm_period_seconds,
+            state_sink=lambda name, state, reason: cloudwatch.set_alarm_state(
+                AlarmName=name,
+                StateValue=state,  # type: ignore[arg-type]
+                StateReason=reason[:1023],
+            ),
+        )
+        for runner in runners.values():
+            runner.start()
+            started.callback(runner.stop)
+        evaluator.start()
+        started.callback(evaluator.stop)
+        running = RunningStack(
+            stack_name=self.stack_name,
+            state_dir=self.state_dir,
+            endpoint=self._endpoint,
+            address=address,
+            captured=captured,
+            emulation=emulation,
+            stand_in_buckets=stand_ins,
+            runners=runners,
+            metrics=self.metrics,
+            evaluator=evaluator,
+            subscriber=subscriber,
+        )
+        self._write_state_files(running)
+        # Only this runtime's own endpoint.json is removed: another runtime may own the state dir.
+        started.callback((self.state_dir / ENDPOINT_FILE).unlink, missing_ok=True)
+        return running
+
+    def _runner(
+        self, mapping: MappingSpec, function: FunctionSpec, address: EndpointAddress
+    ) -> EventSourceMappingRunner:
+        environment = self._environment(function, self.state_dir / "functions")
+        return EventSourceMappingRunner(
+            mapping,
+            function,
+            self._handler_factory(function, environment, address),
+            lambda: address.client("sqs"),
+            region=address.region,
+            metrics=self.metrics,
+            concurrency=self.tuning.concurrency,
+        )
+
+    def _environment(self, function: FunctionSpec, code_root: Path) -> dict[str, str]:
+        environment = {**function.environment, **self.tuning.environment}
+        if self.tuning.log_level is not None:
+            environment[EnvVar.POWERTOOLS_LOG_LEVEL.value] = self.tuning.log_level
+        code_dir = materialize_code(function, code_root)
+        if code_dir is not None:
+            schema = environment.get(EnvVar.SCHEMA_FILE.value)
+            if schema and (code_dir / schema).is_file():
+                environment[EnvVar.SCHEMA_FILE.value] = str(code_dir / schema)
+            if environment.get(EnvVar.PROCESSOR.value) and str(code_dir) not in sys.path:
+                # The processor is imported from the archive root, as Lambda imports from its task root.
+                sys.path.append(str(code_dir))
+        return environment
+
+    def _real_handler(
+        self, function: FunctionSpec, environment: Mapping[str, str], address: EndpointAddress
+    ) -> Handler:
+        from filepipe.handler.app import build_handler
+        from filepipe.handler.clients import Clients
+        from filepipe.handler.settings import HandlerSettings
+
+        clients = Clients(
+            s3=address.client("s3"), sqs=address.client("sqs"), dynamodb=address.client("dynamodb")
+        )
+        if self._client_hook is not None:
+            for service in ("s3", "sqs", "dynamodb"):
+                self._client_hook(service, getattr(clients, service))
+        handler: Handler = build_handler(HandlerSettings.from_env(environment), clients)
+        return handler
+
+    def _write_state_files(self, running: RunningStack) -> None:
+        (self.state_dir / OUTPUTS_FILE).write_text(
+            json.dumps(running.outputs, indent=2) + "\n", encoding="utf-8"
+        )
+        endpoint = {
+            "endpoint": running.address.url,
+            "region": running.address.region,
+            "accountId": running.address.account_id,
+            "stack": self.stack_name,
+            "pid": os.getpid(),
+            "startedAt": datetime.now(UTC).isoformat(),
+        }
+        (self.state_dir / ENDPOINT_FILE).write_text(json.dumps(endpoint, indent=2) + "\n", encoding="utf-8")

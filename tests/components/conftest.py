@@ -1,9 +1,13 @@
-"""Pulumi mocks for the component tests: fresh per test, recording every resource registered."""
+"""Pulumi mocks for the component tests: the project's one mocks mechanism, fresh per test.
+
+:class:`filepipe.local.capture.StackMocks` answers every registration and invoke (``filepipe local`` and
+``filepipe graph`` capture the stack program with it) and records what registers; the fixture installs it
+with identifiers in their AWS shape, and adds the queries the tests read the record with.
+"""
 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,138 +17,62 @@ import pulumi
 import pytest
 
 from filepipe import dependencies
+from filepipe.local.capture import CapturedResource, StackMocks, aws_address
 from tests.conftest import ACCOUNT_ID, REGION
 
-PARTITION = "aws"
-POWERTOOLS_ACCOUNT = "017000801446"
-"""The account that publishes the Powertools layers in commercial regions (what the SSM parameters hold)."""
 
-
-@dataclass
+@dataclass(frozen=True)
 class Registered:
+    """One recorded registration, as the tests read it (``typ``: the type token, as Pulumi names it)."""
+
     typ: str
     name: str
     inputs: dict[str, Any]
     outputs: dict[str, Any]
     id: str
+    parent: str
+    """The parent's logical name."""
+    dependencies: tuple[str, ...]
+    """Logical names of the resources it depends on."""
 
 
-def _name_of(urn: str) -> str:
+def _name_of(urn: str | None) -> str:
     return urn.rsplit("::", 1)[-1] if urn else ""
 
 
-class RecordingMonitor(pulumi.runtime.mocks.MockMonitor):
-    """Records what the plain mocks do not show: parents, explicit dependencies, component outputs."""
-
-    def __init__(self, mocks: RecordingMocks) -> None:
-        super().__init__(mocks)
-        self.recording = mocks
-
-    def RegisterResource(self, request: Any) -> Any:
-        response = super().RegisterResource(request)  # every resource reaches Mocks.new_resource here
-        if request.type != "pulumi:pulumi:Stack":
-            self.recording.relations[(request.type, request.name)] = (
-                _name_of(request.parent),
-                tuple(_name_of(urn) for urn in request.dependencies),
-            )
-        return response
-
-    def RegisterResourceOutputs(self, request: Any) -> Any:
-        from pulumi.runtime import rpc
-
-        outputs = rpc.deserialize_properties(request.outputs)
-        self.recording.component_outputs[_name_of(request.urn)] = outputs
-        return super().RegisterResourceOutputs(request)
+def _registered(resource: CapturedResource) -> Registered:
+    return Registered(
+        typ=resource.type,
+        name=resource.name,
+        inputs=dict(resource.inputs),
+        outputs=dict(resource.outputs),
+        id=resource.resource_id,
+        parent=_name_of(resource.parent),
+        dependencies=tuple(_name_of(urn) for urn in resource.dependencies),
+    )
 
 
-def _outputs_for(typ: str, name: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    """Realistic outputs per resource type: names, ARNs and URLs the component wires together."""
-    arn = f"arn:aws:{{service}}:{REGION}:{ACCOUNT_ID}:{{rest}}"
-    physical = f"{name}-1a2b3c"
-    match typ:
-        case "aws:s3/bucket:Bucket":
-            bucket = inputs.get("bucket") or physical
-            return bucket, {"bucket": bucket, "arn": f"arn:aws:s3:::{bucket}"}
-        case "aws:sqs/queue:Queue":
-            url = f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT_ID}/{physical}"
-            return url, {"name": physical, "url": url, "arn": arn.format(service="sqs", rest=physical)}
-        case "aws:lambda/function:Function":
-            return physical, {
-                "name": physical,
-                "arn": arn.format(service="lambda", rest=f"function:{physical}"),
-            }
-        case "aws:lambda/layerVersion:LayerVersion":
-            return physical, {"arn": arn.format(service="lambda", rest=f"layer:{inputs['layerName']}:1")}
-        case "aws:lambda/eventSourceMapping:EventSourceMapping":
-            return "esm-uuid", {"uuid": f"uuid-{name}"}
-        case "aws:dynamodb/table:Table":
-            return physical, {
-                "name": physical,
-                "arn": arn.format(service="dynamodb", rest=f"table/{physical}"),
-            }
-        case "aws:cloudwatch/logGroup:LogGroup":
-            log_group = inputs.get("name") or physical
-            return log_group, {"arn": arn.format(service="logs", rest=f"log-group:{log_group}")}
-        case "aws:iam/role:Role":
-            return physical, {"name": physical, "arn": f"arn:aws:iam::{ACCOUNT_ID}:role/{physical}"}
-        case "aws:sns/topic:Topic":
-            return physical, {"name": physical, "arn": arn.format(service="sns", rest=physical)}
-        case "aws:cloudwatch/metricAlarm:MetricAlarm":
-            return physical, {
-                "name": physical,
-                "arn": arn.format(service="cloudwatch", rest=f"alarm:{physical}"),
-            }
-        case "aws:cloudwatch/eventRule:EventRule":
-            return physical, {"name": physical, "arn": arn.format(service="events", rest=f"rule/{physical}")}
-        case "aws:kms/key:Key":
-            return "key-id", {"keyId": "key-id", "arn": arn.format(service="kms", rest="key/key-id")}
-        case _:
-            return physical, {}
-
-
-def _powertools_parameter(name: str) -> dict[str, Any]:
-    """What the public Powertools SSM parameter holds (``ParameterNotFound`` for any other name)."""
-    match = re.fullmatch(r"/aws/service/powertools/python/(arm64|x86_64)/python3\.(\d+)/([\w.]+)", name)
-    if match is None:
-        raise ValueError(f"ParameterNotFound: {name}")
-    architecture, minor, _ = match.groups()
-    layer = f"AWSLambdaPowertoolsPythonV3-python3{minor}-{architecture}"
-    value = f"arn:aws:lambda:{REGION}:{POWERTOOLS_ACCOUNT}:layer:{layer}:27"
-    return {"name": name, "value": value, "insecureValue": value, "type": "String", "id": name}
-
-
-class RecordingMocks(pulumi.runtime.Mocks):
+class RecordingMocks(StackMocks):
     def __init__(self) -> None:
-        self.resources: list[Registered] = []
-        self.component_outputs: dict[str, dict[str, Any]] = {}
-        self.relations: dict[tuple[str, str], tuple[str, tuple[str, ...]]] = {}
-        """(type, name) -> (parent's name, names of the resources it depends on)."""
-        self.partition = PARTITION
+        address = aws_address(REGION)
+        assert address.account_id == ACCOUNT_ID
+        super().__init__(address)
         self.invokes: list[tuple[str, dict[str, Any]]] = []
-
-    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
-        resource_id, outputs = _outputs_for(args.typ, args.name, args.inputs)
-        self.resources.append(Registered(args.typ, args.name, dict(args.inputs), outputs, resource_id))
-        return resource_id, {**args.inputs, **outputs}
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]]]:
         self.invokes.append((args.token, dict(args.args)))
-        match args.token:
-            case "aws:index/getRegion:getRegion":
-                return {"name": REGION, "region": REGION, "id": REGION}, []
-            case "aws:index/getCallerIdentity:getCallerIdentity":
-                return {
-                    "accountId": ACCOUNT_ID,
-                    "arn": f"arn:aws:iam::{ACCOUNT_ID}:user/test",
-                    "userId": "x",
-                }, []
-            case "aws:index/getPartition:getPartition":
-                return {"partition": self.partition, "dnsSuffix": "amazonaws.com", "id": self.partition}, []
-            case "aws:ssm/getParameter:getParameter":
-                return _powertools_parameter(str(args.args["name"])), []
-        raise NotImplementedError(f"unexpected invoke {args.token}")
+        return super().call(args)
 
     # --- queries used by the tests ------------------------------------------------------------------
+    @property
+    def resources(self) -> list[Registered]:
+        return [_registered(resource) for resource in self.registrations]
+
+    @property
+    def component_outputs(self) -> dict[str, dict[str, Any]]:
+        """The outputs each component registered, by its logical name."""
+        return {_name_of(urn): outputs for urn, outputs in self.registered_outputs.items()}
+
     def of_type(self, typ: str) -> list[Registered]:
         return [r for r in self.resources if r.typ == typ]
 
@@ -154,10 +82,10 @@ class RecordingMocks(pulumi.runtime.Mocks):
         return found[0]
 
     def parent_of(self, resource: Registered) -> str:
-        return self.relations[(resource.typ, resource.name)][0]
+        return resource.parent
 
     def dependencies_of(self, resource: Registered) -> tuple[str, ...]:
-        return self.relations[(resource.typ, resource.name)][1]
+        return resource.dependencies
 
     def by_name(self, name: str) -> Registered:
         return next(r for r in self.resources if r.name == name)
@@ -183,9 +111,7 @@ def fake_pip(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[list[str]]
 def mocks(fake_pip: list[list[str]]) -> RecordingMocks:
     """Fresh mocks per test (module-level set_mocks leaks state between tests)."""
     recording = RecordingMocks()
-    pulumi.runtime.set_mocks(
-        recording, project="filepipe", stack="test", preview=False, monitor=RecordingMonitor(recording)
-    )
+    recording.install(project="filepipe", stack="test")
     return recording
 
 
@@ -202,6 +128,4 @@ def policy(resource: Registered, key: str = "policy") -> dict[str, Any]:
 
 def use_stack(recording: RecordingMocks, project: str, stack: str) -> None:
     """Run the next program as ``project``/``stack`` (names derived from them are account-wide)."""
-    pulumi.runtime.set_mocks(
-        recording, project=project, stack=stack, preview=False, monitor=RecordingMonitor(recording)
-    )
+    recording.install(project=project, stack=stack)

@@ -3,15 +3,31 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 from moto import mock_aws
 
+from filepipe.local.apply import mock_outputs
+from filepipe.local.capture import CapturedResource
+from filepipe.local.endpoint import EndpointAddress
 from tests.conftest import REGION
+
+PROJECT_DIR = Path(__file__).resolve().parents[2]
+"""The project root: ``Pulumi.yaml``, the dev stack and the stack program."""
+ADDRESS = EndpointAddress("http://127.0.0.1:4566")
+"""Where captured identifiers point in tests that start no endpoint."""
+
+
+def captured(type_token: str, logical: str, **inputs: object) -> CapturedResource:
+    """A registration as the capture records it, with the outputs the mocks answer at :data:`ADDRESS`."""
+    resource_id, outputs = mock_outputs(type_token, logical, inputs, ADDRESS)
+    return CapturedResource(type_token, logical, resource_id, inputs, outputs, custom=True)
 
 
 @dataclass
@@ -64,10 +80,14 @@ def queue_depth(sqs: Any, url: str) -> int:
     )
 
 
+def visible_messages(sqs: Any, url: str) -> int:
+    """Messages a receive would return now (not in flight, not delayed)."""
+    attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])
+    return int(attributes["Attributes"]["ApproximateNumberOfMessages"])
+
+
 def wait_until(condition: Callable[[], bool], timeout: float = 30.0, interval: float = 0.1) -> bool:
     """Poll ``condition`` until it holds or ``timeout`` passes (no timed assertions: a generous deadline)."""
-    import time
-
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if condition():

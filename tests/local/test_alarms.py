@@ -13,18 +13,19 @@ from filepipe.local.alarms import (
     INSUFFICIENT_DATA,
     OK,
     AlarmEvaluator,
-    AlarmSpec,
-    AlarmSpecError,
+    LocalAlarm,
+    UnsupportedAlarmError,
     next_state,
     notification,
 )
 from filepipe.local.alerts import AlertSubscriber, parse_sns_envelope
+from filepipe.local.apply import METRIC_ALARM
 from filepipe.local.metrics import LocalMetrics, MetricQuery, aggregate, embedded_queue_gauges
 from tests.conftest import ACCOUNT_ID, REGION
-from tests.local.conftest import wait_until
+from tests.local.conftest import captured, wait_until
 
 
-def _spec(**overrides: Any) -> AlarmSpec:
+def _alarm(**overrides: Any) -> LocalAlarm:
     fields: dict[str, Any] = {
         "name": "dlq-depth",
         "arn": f"arn:aws:cloudwatch:{REGION}:{ACCOUNT_ID}:alarm:dlq-depth",
@@ -39,7 +40,7 @@ def _spec(**overrides: Any) -> AlarmSpec:
         "treat_missing_data": "notBreaching",
     }
     fields.update(overrides)
-    return AlarmSpec(**fields)
+    return LocalAlarm(**fields)
 
 
 @pytest.mark.parametrize(
@@ -63,21 +64,42 @@ def _spec(**overrides: Any) -> AlarmSpec:
 def test_next_state_follows_cloudwatch_rules(
     overrides: dict[str, Any], datapoints: list[float | None], current: str, expected: str
 ) -> None:
-    state, reason = next_state(_spec(**overrides), datapoints, current)
+    state, reason = next_state(_alarm(**overrides), datapoints, current)
     assert state == expected
     assert reason
 
 
+def test_a_captured_alarm_is_read_with_cloudwatchs_defaults_for_what_it_leaves_unset() -> None:
+    # GIVEN a captured alarm that sets only what CloudWatch requires, numbers as the engine passes them
+    topic = f"arn:aws:sns:{REGION}:{ACCOUNT_ID}:alerts"
+    resource = captured(
+        METRIC_ALARM.token,
+        "orders-errors",
+        namespace="AWS/Lambda",
+        metricName="Errors",
+        comparisonOperator="GreaterThanThreshold",
+        evaluationPeriods=3.0,
+        alarmActions=[topic],
+    )
+    # WHEN the evaluator's alarm is read from it
+    alarm = LocalAlarm.from_resource(resource)
+    # THEN what it sets is kept and the rest is CloudWatch's default
+    assert (alarm.name, alarm.arn) == ("orders-errors", resource.get("arn"))
+    assert (alarm.evaluation_periods, alarm.alarm_actions, alarm.ok_actions) == (3, (topic,), ())
+    assert (alarm.statistic, alarm.period_seconds, alarm.threshold) == ("Average", 60, 0)
+    assert (alarm.treat_missing_data, alarm.actions_enabled, alarm.dimensions) == ("missing", True, {})
+
+
 def test_unsupported_comparison_is_rejected() -> None:
-    with pytest.raises(AlarmSpecError, match="not emulated"):
-        _spec(comparison_operator="LessThanLowerOrGreaterThanUpperThreshold")
+    with pytest.raises(UnsupportedAlarmError, match="not emulated"):
+        _alarm(comparison_operator="LessThanLowerOrGreaterThanUpperThreshold")
 
 
 def test_notification_has_cloudwatch_shape() -> None:
     from datetime import UTC, datetime
 
     subject, message = notification(
-        _spec(),
+        _alarm(),
         old_state=OK,
         new_state=ALARM,
         reason="Threshold Crossed",
@@ -125,10 +147,10 @@ def test_dlq_alarm_fires_once_notifies_the_topic_and_recovers_after_purge(
     log_path = tmp_path / "alerts.log"
     subscriber = AlertSubscriber([topic_arn], sqs_factory, sns_factory, log_path=log_path)
     subscriber.start()
-    spec = _spec(alarm_actions=(topic_arn,), ok_actions=(topic_arn,))
+    alarm = _alarm(alarm_actions=(topic_arn,), ok_actions=(topic_arn,))
     sns = sns_factory()
     evaluator = AlarmEvaluator(
-        [spec],
+        [alarm],
         LocalMetrics(embedded_queue_gauges(ACCOUNT_ID, REGION)),
         lambda arn, subject, message: sns.publish(TopicArn=arn, Subject=subject, Message=message),
         account_id=ACCOUNT_ID,

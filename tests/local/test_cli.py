@@ -1,34 +1,76 @@
 from __future__ import annotations
 
 import http.server
-import io
 import json
 import os
+import re
+import signal
 import subprocess
 import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
+import boto3
 import pytest
-from rich.console import Console
 
-from filepipe.cli.local_commands import _captured_stdout, _start
-from filepipe.cli.main import build_parser, main
+from filepipe.cli.main import main
+from filepipe.local.capture import CaptureError
 from filepipe.local.demo import INVALID_STEP, VALID_STEP
 from filepipe.local.emf import EmfCapture
 from filepipe.local.endpoint import LOCAL_HOST
-from tests.local.conftest import wait_until
+from filepipe.local.runtime import LocalRuntime, RunningStack
+from tests.local.conftest import PROJECT_DIR, wait_until
 
-PROJECT_DIR = Path(__file__).resolve().parents[2]
+
+def _recorded(state_file: Path) -> bool:
+    """Whether ``up`` has finished writing its state file (the write is not atomic)."""
+    try:
+        return "pid" in json.loads(state_file.read_text())
+    except (OSError, ValueError):
+        return False
 
 
-def test_the_local_group_has_its_commands() -> None:
-    parser = build_parser()
-    for command in ("up", "down", "env", "demo"):
-        args = parser.parse_args(["local", command])
-        assert callable(args.command)
+@pytest.mark.e2e
+def test_up_serves_the_stack_env_points_clients_at_it_and_down_stops_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN `filepipe local up` running in another process (its output read, and the process reaped, as
+    # its parent shell would)
+    up = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "filepipe.cli.main", "local", "up"),
+            *("--project-dir", str(PROJECT_DIR), "--state-dir", str(tmp_path), "--port", "0"),
+            *("--fast", "--quiet"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    output: list[str] = []
+    reaper = threading.Thread(target=lambda: output.append(up.communicate()[0]), daemon=True)
+    reaper.start()
+    try:
+        assert wait_until(lambda: _recorded(tmp_path / "endpoint.json") or not reaper.is_alive(), timeout=120)
+        assert reaper.is_alive(), output
+        # WHEN `env` prints its variables and a plain AWS client uses them
+        assert main(["local", "env", "--state-dir", str(tmp_path)]) == 0
+        exports = dict(re.findall(r"^export (\w+)=(.*)$", capsys.readouterr().out, re.MULTILINE))
+        for name, value in exports.items():
+            monkeypatch.setenv(name, value)
+        buckets = [bucket["Name"] for bucket in boto3.client("s3").list_buckets()["Buckets"]]
+        # THEN the client sees the stack's bucket, as the outputs name it
+        outputs = json.loads((tmp_path / "outputs.json").read_text())
+        assert buckets == [outputs["transactions"]["bucket"]]
+        # WHEN `down` runs, THEN `up` stops cleanly and its state file is gone
+        assert main(["local", "down", "--state-dir", str(tmp_path)]) == 0
+        reaper.join(timeout=60)
+        assert up.returncode == 0, output
+        assert "stopped" in output[0].splitlines()
+        assert not (tmp_path / "endpoint.json").exists()
+    finally:
+        up.kill()
+        reaper.join(timeout=60)
 
 
 def test_env_and_down_without_a_running_endpoint(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -66,21 +108,35 @@ def test_an_unknown_stack_is_one_line_not_a_traceback(
     assert "cannot start" in capsys.readouterr().out
 
 
-def test_quiet_capture_is_installed_before_the_runtime_starts() -> None:
-    # The handlers' loggers are built during start() and keep the sys.stdout they find then.
+@pytest.fixture
+def own_stop_signals() -> Iterator[None]:
+    """`local up` installs its stop signals in this process; give pytest's back afterwards."""
+    saved = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
+    yield
+    for number, handler in saved.items():
+        signal.signal(number, handler)
+
+
+@pytest.mark.usefixtures("own_stop_signals")
+@pytest.mark.parametrize("command", ["up", "demo"])
+def test_stdout_is_captured_before_the_runtime_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], command: str
+) -> None:
+    # GIVEN a runtime that notes the sys.stdout its start finds (the handlers' loggers, built during the
+    # start, keep it), and then cannot start
     seen: list[object] = []
 
-    class FakeRuntime:
-        metrics = None
+    def start(runtime: LocalRuntime) -> RunningStack:
+        seen.append(sys.stdout)
+        raise CaptureError("stopped here")
 
-        def start(self) -> None:
-            seen.append(sys.stdout)
-
+    monkeypatch.setattr(LocalRuntime, "start", start)
     real_stdout = sys.stdout
-    runtime: Any = FakeRuntime()
-    with _captured_stdout(runtime, echo=False):
-        assert _start(Console(file=io.StringIO()), runtime, "starting")
+    # WHEN the command runs
+    assert main(["local", command, "--project-dir", str(PROJECT_DIR), "--state-dir", str(tmp_path)]) == 1
+    # THEN the start saw the EMF capture, the failure is one line, and stdout is restored
     assert isinstance(seen[0], EmfCapture)
+    assert "cannot start: stopped here" in capsys.readouterr().out
     assert sys.stdout is real_stdout
 
 

@@ -21,36 +21,36 @@ from botocore.awsrequest import AWSResponse, HTTPHeaders
 
 from filepipe.handler.settings import DlqAttribute, StateAttribute
 from filepipe.local.alerts import Alert
+from filepipe.local.apply import EVENT_RULE
 from filepipe.local.endpoint import EndpointAddress
 from filepipe.local.esm import FunctionSpec, Handler
-from filepipe.local.runtime import LocalRuntime, LocalTuning
-from tests.local.conftest import wait_until
+from filepipe.local.runtime import LocalRuntime, LocalTuning, RunningStack
+from tests.local.conftest import PROJECT_DIR, wait_until
 
 pytestmark = pytest.mark.e2e
 
-PROJECT_DIR = Path(__file__).resolve().parents[2]
 GOOD = [{"id": "t-1", "amount": 10.5, "currency": "EUR"}, {"id": "t-2", "amount": 3, "currency": "USD"}]
 POISON = b'{"id": "t-9", "amount": '
 HANG_GUARD_SECONDS = 900
 
 
 @pytest.fixture
-def start_runtime(tmp_path: Path) -> Iterator[Callable[..., LocalRuntime]]:
+def start_runtime(tmp_path: Path) -> Iterator[Callable[..., RunningStack]]:
     started: list[LocalRuntime] = []
 
-    def start(project_dir: Path = PROJECT_DIR, stack: str = "dev", **kwargs: Any) -> LocalRuntime:
+    def start(project_dir: Path = PROJECT_DIR, stack: str = "dev", **kwargs: Any) -> RunningStack:
         kwargs.setdefault("tuning", LocalTuning.fast())
         runtime = LocalRuntime(project_dir, stack, state_dir=tmp_path / "state", **kwargs)
-        runtime.start()
+        running = runtime.start()
         started.append(runtime)
-        return runtime
+        return running
 
     yield start
     for runtime in started:
         runtime.stop()
 
 
-def _objects(runtime: LocalRuntime, bucket: str, prefix: str) -> list[str]:
+def _objects(runtime: RunningStack, bucket: str, prefix: str) -> list[str]:
     s3 = runtime.address.client("s3")
     keys: list[str] = []
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
@@ -58,7 +58,7 @@ def _objects(runtime: LocalRuntime, bucket: str, prefix: str) -> list[str]:
     return keys
 
 
-def _drain_dlq(runtime: LocalRuntime, url: str) -> list[dict[str, Any]]:
+def _drain_dlq(runtime: RunningStack, url: str) -> list[dict[str, Any]]:
     sqs = runtime.address.client("sqs")
     messages: list[dict[str, Any]] = []
     while True:
@@ -76,7 +76,7 @@ def _drain_dlq(runtime: LocalRuntime, url: str) -> list[dict[str, Any]]:
             )
 
 
-def _statuses(runtime: LocalRuntime, table: str) -> dict[str, str]:
+def _statuses(runtime: RunningStack, table: str) -> dict[str, str]:
     dynamodb = runtime.address.client("dynamodb")
     statuses: dict[str, str] = {}
     for page in dynamodb.get_paginator("scan").paginate(TableName=table):
@@ -86,7 +86,7 @@ def _statuses(runtime: LocalRuntime, table: str) -> dict[str, str]:
 
 
 def test_two_pipelines_on_one_bucket_each_file_reaches_only_its_pipeline(
-    start_runtime: Callable[..., LocalRuntime],
+    start_runtime: Callable[..., RunningStack],
 ) -> None:
     # GIVEN the dev stack: transactions (JSON) and invoices (CSV) on one bucket
     runtime = start_runtime()
@@ -143,7 +143,7 @@ class _S3Faults:
 
 
 def test_500_files_with_poison_faults_and_duplicates_lose_nothing(
-    start_runtime: Callable[..., LocalRuntime],
+    start_runtime: Callable[..., RunningStack],
 ) -> None:
     # GIVEN 10% transient S3 faults on the handler's calls and the mapping paused
     faults = _S3Faults(rate=0.10)
@@ -209,7 +209,7 @@ def test_500_files_with_poison_faults_and_duplicates_lose_nothing(
 
 
 def test_a_handler_that_dies_mid_batch_gets_its_messages_back(
-    start_runtime: Callable[..., LocalRuntime],
+    start_runtime: Callable[..., RunningStack],
 ) -> None:
     # GIVEN a handler whose first invocation processes part of its batch, then overruns the timeout
     died = threading.Event()
@@ -265,7 +265,7 @@ def test_a_handler_that_dies_mid_batch_gets_its_messages_back(
     assert set(_statuses(runtime, out["tableName"]).values()) == {"SUCCEEDED"}
 
 
-def test_a_disabled_mapping_holds_messages_until_enabled(start_runtime: Callable[..., LocalRuntime]) -> None:
+def test_a_disabled_mapping_holds_messages_until_enabled(start_runtime: Callable[..., RunningStack]) -> None:
     runtime = start_runtime()
     out = runtime.pipeline_outputs("transactions")
     runner = runtime.runner("transactions")
@@ -287,7 +287,7 @@ def test_a_disabled_mapping_holds_messages_until_enabled(start_runtime: Callable
     assert len(_objects(runtime, out["bucket"], out["outputPrefix"])) == 3
 
 
-def test_dlq_alarm_fires_once_and_recovers_after_purge(start_runtime: Callable[..., LocalRuntime]) -> None:
+def test_dlq_alarm_fires_once_and_recovers_after_purge(start_runtime: Callable[..., RunningStack]) -> None:
     alerts: list[Alert] = []
     runtime = start_runtime(on_alert=alerts.append)
     out = runtime.pipeline_outputs("transactions")
@@ -319,13 +319,12 @@ def test_dlq_alarm_fires_once_and_recovers_after_purge(start_runtime: Callable[.
 
 
 def test_queue_age_alarm_fires_while_the_mapping_is_paused(
-    start_runtime: Callable[..., LocalRuntime],
+    start_runtime: Callable[..., RunningStack],
 ) -> None:
     # GIVEN a paused mapping and a queue-age alarm whose threshold the test lowers to one second
     alerts: list[Alert] = []
     runtime = start_runtime(on_alert=alerts.append)
     out = runtime.pipeline_outputs("transactions")
-    assert runtime.evaluator is not None
     alarm = next(name for name in out["alarmNames"] if name.endswith("queue-age"))
     index = next(i for i, spec in enumerate(runtime.evaluator.alarms) if spec.name == alarm)
     runtime.evaluator.alarms[index] = dataclasses.replace(runtime.evaluator.alarms[index], threshold=1)
@@ -347,7 +346,7 @@ def test_queue_age_alarm_fires_while_the_mapping_is_paused(
 
 
 def test_eventbridge_mode_delivers_through_a_rule(
-    start_runtime: Callable[..., LocalRuntime], tmp_path: Path
+    start_runtime: Callable[..., RunningStack], tmp_path: Path
 ) -> None:
     # GIVEN a project whose one pipeline is notified through EventBridge instead of S3 -> SQS
     project = tmp_path / "project"
@@ -364,8 +363,7 @@ def test_eventbridge_mode_delivers_through_a_rule(
         "      notificationMode: eventbridge\n"
     )
     runtime = start_runtime(project_dir=project, stack="eb")
-    assert runtime.captured is not None
-    assert runtime.captured.of_type("aws:cloudwatch/eventRule:EventRule")
+    assert runtime.captured.of_type(EVENT_RULE.token)
     out = runtime.pipeline_outputs("orders")
     s3 = runtime.address.client("s3")
     # WHEN a matching and a non-matching object arrive

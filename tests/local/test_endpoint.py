@@ -4,15 +4,24 @@ import socket
 import threading
 import time
 
+import boto3
 import pytest
 
-from filepipe.local.endpoint import EndpointAddress, EndpointError, LocalEndpoint
+from filepipe.local.endpoint import EndpointError, LocalEndpoint
 
 
-def test_the_environment_points_clients_at_the_endpoint() -> None:
-    environment = EndpointAddress("http://127.0.0.1:4566").environment()
-    assert environment["AWS_ENDPOINT_URL"] == "http://127.0.0.1:4566"
-    assert environment["AWS_REGION"] == "eu-west-1"
+@pytest.mark.e2e
+def test_the_environment_points_any_aws_client_at_the_endpoint(monkeypatch: pytest.MonkeyPatch) -> None:
+    with LocalEndpoint() as address:
+        # GIVEN only the endpoint's environment (what `filepipe local env` exports)
+        for name, value in address.environment().items():
+            monkeypatch.setenv(name, value)
+        # WHEN a plain boto3 client is used, THEN it talks to the endpoint, in its region
+        sqs = boto3.client("sqs")
+        url = sqs.create_queue(QueueName="from-the-environment")["QueueUrl"]
+        assert url.startswith(address.url)
+        assert address.client("sqs").list_queues()["QueueUrls"] == [url]
+        assert sqs.meta.region_name == address.region
 
 
 @pytest.mark.e2e
@@ -68,5 +77,6 @@ def test_a_failing_reset_at_start_does_not_leak_the_server(monkeypatch: pytest.M
     endpoint = LocalEndpoint()
     with pytest.raises(EndpointError, match="reset failed"):
         endpoint.start()
-    assert endpoint._server is None
+    with pytest.raises(EndpointError, match="not running"):
+        _ = endpoint.address
     assert not any(thread.name == "moto-server" and thread.is_alive() for thread in threading.enumerate())

@@ -17,7 +17,7 @@ from filepipe.local.esm import (
 )
 from filepipe.local.metrics import LAMBDA_NAMESPACE, LocalMetrics, MetricQuery
 from tests.conftest import REGION
-from tests.local.conftest import make_queues, queue_depth, wait_until
+from tests.local.conftest import make_queues, queue_depth, visible_messages, wait_until
 
 FUNCTION = FunctionSpec(name="fn", arn="arn:aws:lambda:eu-west-1:123456789012:function:fn", timeout_seconds=2)
 
@@ -65,13 +65,14 @@ def test_successful_batches_are_deleted_and_records_have_lambda_shape(sqs_factor
         sqs.send_message(QueueUrl=queues.url, MessageBody=f"m{index}")
     seen: list[dict[str, Any]] = []
     sizes: list[int] = []
+    remaining_ms: list[int] = []
     lock = threading.Lock()
 
     def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         with lock:
             sizes.append(len(event["Records"]))
             seen.extend(event["Records"])
-        assert 0 < context.get_remaining_time_in_millis() <= 2000
+            remaining_ms.append(context.get_remaining_time_in_millis())
         return {"batchItemFailures": []}
 
     runner = _runner(sqs_factory, handler, queues.url, queues.arn, batch_size=10, batching_window_seconds=0.5)
@@ -84,6 +85,8 @@ def test_successful_batches_are_deleted_and_records_have_lambda_shape(sqs_factor
     # THEN every message was delivered once in batches of at most 10, in Lambda's record shape
     assert sorted(record["body"] for record in seen) == sorted(f"m{index}" for index in range(25))
     assert max(sizes) <= 10
+    # ... each invocation seeing the deadline of the function's 2 s timeout
+    assert all(0 < remaining <= 2000 for remaining in remaining_ms)
     record = seen[0]
     assert record["eventSource"] == "aws:sqs"
     assert record["eventSourceARN"] == queues.arn
@@ -217,7 +220,7 @@ def test_a_disabled_mapping_leaves_messages_until_enabled(sqs_factory: Callable[
     )
     runner.start()
     try:
-        time.sleep(1.5)
+        assert runner.wait_until_paused()  # every poller parked: nothing can be received any more
         assert processed == []
         assert queue_depth(sqs, queues.url) == 3
         runner.set_enabled(True)
@@ -331,8 +334,9 @@ def test_a_timed_out_invocation_holds_its_poller_until_it_really_ends(sqs_factor
     try:
         # WHEN the first invocation times out and keeps running
         assert wait_until(lambda: runner.stats.timeouts == 1)
-        time.sleep(1.5)  # long enough for a poller that ignored the live thread to start another
-        # THEN no invocation started while the abandoned one is alive
+        # THEN both messages wait in the queue ("a" back after its visibility timeout, "b" untouched):
+        # a poller that ignored the live thread would have taken "b" at once
+        assert wait_until(lambda: visible_messages(sqs, queues.url) == 2)
         assert calls == 1
         assert runner.abandoned_invocations == 1
         release.set()
@@ -368,12 +372,23 @@ def test_stop_waits_for_abandoned_invocations(sqs_factory: Callable[[], Any]) ->
     assert queue_depth(sqs, queues.url) == 1
 
 
-def test_a_stopped_disabled_mapping_still_reports_disabled(sqs_factory: Callable[[], Any]) -> None:
+def test_stopping_a_disabled_mapping_ends_its_pollers_without_enabling_it(
+    sqs_factory: Callable[[], Any],
+) -> None:
+    # GIVEN a disabled mapping whose pollers are parked, and a message waiting
     sqs = sqs_factory()
     queues = make_queues(sqs)
-    runner = _runner(sqs_factory, lambda e, c: None, queues.url, queues.arn, enabled=False)
+    sqs.send_message(QueueUrl=queues.url, MessageBody="waiting")
+    calls: list[dict[str, Any]] = []
+    runner = _runner(
+        sqs_factory, lambda event, context: calls.append(event), queues.url, queues.arn, enabled=False
+    )
     runner.start()
+    assert runner.wait_until_paused()
+    # WHEN it is stopped (which wakes the parked pollers so that they can exit)
     runner.stop()
+    # THEN the pollers are gone, nothing was invoked, and the mapping still reports disabled
+    assert not any(thread.name.startswith("esm-m-") and thread.is_alive() for thread in threading.enumerate())
+    assert calls == []
+    assert queue_depth(sqs, queues.url) == 1
     assert runner.enabled is False
-    runner.set_enabled(True)
-    assert runner.enabled is True

@@ -17,11 +17,9 @@ import pytest
 from filepipe.local.endpoint import EndpointAddress
 from filepipe.local.esm import FunctionSpec, Handler
 from filepipe.local.runtime import LocalRuntime, LocalTuning
-from tests.local.conftest import wait_until
+from tests.local.conftest import PROJECT_DIR, wait_until
 
 pytestmark = pytest.mark.e2e
-
-PROJECT_DIR = Path(__file__).resolve().parents[2]
 
 
 class Recorder:
