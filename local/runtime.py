@@ -163,6 +163,14 @@ HandlerFactory = Callable[[FunctionSpec, Mapping[str, str], EndpointAddress], Ha
 """Builds the handler a function's runner invokes, from the function and its local environment."""
 
 
+def _write_atomically(path: Path, document: object) -> None:
+    """Write JSON so that a reader (``local env``/``down`` in another process) never sees half a file:
+    a reader that found a partial ``endpoint.json`` would take it for a stale one and delete it."""
+    partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    partial.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    os.replace(partial, path)
+
+
 def _discard(_: object) -> None:
     """Adapts a boto3 call (which returns its response) to a callback that returns nothing."""
 
@@ -407,9 +415,7 @@ class LocalRuntime:
         return handler
 
     def _write_state_files(self, running: RunningStack) -> None:
-        (self.state_dir / OUTPUTS_FILE).write_text(
-            json.dumps(running.outputs, indent=2) + "\n", encoding="utf-8"
-        )
+        _write_atomically(self.state_dir / OUTPUTS_FILE, running.outputs)
         endpoint = {
             "endpoint": running.address.url,
             "region": running.address.region,
@@ -418,4 +424,4 @@ class LocalRuntime:
             "pid": os.getpid(),
             "startedAt": datetime.now(UTC).isoformat(),
         }
-        (self.state_dir / ENDPOINT_FILE).write_text(json.dumps(endpoint, indent=2) + "\n", encoding="utf-8")
+        _write_atomically(self.state_dir / ENDPOINT_FILE, endpoint)
