@@ -21,7 +21,6 @@ The counts are exact; the Lambda duration line is indicative.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import logging
@@ -39,7 +38,7 @@ from pathlib import Path
 from typing import Any, Final, TextIO
 from urllib.parse import unquote_plus
 
-from bench.handler_common import machine
+from bench.handler_common import machine, workload_parser
 from filepipe.handler.settings import StateAttribute
 
 PROJECT_DIR: Final = Path(__file__).resolve().parents[1]
@@ -920,12 +919,7 @@ def report(bare: Measurement, full: Measurement, prices: Prices = LIST_PRICES, t
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--files", type=int, default=300)
-    parser.add_argument("--stack", default="dev")
-    parser.add_argument("--pipeline", default="transactions")
+    parser = workload_parser(__doc__)
     parser.add_argument(
         "--concurrency",
         type=int,

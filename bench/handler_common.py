@@ -6,6 +6,7 @@ The handler is imported as the top-level package ``handler`` (exactly as in Lamb
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import os
@@ -187,3 +188,12 @@ def reset_peak_rss() -> None:
     """Reset VmHWM to the current RSS (Linux >= 4.0), so the next peak is this phase's alone."""
     with open("/proc/self/clear_refs", "w", encoding="ascii") as clear_refs:
         clear_refs.write("5")
+
+
+def workload_parser(doc: str | None) -> argparse.ArgumentParser:
+    """The options every local-pipeline benchmark takes: how many files, through which stack and pipeline."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--files", type=int, default=300)
+    parser.add_argument("--stack", default="dev")
+    parser.add_argument("--pipeline", default="transactions")
+    return parser

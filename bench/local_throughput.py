@@ -16,7 +16,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
@@ -27,6 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.handler_common import workload_parser
 from filepipe.local.emf import EmfCapture
 from filepipe.local.runtime import LocalRuntime, LocalTuning, RunningStack
 
@@ -173,12 +173,7 @@ def endpoint_ceiling(runtime: RunningStack, cycles: int, threads: int) -> tuple[
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--files", type=int, default=300)
-    parser.add_argument("--stack", default="dev")
-    parser.add_argument("--pipeline", default="transactions")
+    parser = workload_parser(__doc__)
     parser.add_argument("--concurrency", type=int, help="pollers per mapping (default: the mapping's own)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
