@@ -154,7 +154,9 @@ def function_role_policy(
             {
                 "Sid": "TrackState",
                 "Effect": "Allow",
-                "Action": ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"],
+                # Exactly what the handler calls: conditional UpdateItem, and GetItem when a refused
+                # condition returns no item.
+                "Action": ["dynamodb:GetItem", "dynamodb:UpdateItem"],
                 "Resource": table_arn,
             }
         )

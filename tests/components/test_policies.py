@@ -74,6 +74,8 @@ def test_role_policy_grants_the_table_and_key_only_when_present():
     with_key = _role_policy(kms_key_arn="arn:aws:kms:eu-west-1:123456789012:key/k")
 
     assert "TrackState" not in {s["Sid"] for s in without["Statement"]}
+    # the state table: the handler's conditional updates and the read after a refused one, nothing else
+    assert _statement(with_key, "TrackState")["Action"] == ["dynamodb:GetItem", "dynamodb:UpdateItem"]
     assert _statement(with_key, "UseQueueKey")["Action"] == ["kms:Decrypt", "kms:GenerateDataKey"]
     assert _statement(with_key, "UseQueueKey")["Resource"] == "arn:aws:kms:eu-west-1:123456789012:key/k"
 
