@@ -10,7 +10,7 @@
 2. Ceiling, same endpoint, same number of threads: "bare file cycles" that do only the calls a file
    needs without the handler: ReceiveMessage, GetObject, PutObject (output), DeleteMessage on files
    already queued (drain), and the same preceded by the PutObject of the input (with upload).
-3. Ratios = pipeline files/s / bare cycles/s, each against its like (target >= 50%): how much of the
+3. Ratios = pipeline files/s / bare cycles/s, each against its like (target >= 60%): how much of the
    endpoint's capacity for the bare work the whole pipeline (runner, handler, state table) achieves.
 """
 
@@ -203,7 +203,7 @@ def main() -> int:
         f"bare PUT+receive+GET+PUT+delete {cycles_with_upload:6.1f}/s ({cycles_with_upload * 5:.0f} calls/s) | "
         f"ratio {end_to_end / cycles_with_upload:4.0%}"
     )
-    print(f"threads:  {threads} (the mapping's pollers; the bare loops use as many); target ratio >= 50%")
+    print(f"threads:  {threads} (the mapping's pollers; the bare loops use as many); target ratio >= 60%")
     return 0
 
 
