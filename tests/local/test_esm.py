@@ -300,7 +300,9 @@ def test_mappings_lambda_accepts_pass_the_check() -> None:
         ),
         MappingSpec(name="m", queue_url="u", queue_arn="a", function_name="fn", maximum_concurrency=2),
     ):
-        check_mapping(mapping, function)
+        check_mapping(mapping, function)  # raises MappingConfigError for what Lambda would refuse
+        runner = EventSourceMappingRunner(mapping, function, lambda e, c: None, _no_sqs, region=REGION)
+        assert runner.mapping is mapping
 
 
 def test_a_timed_out_invocation_holds_its_poller_until_it_really_ends(sqs_factory: Callable[[], Any]) -> None:
