@@ -325,7 +325,7 @@ class DynamoStateStore:
             update.remove(A.LEASE_UNTIL, A.LEASE_TOKEN)
         token = update.value("token", _s(lease.token))
         try:
-            self._write(lease.ref, update, f"{update.name('lease_token')} = {token}")
+            self._write(lease.ref, update, f"{update.name(A.LEASE_TOKEN)} = {token}")
         except Exception as exc:
             if _error_code(exc) != "ConditionalCheckFailedException":
                 raise StateTableError(f"state table write failed: {exc}") from exc
@@ -386,6 +386,6 @@ class DynamoStateStore:
         update.set(A.ERROR, _s(error.reason[:MAX_ERROR_CHARS]))
         token = update.value("token", _s(lease.token))
         try:
-            self._write(lease.ref, update, f"{update.name('lease_token')} = {token}")
+            self._write(lease.ref, update, f"{update.name(A.LEASE_TOKEN)} = {token}")
         except Exception as exc:
             raise StateTableError(f"state table write failed: {exc}") from exc
