@@ -55,10 +55,10 @@ def test_good_files_and_a_poison_file_cost_exactly_the_calls_and_units_of_their_
     assert _wru(units, "DynamoDB UpdateItem (status unchanged)") == 1
     assert calls["DynamoDB needs-attention index writes"] == 3
     assert _wru(units, "DynamoDB needs-attention index writes") == 3
-    # AND its logs: an INFO line per good file, the failure and the park, one EMF document, platform lines
+    # AND its logs at the default level: no line per good file, the failure and the park, one EMF
+    # document, platform lines
     logged = {item for item, dimension in units if dimension == LOG_BYTES}
     assert logged == {
-        "log: INFO 'file processed'",
         "log: ERROR 'file failed permanently'",
         "log: INFO 'message parked in the DLQ'",
         "log: EMF metrics (one per batch)",
