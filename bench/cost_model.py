@@ -640,8 +640,11 @@ class LogCapture:
         that service in the process, which may predate this capture."""
         for handler in logging.getLogger(name).handlers:
             if isinstance(handler, logging.StreamHandler):
-                old = handler.setStream(self)
-                self._adopted.append((handler, self if old is None else old))
+                # Swapped without setStream(), which flushes the old stream first: that stream may be an
+                # earlier runtime's capture whose own target is closed by now (a previous test's).
+                with handler.lock or contextlib.nullcontext():
+                    old, handler.stream = handler.stream, self
+                self._adopted.append((handler, old))
 
     @contextlib.contextmanager
     def installed(self) -> Iterator[LogCapture]:

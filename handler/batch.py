@@ -86,6 +86,10 @@ class BatchHandler:
         self.files = files
         self.service = settings.service_name or settings.pipeline_name
         self.logger = Logger(service=self.service, level=settings.log_level)
+        # Powertools configures a service's logger once per process and ignores the level of a later
+        # Logger for the same service: several handlers of one service in a process (the local runtime,
+        # tests) must each get their own level.
+        self.logger.setLevel(settings.log_level)
         self._queue_urls = QueueUrls()
 
     def __call__(self, event: dict[str, Any], context: Any) -> dict[str, Any]:

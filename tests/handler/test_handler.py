@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 import pytest
@@ -542,3 +543,13 @@ def test_at_the_default_level_a_successful_batch_logs_only_its_metrics_line(
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.strip()]
     assert len(lines) == 1
     assert lines[0]["FilesProcessed"] == [1.0, 1.0, 1.0]
+
+
+def test_a_second_handler_of_the_same_service_in_one_process_logs_at_its_own_level(aws: Aws) -> None:
+    # GIVEN a handler built quiet, then another one of the same service (pipeline) at INFO
+    quiet = aws.handler(log_level="CRITICAL")
+    loud = aws.handler(log_level="INFO")
+
+    # THEN the service's logger logs at the later handler's level: Powertools alone would keep the first
+    assert quiet.service == loud.service
+    assert loud.logger.log_level == logging.INFO
