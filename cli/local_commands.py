@@ -10,15 +10,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import signal
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -37,6 +34,7 @@ from filepipe.local.emf import EmfCapture
 from filepipe.local.endpoint import DEFAULT_ACCOUNT_ID, DEFAULT_REGION, EndpointAddress, EndpointError
 from filepipe.local.esm import MappingConfigError
 from filepipe.local.metrics import LocalMetrics
+from filepipe.local.running import process_alive, running_endpoint
 from filepipe.local.runtime import (
     ALERTS_FILE,
     ENDPOINT_FILE,
@@ -105,12 +103,12 @@ def _addressed(
     port: int | None = args.port
     if port is None:
         state_dir = _state_dir(args)
-        running = _running_endpoint(state_dir, console)
+        running = running_endpoint(state_dir, console)
         return None if running is None else (state_dir, running)
     root = args.project_dir.resolve() / STATE_ROOT
     candidates = [args.state_dir] if args.state_dir else sorted(p for p in root.glob("*") if p.is_dir())
     for state_dir in candidates:
-        running = _running_endpoint(state_dir, console)
+        running = running_endpoint(state_dir, console)
         if running is not None and _port(running.get("endpoint")) == port:
             return state_dir, running
     return None
@@ -274,7 +272,7 @@ def _install_stop_signals(stop: threading.Event) -> None:
 def _up(args: argparse.Namespace) -> int:
     console = Console(file=sys.stdout)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    other = _running_endpoint(_state_dir(args))
+    other = running_endpoint(_state_dir(args))
     if other is not None:
         console.print(
             f"[red]already running[/]: {other['endpoint']} (pid {other['pid']}); `filepipe local down` first"
@@ -304,68 +302,6 @@ def _up(args: argparse.Namespace) -> int:
     return 0
 
 
-def _running_endpoint(state_dir: Path, console: Console | None = None) -> dict[str, object] | None:
-    """The state of the ``up`` recorded in ``state_dir``, if it is really running.
-
-    After a crash the recorded pid may belong to an unrelated process: the pid counts only if the
-    recorded endpoint answers or the process is a filepipe one; otherwise the file is stale.
-    """
-    path = state_dir / ENDPOINT_FILE
-    if not path.is_file():
-        return None
-    try:
-        state: dict[str, object] = json.loads(path.read_text(encoding="utf-8"))
-    except ValueError:
-        state = {}
-    pid = state.get("pid")
-    endpoint = state.get("endpoint")
-    if (
-        isinstance(pid, int)
-        and _alive(pid)
-        and ((isinstance(endpoint, str) and _answers(endpoint)) or _is_filepipe_process(pid))
-    ):
-        return state
-    if console is not None:
-        console.print(
-            f"[yellow]stale state file[/] {path} (pid {pid} is not a running `filepipe local up`); removed"
-        )
-    path.unlink(missing_ok=True)  # a crashed `up` left it behind
-    return None
-
-
-def _answers(url: str) -> bool:
-    """Whether a local endpoint answers HTTP at ``url`` (any status counts)."""
-    if not url.startswith("http://127.0.0.1:"):
-        return False
-    try:
-        with urllib.request.urlopen(f"{url}/", timeout=2) as response:
-            response.read(0)
-    except urllib.error.HTTPError:
-        return True
-    except (OSError, ValueError):
-        return False
-    return True
-
-
-def _is_filepipe_process(pid: int) -> bool:
-    """Whether the process's command line mentions filepipe (Linux ``/proc``; elsewhere: unknown, no)."""
-    try:
-        command_line = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return False
-    return b"filepipe" in command_line
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _down(args: argparse.Namespace) -> int:
     console = Console()
     addressed = _addressed(args, console)
@@ -376,9 +312,9 @@ def _down(args: argparse.Namespace) -> int:
     pid = int(str(running["pid"]))
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + 30
-    while _alive(pid) and time.monotonic() < deadline:
+    while process_alive(pid) and time.monotonic() < deadline:
         time.sleep(0.2)
-    if _alive(pid):
+    if process_alive(pid):
         console.print(f"[red]pid {pid} did not stop within 30 s[/]")
         return 1
     (state_dir / ENDPOINT_FILE).unlink(missing_ok=True)

@@ -1,4 +1,4 @@
-"""The ``filepipe`` command: dispatches to command groups (``local`` today; ops commands next).
+"""The ``filepipe`` command: dispatches to command groups (``local``, ``graph`` and the ops commands).
 
 argparse keeps the CLI dependency-free beyond rich; each group registers its own sub-commands, so
 adding a group is one module and one line in :data:`COMMAND_GROUPS`.
@@ -10,11 +10,12 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from filepipe.cli import graph, local_commands
+from filepipe.cli import graph, local_commands, ops
 
 COMMAND_GROUPS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = [
     local_commands.register,
     graph.register,
+    *ops.commands(),
 ]
 
 

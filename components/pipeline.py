@@ -24,6 +24,7 @@ from .lambda_code import HANDLER_ENTRY_POINT, SCHEMA_FILE, code_archive, handler
 from .monitoring import alarm_specs, create_alarms, create_dashboard
 from .naming import check_auto_names, scoped
 from .notifications import NotificationTarget, bucket_notification
+from .outputs import PipelineOutput
 from .policies import (
     PolicyDocument,
     eventbridge_to_queue_policy,
@@ -106,21 +107,27 @@ class FileProcessingPipeline(pulumi.ComponentResource):
         self.alarms, self.dashboard = _monitoring(scope, queues, self.function, self.topic_arn)
 
         self.outputs = {
-            "pipeline": pulumi.Output.from_input(pipeline),
-            "bucket": self.bucket_name,
-            "inputPrefix": pulumi.Output.from_input(args.input_prefix),
-            "outputPrefix": pulumi.Output.from_input(args.effective_output_prefix()),
-            "queueUrl": self.queue.url,
-            "queueArn": self.queue.arn,
-            "dlqUrl": self.dead_letter_queue.url,
-            "dlqArn": self.dead_letter_queue.arn,
-            "functionName": self.function.name,
-            "functionArn": self.function.arn,
-            "eventSourceMappingId": self.event_source_mapping.uuid,
-            "topicArn": self.topic_arn,
-            "tableName": self.table.name if self.table is not None else pulumi.Output.from_input(""),
-            "alarmNames": pulumi.Output.all(*[alarm.name for alarm in self.alarms]),
-            "dashboardName": self.dashboard.dashboard_name,
+            PipelineOutput.PIPELINE: pulumi.Output.from_input(pipeline),
+            PipelineOutput.BUCKET: self.bucket_name,
+            PipelineOutput.INPUT_PREFIX: pulumi.Output.from_input(args.input_prefix),
+            PipelineOutput.INPUT_SUFFIXES: pulumi.Output.from_input(list(args.effective_suffixes())),
+            PipelineOutput.OUTPUT_PREFIX: pulumi.Output.from_input(args.effective_output_prefix()),
+            PipelineOutput.QUEUE_URL: self.queue.url,
+            PipelineOutput.QUEUE_ARN: self.queue.arn,
+            PipelineOutput.DLQ_URL: self.dead_letter_queue.url,
+            PipelineOutput.DLQ_ARN: self.dead_letter_queue.arn,
+            PipelineOutput.FUNCTION_NAME: self.function.name,
+            PipelineOutput.FUNCTION_ARN: self.function.arn,
+            PipelineOutput.LOG_GROUP_NAME: self.function.logging_config.apply(
+                lambda config: config.log_group or "" if config is not None else ""
+            ),
+            PipelineOutput.EVENT_SOURCE_MAPPING_ID: self.event_source_mapping.uuid,
+            PipelineOutput.TOPIC_ARN: self.topic_arn,
+            PipelineOutput.TABLE_NAME: (
+                self.table.name if self.table is not None else pulumi.Output.from_input("")
+            ),
+            PipelineOutput.ALARM_NAMES: pulumi.Output.all(*[alarm.name for alarm in self.alarms]),
+            PipelineOutput.DASHBOARD_NAME: self.dashboard.dashboard_name,
         }
         self.register_outputs(self.outputs)
 

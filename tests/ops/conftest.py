@@ -1,0 +1,75 @@
+"""Fixtures for the ops commands: the dev stack running on a local endpoint, and a way to run commands.
+
+The commands run in-process through ``filepipe.cli.main.main`` exactly as the installed ``filepipe``
+command runs them, and find the stack the way they do from another shell: through the state directory's
+``endpoint.json`` and ``outputs.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from filepipe.cli.main import main
+from filepipe.local.runtime import LocalRuntime, LocalTuning, RunningStack
+from tests.local.conftest import PROJECT_DIR
+
+HANG_GUARD_SECONDS = 300
+"""A deadline only against hangs: a drain on a loaded machine takes seconds, never this long."""
+
+
+@dataclass
+class Result:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+    def json(self) -> Any:
+        return json.loads(self.stdout)
+
+
+Ops = Callable[..., Result]
+
+
+@pytest.fixture(scope="module")
+def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
+    """The dev stack on its own endpoint for the whole test module (start-up takes a few seconds)."""
+    state_dir = tmp_path_factory.mktemp("state")
+    with LocalRuntime(PROJECT_DIR, "dev", state_dir=state_dir, tuning=LocalTuning.fast()) as running:
+        yield running
+
+
+@pytest.fixture
+def ops(running: RunningStack, capsys: pytest.CaptureFixture[str]) -> Ops:
+    """``ops("status --json")``: run a ``filepipe`` command against the running stack."""
+
+    def run(command: str, *extra: str) -> Result:
+        argv = [*shlex.split(command), *extra, "--state-dir", str(running.state_dir)]
+        argv += ["--project-dir", str(PROJECT_DIR)]
+        capsys.readouterr()
+        exit_code = main(argv)
+        captured = capsys.readouterr()
+        return Result(exit_code, captured.out, captured.err)
+
+    return run
+
+
+def upload(running: RunningStack, pipeline: str, name: str, body: bytes) -> str:
+    """Put ``body`` under the pipeline's input prefix; returns the key."""
+    outputs = running.pipeline_outputs(pipeline)
+    key = f"{outputs['inputPrefix']}{name}"
+    running.address.client("s3").put_object(Bucket=outputs["bucket"], Key=key, Body=body)
+    return key
+
+
+def good_transactions(count: int = 2) -> bytes:
+    return json.dumps([{"id": f"t-{i}", "amount": 10.5, "currency": "EUR"} for i in range(count)]).encode()
+
+
+POISON_TRANSACTIONS = b'{"id": "t-9", "amount": '
+"""Truncated JSON: permanently invalid, parked at once."""
