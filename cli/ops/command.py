@@ -30,6 +30,8 @@ class Output:
     def __init__(self, as_json: bool, console: Console | None = None) -> None:
         self.as_json = as_json
         self.console = console or Console(highlight=False)
+        self.progress = Console(stderr=True, highlight=False)
+        """Spinners and progress bars go to stderr: stdout stays the result (and valid JSON)."""
 
     def document(self, value: Any) -> None:
         """The command's result as JSON on stdout (nothing else is printed in ``--json`` mode)."""
