@@ -83,6 +83,30 @@ ALARM_PERIOD_SECONDS: Final = 60
 QUEUE_AGE_ALARM_SECONDS: Final = 900
 """Alarm when the oldest waiting file has waited 15 minutes: the pipeline is stuck or too slow."""
 
+# --- Circuit breaker (optional) ------------------------------------------------------------------
+BREAKER_FAILURE_THRESHOLD: Final = 10
+"""Transient failures (the handler's ``FilesRetried``) per alarm period that open the breaker."""
+BREAKER_EVALUATION_PERIODS: Final = 2
+"""Consecutive periods over the threshold: one bad minute (a throttling burst) does not pause a pipeline,
+and two minutes are far inside the first retry's backoff schedule (450 s before anything is parked)."""
+BREAKER_PROBE_FAILURE_THRESHOLD: Final = 3
+"""Transient failures per period that, while half-open, open the breaker again."""
+BREAKER_COOL_DOWN_SECONDS: Final = 300
+"""First wait in the open state before probing; doubled after each failed probe."""
+BREAKER_MAX_COOL_DOWN_SECONDS: Final = 3600
+"""Longest wait in the open state; the queue's retention must cover it (validated)."""
+BREAKER_PROBE_WINDOW_SECONDS: Final = 300
+"""How long transient failures must stay low while half-open before the configured concurrency returns."""
+BREAKER_PROBE_CONCURRENCY: Final = 2
+"""Lambda's smallest ``ScalingConfig.MaximumConcurrency`` for SQS: probes run at most two batches at once."""
+BREAKER_MAX_REQUEUES: Final = handler_settings.DEFAULT_MAX_REQUEUES
+"""Fresh copies the handler may send of one message while the breaker is not closed (see the README)."""
+BREAKER_TICK_SCHEDULE: Final = "rate(1 minute)"
+"""How often the breaker function checks its timers (cool-down, probe window)."""
+BREAKER_TIMEOUT_SECONDS: Final = 60
+"""The breaker function's timeout: it waits (bounded) for the mapping to report Disabled."""
+BREAKER_MEMORY_MB: Final = 128
+
 # --- Output ---------------------------------------------------------------------------------------
 OUTPUT_ROOT: Final = "processed/"
 """The default output prefix is this root followed by the input prefix (mirrors the input path)."""

@@ -8,7 +8,10 @@ Per message:
   transient failure reports the message in ``batchItemFailures`` and hides it with exponential backoff;
 - on the last delivery the queue allows (``max_receive_count``), a transient failure is parked with its
   reason instead: SQS's own redrive would move the message without one;
-- near the function timeout, messages not yet started are reported as failures (retried at once).
+- near the function timeout, messages not yet started are reported as failures (retried at once);
+- with a circuit breaker, a message on its last delivery whose files fail transiently while the breaker
+  is not closed is re-sent as a fresh copy (at most ``max_requeues`` times) instead of parked: the
+  breaker's probes count as deliveries, and a good file must not reach the DLQ because of an outage.
 """
 
 from __future__ import annotations
@@ -31,8 +34,8 @@ from .errors import (
 )
 from .events import ObjectRef, parse_body
 from .processing import FileProcessor, FileResult
-from .queues import Deferral, QueueUrls, backoff_seconds, change_visibility
-from .settings import PIPELINE_DIMENSION, HandlerSettings, Metric
+from .queues import Deferral, QueueUrls, backoff_seconds, change_visibility, requeue
+from .settings import PIPELINE_DIMENSION, BreakerState, HandlerSettings, Metric, QueueAttribute
 
 if TYPE_CHECKING:
     from .clients import ClientSet
@@ -61,12 +64,25 @@ class _Message:
     body: str
     attempt: int
     last_delivery: bool
+    """Whether a transient failure is parked now (the queue's last delivery, and no fresh copy allowed)."""
+    requeues: int
+    """Fresh copies that preceded this message (the breaker's bound)."""
+    requeue: bool
+    """The queue's last delivery while the breaker is not closed: a transient failure sends a fresh copy."""
     log: dict[str, Any]
     failed: list[FileResult] = field(default_factory=list)
     """Files that failed permanently (their leases are held until the message is parked)."""
     unleased: list[tuple[PermanentError, ObjectRef | None]] = field(default_factory=list)
     """Permanent failures with no lease to record them under (an unknown body, an exhausted retry
     that never started)."""
+
+
+def _requeues(message: dict[str, Any]) -> int:
+    attribute = (message.get("messageAttributes") or {}).get(QueueAttribute.REQUEUES.value) or {}
+    try:
+        return max(0, int(attribute.get("stringValue") or 0))
+    except (TypeError, ValueError):
+        return 0
 
 
 def _receive_count(message: dict[str, Any]) -> int:
@@ -120,12 +136,17 @@ class BatchHandler:
         """Handle one message; raise to report it in ``batchItemFailures``."""
         message_id = str(raw.get("messageId", ""))
         attempt = _receive_count(raw)
+        requeues = _requeues(raw)
+        exhausted = attempt >= self.settings.max_receive_count
+        may_requeue = exhausted and self._breaker_not_closed(requeues)
         message = _Message(
             raw=raw,
             id=message_id,
             body=str(raw.get("body", "")),
             attempt=attempt,
-            last_delivery=attempt >= self.settings.max_receive_count,
+            last_delivery=exhausted and not may_requeue,
+            requeues=requeues,
+            requeue=may_requeue,
             log={"message_id": message_id, PIPELINE_DIMENSION: self.settings.pipeline_name},
         )
         try:
@@ -150,6 +171,8 @@ class BatchHandler:
                 assert result.lease is not None
                 self.files.release(result.lease, transient)
             retry_now = isinstance(transient, DeadlineError)
+            if message.requeue and not retry_now and self._requeue(message):
+                return
             self._defer(message, call, seconds=0 if retry_now else None)
             raise transient
         if message.failed or message.unleased:
@@ -263,6 +286,44 @@ class BatchHandler:
                     "could not record the park in the state table",
                     extra={**message.log, "key": result.ref.key, "reason": state_error.reason},
                 )
+
+    def _breaker_not_closed(self, requeues: int) -> bool:
+        """Whether a last delivery may be re-sent: a breaker exists, is not closed, and the bound holds."""
+        table = self.settings.breaker_table
+        if table is None or requeues >= self.settings.max_requeues:
+            return False
+        from .breaker import read_status
+
+        try:
+            return read_status(self.clients.dynamodb, table).state is not BreakerState.CLOSED
+        except Exception:
+            # Unknown: park as without a breaker (a good file may reach the DLQ, but never loops).
+            self.logger.exception("could not read the circuit breaker's state")
+            return False
+
+    def _requeue(self, message: _Message) -> bool:
+        """Send a fresh copy of the message (a new receive count) and acknowledge this one."""
+        arn = message.raw.get("eventSourceARN")
+        if not arn:
+            return False
+        delay = backoff_seconds(
+            message.attempt, self.settings.backoff_base_seconds, self.settings.backoff_max_seconds
+        )
+        try:
+            copy_id = requeue(
+                self.clients.sqs, self._queue_urls, str(arn), message.body, message.requeues + 1, delay
+            )
+        except Exception as error:
+            self.logger.error(
+                "could not re-send the message while the circuit breaker is open; it is retried",
+                extra={**message.log, "reason": str(error)},
+            )
+            return False
+        self.logger.warning(
+            "last delivery failed while the circuit breaker is not closed: re-sent as a fresh copy",
+            extra={**message.log, "copy_message_id": copy_id, "requeues": message.requeues + 1},
+        )
+        return True
 
     def _defer(self, message: _Message, call: _Invocation, seconds: int | None = None) -> None:
         arn = message.raw.get("eventSourceARN")

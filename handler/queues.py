@@ -6,11 +6,15 @@ import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from .settings import QueueAttribute
+
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
     from mypy_boto3_sqs.type_defs import ChangeMessageVisibilityBatchRequestEntryTypeDef
 
 MAX_VISIBILITY_SECONDS = 12 * 60 * 60
+MAX_DELAY_SECONDS = 15 * 60
+"""SQS's longest ``DelaySeconds`` for one message."""
 _BATCH = 10
 
 
@@ -82,3 +86,17 @@ def change_visibility(sqs: SQSClient, urls: QueueUrls, deferrals: list[Deferral]
                 f"{arn}: {failed.get('Message', failed['Code'])}" for failed in response.get("Failed", [])
             )
     return problems
+
+
+def requeue(sqs: SQSClient, urls: QueueUrls, queue_arn: str, body: str, requeues: int, delay: int) -> str:
+    """Send ``body`` again to its own queue as a fresh message (receive count 0), delayed by ``delay``
+    seconds (capped by SQS); returns the new message's id."""
+    response = sqs.send_message(
+        QueueUrl=urls.url(sqs, queue_arn),
+        MessageBody=body,
+        DelaySeconds=min(max(delay, 0), MAX_DELAY_SECONDS),
+        MessageAttributes={
+            QueueAttribute.REQUEUES.value: {"DataType": "Number", "StringValue": str(requeues)}
+        },
+    )
+    return response["MessageId"]

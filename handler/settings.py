@@ -38,6 +38,23 @@ class EnvVar(StrEnum):
     MAX_RECEIVE_COUNT = "FILEPIPE_MAX_RECEIVE_COUNT"
     """The source queue's ``maxReceiveCount``: on that delivery the handler parks a still-failing message
     itself, with its last error as the reason, instead of letting the redrive move it without one."""
+    BREAKER_TABLE = "FILEPIPE_BREAKER_TABLE"
+    """The circuit breaker's state table (set only when the pipeline has a breaker). The handler reads it
+    on a message's last delivery: while the breaker is not closed, a transient failure is re-sent as a
+    fresh copy instead of parked (probes must not push good files into the DLQ)."""
+    MAX_REQUEUES = "FILEPIPE_MAX_REQUEUES"
+    """Fresh copies of one message the handler may send while the breaker is not closed."""
+    # The breaker function's own settings.
+    MAPPING_UUID = "FILEPIPE_MAPPING_UUID"
+    TOPIC_ARN = "FILEPIPE_TOPIC_ARN"
+    CLOSED_CONCURRENCY = "FILEPIPE_CLOSED_CONCURRENCY"
+    """The mapping's configured ``MaximumConcurrency``, restored when the breaker closes; empty: none."""
+    PROBE_CONCURRENCY = "FILEPIPE_PROBE_CONCURRENCY"
+    COOL_DOWN_SECONDS = "FILEPIPE_COOL_DOWN_SECONDS"
+    MAX_COOL_DOWN_SECONDS = "FILEPIPE_MAX_COOL_DOWN_SECONDS"
+    PROBE_WINDOW_SECONDS = "FILEPIPE_PROBE_WINDOW_SECONDS"
+    TRIP_ALARM = "FILEPIPE_TRIP_ALARM"
+    PROBE_ALARM = "FILEPIPE_PROBE_ALARM"
     # Powertools' own variables, set by the component so logs and metrics are named per pipeline.
     POWERTOOLS_SERVICE_NAME = "POWERTOOLS_SERVICE_NAME"
     POWERTOOLS_METRICS_NAMESPACE = "POWERTOOLS_METRICS_NAMESPACE"
@@ -90,6 +107,46 @@ class DlqAttribute(StrEnum):
     """``v#<versionId>`` or ``e#<etag>``: with the bucket and key, which file version this is, so two
     DLQ messages of one version (a duplicate park) show as one file."""
     PIPELINE = "filepipe-pipeline"
+
+
+class QueueAttribute(StrEnum):
+    """SQS message attributes the handler sets on a fresh copy it sends to its own queue."""
+
+    REQUEUES = "filepipe-requeues"
+    """How many fresh copies preceded this one (the bound on re-sending while the breaker is not closed)."""
+
+
+class BreakerState(StrEnum):
+    """The circuit breaker's states (the pipeline's mapping: enabled, disabled, enabled at probe
+    concurrency)."""
+
+    CLOSED = "CLOSED"
+    OPEN = "OPEN"
+    HALF_OPEN = "HALF_OPEN"
+
+
+class BreakerAttribute(StrEnum):
+    """Attribute names of the breaker's single item in its table."""
+
+    PK = "pk"
+    STATE = "state"
+    SINCE = "since"
+    """Epoch seconds of the last transition."""
+    COOL_DOWN_SECONDS = "cool_down_seconds"
+    """The current (or next) wait in the open state; doubled on each failed probe."""
+    HELD = "held"
+    """Opened by hand: stays open until closed by hand (no automatic probing)."""
+    REASON = "reason"
+    REVISION = "revision"
+    """Incremented on every write: writes are conditional on it (alarm and timer invocations race)."""
+    HISTORY = "history"
+    """The latest transitions, newest last, as a JSON list."""
+
+
+BREAKER_ITEM_KEY: Final = "breaker"
+"""The ``pk`` of the breaker's item."""
+BREAKER_HISTORY_LIMIT: Final = 20
+"""Transitions kept with the breaker's state (``filepipe breaker status`` shows them)."""
 
 
 class StateAttribute(StrEnum):
@@ -153,6 +210,7 @@ DEFAULT_TIMEOUT_MARGIN_MS: Final = 10_000
 DEFAULT_BACKOFF_BASE_SECONDS: Final = 30
 DEFAULT_BACKOFF_MAX_SECONDS: Final = 900
 DEFAULT_MAX_RECEIVE_COUNT: Final = 5
+DEFAULT_MAX_REQUEUES: Final = 3
 DEFAULT_LOG_LEVEL: Final = "INFO"
 
 
@@ -185,6 +243,8 @@ class HandlerSettings:
     backoff_base_seconds: int = DEFAULT_BACKOFF_BASE_SECONDS
     backoff_max_seconds: int = DEFAULT_BACKOFF_MAX_SECONDS
     max_receive_count: int = DEFAULT_MAX_RECEIVE_COUNT
+    breaker_table: str | None = None
+    max_requeues: int = DEFAULT_MAX_REQUEUES
     service_name: str | None = None
     """Powertools service name (logs, metrics dimension); ``None`` means the pipeline name."""
     metrics_namespace: str = METRICS_NAMESPACE
@@ -244,6 +304,8 @@ class HandlerSettings:
             backoff_base_seconds=integer(EnvVar.BACKOFF_BASE_SECONDS, DEFAULT_BACKOFF_BASE_SECONDS),
             backoff_max_seconds=integer(EnvVar.BACKOFF_MAX_SECONDS, DEFAULT_BACKOFF_MAX_SECONDS),
             max_receive_count=integer(EnvVar.MAX_RECEIVE_COUNT, DEFAULT_MAX_RECEIVE_COUNT),
+            breaker_table=optional(EnvVar.BREAKER_TABLE),
+            max_requeues=integer(EnvVar.MAX_REQUEUES, DEFAULT_MAX_REQUEUES),
             service_name=optional(EnvVar.POWERTOOLS_SERVICE_NAME),
             metrics_namespace=optional(EnvVar.POWERTOOLS_METRICS_NAMESPACE) or METRICS_NAMESPACE,
             log_level=optional(EnvVar.POWERTOOLS_LOG_LEVEL) or DEFAULT_LOG_LEVEL,
