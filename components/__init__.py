@@ -5,7 +5,7 @@ from filepipe import FileProcessingPipeline, PipelineArgs
 FileProcessingPipeline("orders", PipelineArgs(input_prefix="incoming/orders/"))
 """
 
-from .args import PipelineArgs
+from .args import CircuitBreakerArgs, PipelineArgs
 from .bucket import PipelineBucket, PipelineBucketArgs
 from .errors import PipelineConfigError
 from .group import PipelineGroup, PipelineGroupArgs
@@ -13,6 +13,7 @@ from .handler.settings import FileFormat, InvalidRecordPolicy
 from .pipeline import FileProcessingPipeline
 
 __all__ = [
+    "CircuitBreakerArgs",
     "FileFormat",
     "FileProcessingPipeline",
     "InvalidRecordPolicy",

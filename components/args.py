@@ -46,6 +46,31 @@ class PrefixLifecycleRule:
     """Target storage class of the transition."""
 
 
+@dataclass(frozen=True, kw_only=True)
+class CircuitBreakerArgs:
+    """When the handler's transient failures (a downstream outage) pass a threshold, pause the pipeline's
+    event source mapping instead of burning retries into the DLQ, then probe and resume."""
+
+    failure_threshold: int = defaults.BREAKER_FAILURE_THRESHOLD
+    """Transient failures (the handler's ``FilesRetried``) per minute that open the breaker."""
+    evaluation_periods: int = defaults.BREAKER_EVALUATION_PERIODS
+    """Consecutive minutes at or over ``failure_threshold`` before it opens."""
+    probe_failure_threshold: int = defaults.BREAKER_PROBE_FAILURE_THRESHOLD
+    """Transient failures per minute that, while probing (half-open), open it again."""
+    cool_down_seconds: int = defaults.BREAKER_COOL_DOWN_SECONDS
+    """Wait in the open state before probing; doubled after each failed probe."""
+    max_cool_down_seconds: int = defaults.BREAKER_MAX_COOL_DOWN_SECONDS
+    """Longest wait in the open state; the queue's ``message_retention_seconds`` must exceed it plus the
+    probe window (messages wait in the queue while the breaker is open)."""
+    probe_window_seconds: int = defaults.BREAKER_PROBE_WINDOW_SECONDS
+    """How long failures must stay under ``probe_failure_threshold`` while probing before it closes."""
+    probe_concurrency: int = defaults.BREAKER_PROBE_CONCURRENCY
+    """Maximum concurrency while probing (2, Lambda's minimum, up to the configured concurrency)."""
+    max_requeues: int = defaults.BREAKER_MAX_REQUEUES
+    """Fresh copies the handler may send of one message on its last delivery while the breaker is not
+    closed (a probe counts as a delivery); beyond that the message is parked as without a breaker."""
+
+
 @dataclass(kw_only=True)
 class PipelineArgs:
     """Inputs of one file-processing pipeline. Only ``input_prefix`` is required."""
@@ -157,6 +182,10 @@ class PipelineArgs:
 
     state_table: bool = True
     """Keep a DynamoDB table with each file's processing state (and use it for idempotency)."""
+
+    circuit_breaker: CircuitBreakerArgs | None = None
+    """Pause consumption while a downstream keeps failing (see :class:`CircuitBreakerArgs`); ``None``: no
+    breaker."""
 
     notification_mode: NotificationMode = "s3"
     """``s3``: the bucket's notification configuration sends to the queue (filters on one bucket may not

@@ -32,3 +32,7 @@ class PipelineOutput(StrEnum):
     """The state table; empty when the pipeline keeps no state."""
     ALARM_NAMES = "alarmNames"
     DASHBOARD_NAME = "dashboardName"
+    BREAKER_TABLE_NAME = "breakerTableName"
+    """The circuit breaker's state table; absent when the pipeline has no breaker."""
+    BREAKER_FUNCTION_NAME = "breakerFunctionName"
+    """The circuit breaker's function; absent when the pipeline has no breaker."""

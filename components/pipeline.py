@@ -16,6 +16,8 @@ import pulumi_aws as aws
 
 from . import defaults
 from .args import PipelineArgs
+from .breaker import CircuitBreaker, breaker_table, create_circuit_breaker, handler_environment
+from .breaker import auto_names as breaker_auto_names
 from .bucket import PipelineBucket, PipelineBucketArgs, bucket_name_of
 from .dependencies import build_layer_dir
 from .errors import PipelineConfigError
@@ -60,6 +62,8 @@ class FileProcessingPipeline(pulumi.ComponentResource):
     """DLQ depth, age of oldest message, function errors, function throttles."""
     dashboard: aws.cloudwatch.Dashboard
     """The pipeline's CloudWatch dashboard."""
+    circuit_breaker: CircuitBreaker | None
+    """The breaker's table, function, alarms and timer (``None`` without ``circuit_breaker``)."""
     notification_target: NotificationTarget
     """What the bucket's (single) notification configuration needs for this pipeline."""
     outputs: dict[str, pulumi.Output[Any]]
@@ -100,11 +104,28 @@ class FileProcessingPipeline(pulumi.ComponentResource):
         if args.manage_bucket_notification:
             bucket_notification(name, self.bucket_name, [self.notification_target], parent=self)
         self.table = _state_table(scope, kms_key_arn) if args.state_table else None
+        # The breaker's table before the handler: the handler reads it on a message's last delivery.
+        state_of_breaker = (
+            breaker_table(name, kms_key_arn, scope.tags, scope.options())
+            if args.circuit_breaker is not None
+            else None
+        )
         self.function, self.event_source_mapping = _function(
-            scope, queues, self.table, kms_key_arn, bucket_name=self.bucket_name, schema=schema
+            scope,
+            queues,
+            self.table,
+            kms_key_arn,
+            bucket_name=self.bucket_name,
+            schema=schema,
+            breaker_table=state_of_breaker,
         )
         self.topic_arn = _alert_topic_arn(scope, kms_key_arn)
         self.alarms, self.dashboard = _monitoring(scope, queues, self.function, self.topic_arn)
+        self.circuit_breaker = (
+            _circuit_breaker(scope, state_of_breaker, self.event_source_mapping, self.topic_arn, kms_key_arn)
+            if state_of_breaker is not None
+            else None
+        )
 
         self.outputs = {
             PipelineOutput.PIPELINE: pulumi.Output.from_input(pipeline),
@@ -129,6 +150,9 @@ class FileProcessingPipeline(pulumi.ComponentResource):
             PipelineOutput.ALARM_NAMES: pulumi.Output.all(*[alarm.name for alarm in self.alarms]),
             PipelineOutput.DASHBOARD_NAME: self.dashboard.dashboard_name,
         }
+        if self.circuit_breaker is not None:
+            self.outputs[PipelineOutput.BREAKER_TABLE_NAME] = self.circuit_breaker.table.name
+            self.outputs[PipelineOutput.BREAKER_FUNCTION_NAME] = self.circuit_breaker.function.name
         self.register_outputs(self.outputs)
 
 
@@ -334,6 +358,7 @@ def _function(
     *,
     bucket_name: pulumi.Output[str],
     schema: dict[str, object] | None,
+    breaker_table: aws.dynamodb.Table | None = None,
 ) -> tuple[aws.lambda_.Function, aws.lambda_.EventSourceMapping]:
     """``(function, event source mapping)``, with the function's log group, role and layers."""
     args = scope.args
@@ -354,6 +379,7 @@ def _function(
         log_group_arn=log_group.arn,
         table_arn=table.arn if table is not None else None,
         kms_key_arn=kms_key_arn,
+        breaker_table_arn=breaker_table.arn if breaker_table is not None else None,
     )
     layers = _layers(scope)
     lambda_log_level, python_log_level = args.log_levels()
@@ -364,6 +390,10 @@ def _function(
         table_name=table.name if table is not None else None,
         has_schema=schema is not None,
     )
+    if breaker_table is not None and args.circuit_breaker is not None:
+        environment.update(
+            {str(k): v for k, v in handler_environment(args.circuit_breaker, breaker_table).items()}
+        )
     function = aws.lambda_.Function(
         f"{scope.name}-function",
         description=scope.description(f"{args.input_prefix} -> {args.effective_output_prefix()}"),
@@ -404,7 +434,14 @@ def _function(
         ),
         enabled=True,
         tags=scope.tags,
-        opts=scope.options(role_policy),
+        opts=(
+            # The breaker switches the mapping on and off: a deploy during an outage must not re-enable it.
+            pulumi.ResourceOptions.merge(
+                scope.options(role_policy), pulumi.ResourceOptions(ignore_changes=["enabled"])
+            )
+            if args.circuit_breaker is not None
+            else scope.options(role_policy)
+        ),
     )
     return function, event_source_mapping
 
@@ -418,6 +455,7 @@ def _function_role(
     log_group_arn: pulumi.Output[str],
     table_arn: pulumi.Output[str] | None,
     kms_key_arn: pulumi.Output[str] | None,
+    breaker_table_arn: pulumi.Output[str] | None = None,
 ) -> tuple[aws.iam.Role, aws.iam.RolePolicy]:
     """``(role, its policy)``: least privilege, exactly the objects, queues, table, logs and key it uses."""
     role = aws.iam.Role(
@@ -440,6 +478,7 @@ def _function_role(
             log_group_arn=log_group_arn,
             table_arn=table_arn,
             kms_key_arn=kms_key_arn,
+            breaker_table_arn=breaker_table_arn,
         ),
         opts=scope.options(),
     )
@@ -555,6 +594,34 @@ def _monitoring(
     return alarms, dashboard
 
 
+def _circuit_breaker(
+    scope: _Scope,
+    table: aws.dynamodb.Table,
+    mapping: aws.lambda_.EventSourceMapping,
+    topic_arn: pulumi.Output[str],
+    kms_key_arn: pulumi.Output[str] | None,
+) -> CircuitBreaker:
+    args = scope.args
+    assert args.circuit_breaker is not None
+    return create_circuit_breaker(
+        scope.name,
+        pipeline=scope.pipeline,
+        service=scope.service_name,
+        breaker=args.circuit_breaker,
+        table=table,
+        mapping=mapping,
+        closed_concurrency=args.effective_maximum_concurrency(),
+        topic_arn=topic_arn,
+        kms_key_arn=kms_key_arn,
+        log_retention_days=args.log_retention_days,
+        tags=scope.tags,
+        partition=scope.partition,
+        region=scope.region,
+        account_id=scope.account_id,
+        parent=scope.parent,
+    )
+
+
 def auto_names(name: str, args: PipelineArgs) -> list[tuple[str, str]]:
     """``(kind, logical name)`` of every child AWS names after its logical name (plus Pulumi's suffix)."""
     names = [
@@ -572,6 +639,8 @@ def auto_names(name: str, args: PipelineArgs) -> list[tuple[str, str]]:
         names.append(("SNS topic", f"{name}-alerts"))
     if args.state_table:
         names.append(("DynamoDB table", f"{name}-state"))
+    if args.circuit_breaker is not None:
+        names.extend(breaker_auto_names(name))
     return names
 
 

@@ -97,6 +97,7 @@ def function_role_policy(
     log_group_arn: str,
     table_arn: str | None,
     kms_key_arn: str | None,
+    breaker_table_arn: str | None = None,
 ) -> PolicyDocument:
     """Least privilege for the handler: exactly the objects, queues, table, logs and key it uses."""
     bucket_arn = f"arn:{partition}:s3:::{bucket}"
@@ -160,6 +161,25 @@ def function_role_policy(
                 "Resource": table_arn,
             }
         )
+    if breaker_table_arn is not None:
+        statements.extend(
+            [
+                {
+                    # On a last delivery while the circuit breaker is not closed, a fresh copy goes back
+                    # to the queue instead of the DLQ: the breaker's probes count as deliveries.
+                    "Sid": "RequeueWhileBreakerOpen",
+                    "Effect": "Allow",
+                    "Action": "sqs:SendMessage",
+                    "Resource": queue_arn,
+                },
+                {
+                    "Sid": "ReadBreakerState",
+                    "Effect": "Allow",
+                    "Action": "dynamodb:GetItem",
+                    "Resource": breaker_table_arn,
+                },
+            ]
+        )
     if kms_key_arn is not None:
         statements.append(
             {
@@ -167,6 +187,56 @@ def function_role_policy(
                 # the caller's behalf (reads and writes alike); GenerateDataKey: sending to the DLQ.
                 # Creating the table (grants, DescribeKey) is the deployer's job, not the function's.
                 "Sid": "UseQueueKey",
+                "Effect": "Allow",
+                "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
+                "Resource": kms_key_arn,
+            }
+        )
+    return _document(*statements)
+
+
+def breaker_role_policy(
+    *,
+    mapping_arn: str,
+    topic_arn: str,
+    table_arn: str,
+    alarm_arns: Sequence[str],
+    log_group_arn: str,
+    kms_key_arn: str | None,
+) -> PolicyDocument:
+    """The breaker function: this pipeline's mapping, its topic, its own state item and alarms, its logs."""
+    statements: list[dict[str, Any]] = [
+        {
+            "Sid": "SwitchOwnMapping",
+            "Effect": "Allow",
+            "Action": ["lambda:GetEventSourceMapping", "lambda:UpdateEventSourceMapping"],
+            "Resource": mapping_arn,
+        },
+        {"Sid": "Alert", "Effect": "Allow", "Action": "sns:Publish", "Resource": topic_arn},
+        {
+            "Sid": "KeepState",
+            "Effect": "Allow",
+            "Action": ["dynamodb:GetItem", "dynamodb:PutItem"],
+            "Resource": table_arn,
+        },
+        {
+            "Sid": "ReadOwnAlarms",
+            "Effect": "Allow",
+            "Action": "cloudwatch:DescribeAlarms",
+            "Resource": list(alarm_arns),
+        },
+        {
+            "Sid": "WriteLogs",
+            "Effect": "Allow",
+            "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+            "Resource": f"{log_group_arn}:log-stream:*",
+        },
+    ]
+    if kms_key_arn is not None:
+        statements.append(
+            {
+                # The alert topic and the state table are encrypted with the pipeline's key.
+                "Sid": "UseKey",
                 "Effect": "Allow",
                 "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
                 "Resource": kms_key_arn,

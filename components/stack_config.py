@@ -32,7 +32,7 @@ from typing import Any
 import pulumi
 
 from . import defaults
-from .args import PipelineArgs
+from .args import CircuitBreakerArgs, PipelineArgs
 from .bucket import PipelineBucketArgs
 from .errors import PipelineConfigError
 from .group import PipelineGroupArgs
@@ -82,9 +82,32 @@ def _settable_fields() -> dict[str, dataclasses.Field[Any]]:
     return {f.name: f for f in dataclasses.fields(PipelineArgs) if f.name not in _PROGRAM_OWNED}
 
 
+def _circuit_breaker(where: str, value: Any) -> CircuitBreakerArgs | None:
+    """``circuitBreaker``: ``true`` (the defaults), ``false``/``null`` (none) or a mapping of its settings."""
+    if value is None or value is False:
+        return None
+    if value is True:
+        return CircuitBreakerArgs()
+    fields = {f.name for f in dataclasses.fields(CircuitBreakerArgs)}
+    if not isinstance(value, Mapping):
+        raise PipelineConfigError(f"{where}: circuitBreaker must be true, false or a mapping, got {value!r}.")
+    settings: dict[str, int] = {}
+    for key, item in value.items():
+        name = snake_case(str(key))
+        if name not in fields:
+            allowed = ", ".join(sorted(camel_case(f) for f in fields))
+            raise PipelineConfigError(f"{where}: unknown circuitBreaker setting {key!r}. Known: {allowed}.")
+        if isinstance(item, bool) or not isinstance(item, int):
+            raise PipelineConfigError(f"{where}: circuitBreaker.{key} must be a whole number, got {item!r}.")
+        settings[name] = item
+    return CircuitBreakerArgs(**settings)
+
+
 def _coerce(where: str, field_name: str, value: Any) -> Any:
     """Check a config value against the type the field's default implies; convert enums."""
     key = camel_case(field_name)
+    if field_name == "circuit_breaker":
+        return _circuit_breaker(where, value)
     if field_name in _ENUMS:
         enum = _ENUMS[field_name]
         try:

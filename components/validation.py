@@ -80,6 +80,7 @@ def _validate(args: PipelineArgs) -> None:
     _validate_queues(args)
     _validate_alerts(args)
     _validate_input_lifecycle(args)
+    _validate_circuit_breaker(args)
 
 
 def _validate_keys(args: PipelineArgs) -> None:
@@ -233,6 +234,43 @@ def _validate_alerts(args: PipelineArgs) -> None:
             raise PipelineConfigError(f"alert_emails contains {email!r}, which is not an email address.")
     if args.queue_age_alarm_seconds < 60:
         raise PipelineConfigError(f"queue_age_alarm_seconds={args.queue_age_alarm_seconds} must be >= 60.")
+
+
+def _validate_circuit_breaker(args: PipelineArgs) -> None:
+    breaker = args.circuit_breaker
+    if breaker is None:
+        return
+    for name in ("failure_threshold", "evaluation_periods", "probe_failure_threshold"):
+        if getattr(breaker, name) < 1:
+            raise PipelineConfigError(f"circuit_breaker.{name}={getattr(breaker, name)} must be at least 1.")
+    period = defaults.ALARM_PERIOD_SECONDS
+    for name in ("cool_down_seconds", "probe_window_seconds"):
+        if getattr(breaker, name) < period:
+            raise PipelineConfigError(
+                f"circuit_breaker.{name}={getattr(breaker, name)} must be at least {period} s: the breaker's "
+                "alarms and timer work in minutes."
+            )
+    if breaker.max_cool_down_seconds < breaker.cool_down_seconds:
+        raise PipelineConfigError(
+            f"circuit_breaker.max_cool_down_seconds={breaker.max_cool_down_seconds} is below "
+            f"cool_down_seconds={breaker.cool_down_seconds}."
+        )
+    longest_wait = breaker.max_cool_down_seconds + breaker.probe_window_seconds
+    if args.message_retention_seconds <= longest_wait:
+        raise PipelineConfigError(
+            f"message_retention_seconds={args.message_retention_seconds} must exceed the breaker's longest "
+            f"cool-down plus its probe window ({longest_wait} s): files wait in the queue while the breaker "
+            "is open, and SQS deletes a message older than the retention without sending it to the DLQ."
+        )
+    concurrency = args.effective_maximum_concurrency()
+    low, high = defaults.MAXIMUM_CONCURRENCY_RANGE
+    if not low <= breaker.probe_concurrency <= (concurrency or high):
+        raise PipelineConfigError(
+            f"circuit_breaker.probe_concurrency={breaker.probe_concurrency} must be {low}..{concurrency or high} "
+            "(Lambda's minimum maximum concurrency for SQS, up to the pipeline's own)."
+        )
+    if breaker.max_requeues < 0:
+        raise PipelineConfigError(f"circuit_breaker.max_requeues={breaker.max_requeues} must be at least 0.")
 
 
 def _validate_input_lifecycle(args: PipelineArgs) -> None:
