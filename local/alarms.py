@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
+from filepipe.local.invocations import alarm_event
 from filepipe.local.metrics import LocalMetrics, MetricQuery
 
 if TYPE_CHECKING:
@@ -209,6 +210,8 @@ def notification(
 
 Publisher = Callable[[str, str, str], None]
 """``(topic_arn, subject, message)``: an SNS publish."""
+Invoker = Callable[[str, dict[str, Any]], None]
+"""``(function_arn, event)``: an asynchronous Lambda invocation (an alarm's Lambda action)."""
 StateSink = Callable[[str, str, str], None]
 """``(alarm_name, state, reason)``: where state changes are mirrored (the endpoint's alarm)."""
 
@@ -234,8 +237,10 @@ class AlarmEvaluator:
         region: str,
         local_period_seconds: float = 1.0,
         state_sink: StateSink | None = None,
+        invoke: Invoker | None = None,
     ) -> None:
         self.alarms = list(alarms)
+        self._invoke = invoke
         self._metrics = metrics
         self._publish = publish
         self._state_sink = state_sink
@@ -290,6 +295,9 @@ class AlarmEvaluator:
             at=datetime.now(UTC),
         )
         for action in alarm.actions_for(change.new_state):
+            if action.startswith("arn:aws:lambda:") and self._invoke is not None:
+                self._invoke_action(alarm, change, action)
+                continue
             if not action.startswith("arn:aws:sns:"):
                 log.warning("alarm %s: action %s is not an SNS topic; not emulated", alarm.name, action)
                 continue
@@ -297,6 +305,22 @@ class AlarmEvaluator:
                 self._publish(action, subject, message)
             except Exception:
                 log.exception("alarm %s: publishing to %s failed", alarm.name, action)
+
+    def _invoke_action(self, alarm: LocalAlarm, change: StateChange, function_arn: str) -> None:
+        assert self._invoke is not None
+        event = alarm_event(
+            alarm_name=alarm.name,
+            alarm_arn=alarm.arn,
+            state=change.new_state,
+            reason=change.reason,
+            previous=change.old_state,
+            account_id=self._account_id,
+            region=self._region,
+        )
+        try:
+            self._invoke(function_arn, event)
+        except Exception:
+            log.exception("alarm %s: invoking %s failed", alarm.name, function_arn)
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="alarm-evaluator", daemon=True)

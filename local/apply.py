@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, Final
 from filepipe.local.alarms import LocalAlarm
 from filepipe.local.endpoint import EndpointAddress
 from filepipe.local.esm import FunctionSpec, MappingConfigError, MappingSpec, check_mapping
+from filepipe.local.invocations import LocalSchedule, rate_seconds
 
 if TYPE_CHECKING:
     from filepipe.local.capture import CapturedResource, CapturedStack
@@ -79,6 +80,8 @@ class Emulation:
     alarms: list[LocalAlarm] = field(default_factory=list)
     alert_topics: list[str] = field(default_factory=list)
     """Topic ARNs the local alert subscriber listens to."""
+    schedules: list[LocalSchedule] = field(default_factory=list)
+    """EventBridge schedule rules with Lambda targets (fired by the local schedule runner)."""
 
 
 # -- what an entry is made of -------------------------------------------------------------------------------
@@ -609,6 +612,11 @@ def _emulate_mapping(resource: CapturedResource, stack: CapturedStack, emulation
     emulation.mappings.append(mapping)
 
 
+def _permission_outputs(registration: Registration) -> tuple[str, dict[str, Any]]:
+    statement = registration.name(key="statementId")
+    return statement, {"statementId": statement}
+
+
 LAYER_VERSION = ResourceType(
     "aws:lambda/layerVersion:LayerVersion",
     Handling.EMULATED,
@@ -621,6 +629,13 @@ FUNCTION = ResourceType(
     "build_handler() in-process with the function's environment, timeout and code",
     _function_outputs,
     emulate=_emulate_function,
+)
+PERMISSION = ResourceType(
+    "aws:lambda/permission:Permission",
+    Handling.NO_LOCAL_EFFECT,
+    "who may invoke a function (alarms, schedules): the local runtime invokes in-process and does not "
+    "enforce resource policies",
+    _permission_outputs,
 )
 EVENT_SOURCE_MAPPING = ResourceType(
     "aws:lambda/eventSourceMapping:EventSourceMapping",
@@ -871,13 +886,32 @@ def _event_target(resource: CapturedResource, ctx: ApplyContext) -> None:
         raise ApplyError(f"{resource.name}: {response.get('FailedEntries')}")
 
 
+def _emulate_rule(resource: CapturedResource, stack: CapturedStack, emulation: Emulation) -> None:
+    expression = resource.inputs.get("scheduleExpression")
+    if expression:
+        emulation.schedules.append(
+            LocalSchedule(resource.get("name"), resource.get("arn"), rate_seconds(str(expression)))
+        )
+
+
+def _emulate_target(resource: CapturedResource, stack: CapturedStack, emulation: Emulation) -> None:
+    schedule = next((s for s in emulation.schedules if s.rule == resource.inputs.get("rule")), None)
+    if schedule is None:
+        return  # an event pattern's target: moto routes those events itself
+    arn = str(resource.inputs.get("arn", ""))
+    if referenced_function(stack, arn) is None:
+        raise ApplyError(f"{resource.name}: only this stack's functions are emulated as schedule targets")
+    schedule.target_arns.append(arn)
+
+
 LOG_GROUP = ResourceType(
     "aws:cloudwatch/logGroup:LogGroup", Handling.APPLIED, "CreateLogGroup", _log_group_outputs, _log_group
 )
 METRIC_ALARM = ResourceType(
     "aws:cloudwatch/metricAlarm:MetricAlarm",
     Handling.APPLIED_AND_EMULATED,
-    "PutMetricAlarm; evaluated by AlarmEvaluator (moto never evaluates alarms)",
+    "PutMetricAlarm; evaluated by AlarmEvaluator (moto never evaluates alarms), which publishes to SNS "
+    "actions and invokes Lambda actions in-process",
     _alarm_outputs,
     _metric_alarm,
     _emulate_alarm,
@@ -887,17 +921,20 @@ DASHBOARD = ResourceType(
 )
 EVENT_RULE = ResourceType(
     "aws:cloudwatch/eventRule:EventRule",
-    Handling.APPLIED,
-    "PutRule: moto routes S3 EventBridge events to the rule's targets",
+    Handling.APPLIED_AND_EMULATED,
+    "PutRule: moto routes S3 EventBridge events to the rule's targets; schedules are fired by "
+    "ScheduleRunner (moto never fires them)",
     _event_rule_outputs,
     _event_rule,
+    _emulate_rule,
 )
 EVENT_TARGET = ResourceType(
     "aws:cloudwatch/eventTarget:EventTarget",
-    Handling.APPLIED,
-    "PutTargets",
+    Handling.APPLIED_AND_EMULATED,
+    "PutTargets; a schedule's Lambda targets are invoked in-process",
     _event_target_outputs,
     _event_target,
+    _emulate_target,
 )
 
 
@@ -923,6 +960,7 @@ RESOURCE_TYPES: Final[dict[str, ResourceType]] = {
         LOG_GROUP,
         LAYER_VERSION,
         FUNCTION,
+        PERMISSION,
         EVENT_SOURCE_MAPPING,
         TABLE,
         TOPIC,

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from mypy_boto3_events import EventBridgeClient
     from mypy_boto3_iam import IAMClient
     from mypy_boto3_kms import KMSClient
+    from mypy_boto3_lambda import LambdaClient
     from mypy_boto3_logs import CloudWatchLogsClient
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_sns import SNSClient
@@ -95,6 +96,8 @@ class EndpointAddress:
     def client(self, service: Literal["kms"]) -> KMSClient: ...
     @overload
     def client(self, service: Literal["events"]) -> EventBridgeClient: ...
+    @overload
+    def client(self, service: Literal["lambda"]) -> LambdaClient: ...
     def client(self, service: str) -> Any:
         """A boto3 client for ``service`` on this endpoint (its own session: safe to use per thread)."""
         session = boto3.session.Session(

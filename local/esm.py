@@ -68,6 +68,8 @@ class FunctionSpec:
     environment: Mapping[str, str] = field(default_factory=dict)
     code: AssetArchive | None = None
     """The function's code archive as the component built it (schema file, processor code)."""
+    entry_point: str = ""
+    """The function's ``handler`` (``handler.app.lambda_handler``, ``handler.breaker.lambda_handler``)."""
 
     @classmethod
     def from_resource(cls, function: CapturedResource) -> FunctionSpec:
@@ -80,6 +82,7 @@ class FunctionSpec:
             memory_mb=int(function.number("memorySize", DEFAULT_FUNCTION_MEMORY_MB)),
             environment={str(k): str(v) for k, v in variables.items()},
             code=function.inputs.get("code"),
+            entry_point=str(function.inputs.get("handler") or ""),
         )
 
 

@@ -30,7 +30,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
+from filepipe.defaults import ALARM_PERIOD_SECONDS
 from filepipe.handler.settings import EnvVar
+from filepipe.lambda_code import BREAKER_ENTRY_POINT
 from filepipe.local.alarms import AlarmEvaluator
 from filepipe.local.alerts import Alert, AlertSubscriber
 from filepipe.local.apply import (
@@ -51,10 +53,16 @@ from filepipe.local.esm import (
     MappingSpec,
     visibility_timeout_seconds,
 )
+from filepipe.local.invocations import FunctionInvoker, ScheduleRunner
 from filepipe.local.metrics import LocalMetrics, embedded_queue_gauges
 
 log = logging.getLogger(__name__)
 
+_SCALED_BREAKER_SETTINGS: Final = (
+    EnvVar.COOL_DOWN_SECONDS,
+    EnvVar.MAX_COOL_DOWN_SECONDS,
+    EnvVar.PROBE_WINDOW_SECONDS,
+)
 STATE_ROOT: Final = ".filepipe"
 OUTPUTS_FILE: Final = "outputs.json"
 ENDPOINT_FILE: Final = "endpoint.json"
@@ -82,7 +90,9 @@ class LocalTuning:
     environment: Mapping[str, str] = field(default_factory=dict)
     """Extra function environment, e.g. ``FILEPIPE_BACKOFF_BASE_SECONDS``."""
     alarm_period_seconds: float = 1.0
-    """One alarm period, locally (each alarm takes one datapoint per local period)."""
+    """One alarm period, locally (each alarm takes one datapoint per local period). It sets the local time
+    scale: one alarm period stands for the component's minute, so schedules (``rate(1 minute)``) fire
+    once per local period and the circuit breaker's cool-down and probe window shrink alike."""
     concurrency: int | None = None
     """Pollers per mapping (default: the mapping's maximum concurrency, else Lambda's initial five)."""
     log_level: str | None = None
@@ -113,6 +123,11 @@ class LocalTuning:
         }
         values.update(overrides)
         return cls(**values)
+
+    @property
+    def time_scale(self) -> float:
+        """Local seconds per second of the stack's own minute-based timings."""
+        return self.alarm_period_seconds / ALARM_PERIOD_SECONDS
 
     def applied_to(self, stack: CapturedStack) -> CapturedStack:
         """``stack`` with these timings applied to its queues and functions.
@@ -218,6 +233,8 @@ class RunningStack:
     metrics: LocalMetrics
     evaluator: AlarmEvaluator
     subscriber: AlertSubscriber
+    invoker: FunctionInvoker | None = None
+    """Functions invoked by alarm actions and schedules (the circuit breaker), with their counts."""
 
     @property
     def outputs(self) -> dict[str, Any]:
@@ -321,6 +338,12 @@ class LocalRuntime:
             mapping.function_name: self._runner(mapping, emulation.functions[mapping.function_name], address)
             for mapping in emulation.mappings
         }
+        invoker = FunctionInvoker(address.region)
+        mapped = {mapping.function_name for mapping in emulation.mappings}
+        for function in emulation.functions.values():
+            if function.name not in mapped:
+                invoker.add(function, self._invoked_handler(function, address))
+        started.callback(invoker.stop)
         subscriber = AlertSubscriber(
             emulation.alert_topics,
             lambda: address.client("sqs"),
@@ -346,12 +369,22 @@ class LocalRuntime:
                 StateValue=state,  # type: ignore[arg-type]
                 StateReason=reason[:1023],
             ),
+            invoke=invoker.invoke,
         )
         for runner in runners.values():
             runner.start()
             started.callback(runner.stop)
         evaluator.start()
         started.callback(evaluator.stop)
+        schedules = ScheduleRunner(
+            emulation.schedules,
+            invoker.invoke,
+            account_id=address.account_id,
+            region=address.region,
+            time_scale=self.tuning.time_scale,
+        )
+        schedules.start()
+        started.callback(schedules.stop)
         running = RunningStack(
             stack_name=self.stack_name,
             state_dir=self.state_dir,
@@ -364,6 +397,7 @@ class LocalRuntime:
             metrics=self.metrics,
             evaluator=evaluator,
             subscriber=subscriber,
+            invoker=invoker,
         )
         self._write_state_files(running)
         # Only this runtime's own endpoint.json is removed: another runtime may own the state dir.
@@ -413,6 +447,31 @@ class LocalRuntime:
                 self._client_hook(service, getattr(clients, service))
         handler: Handler = build_handler(HandlerSettings.from_env(environment), clients)
         return handler
+
+    def _invoked_handler(self, function: FunctionSpec, address: EndpointAddress) -> Handler:
+        """The handler of a function invoked by alarms or schedules, by its entry point."""
+        environment = self._environment(function, self.state_dir / "functions")
+        if function.entry_point != BREAKER_ENTRY_POINT:
+            return self._handler_factory(function, environment, address)
+        from filepipe.handler.breaker import DISABLE_WAIT_SECONDS, Breaker, BreakerSettings
+
+        # The breaker's timers are minutes, like the alarms it reacts to: scaled alike.
+        for variable in _SCALED_BREAKER_SETTINGS:
+            if environment.get(variable.value):
+                environment[variable.value] = str(float(environment[variable.value]) * self.tuning.time_scale)
+        breaker = Breaker(
+            BreakerSettings.from_env(environment),
+            lambda_client=address.client("lambda"),
+            dynamodb=address.client("dynamodb"),
+            sns=address.client("sns"),
+            cloudwatch=address.client("cloudwatch"),
+        )
+
+        def handle(event: dict[str, Any], context: Any) -> Any:
+            remaining = context.get_remaining_time_in_millis() / 1000
+            return breaker.handle(event, wait_seconds=max(0.0, min(DISABLE_WAIT_SECONDS, remaining - 10)))
+
+        return handle
 
     def _write_state_files(self, running: RunningStack) -> None:
         _write_atomically(self.state_dir / OUTPUTS_FILE, running.outputs)

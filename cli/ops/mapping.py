@@ -3,7 +3,8 @@
 Pausing disables the pipeline's event source mapping: files keep arriving and wait in the queue (for
 the queue's retention period), nothing is lost and nothing counts towards the DLQ. Lambda applies the
 change asynchronously (``Disabling`` before ``Disabled``: batches already received still finish), so
-the command waits until the mapping reports the new state.
+the command waits until the mapping reports the new state. Resuming also closes the pipeline's circuit
+breaker, if it has one that is open: otherwise the breaker would switch the mapping off again.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import argparse
 import time
 from typing import Final
 
+from filepipe.cli.ops.breaker import close_breaker
 from filepipe.cli.ops.command import EXIT_FAILED, OpsRun, Output, add_json_argument, ops_command
 from filepipe.cli.ops.stack import Pipeline, Stack, add_stack_arguments
 
@@ -70,6 +72,8 @@ def _switch(enabled: bool) -> OpsRun:
         results: dict[str, dict[str, str]] = {}
         for pipeline in pipelines:
             before = mapping_state(stack, pipeline)
+            if enabled:
+                close_breaker(stack, pipeline, "closed by filepipe resume")
             set_enabled(stack, pipeline, enabled)
             if args.wait_seconds > 0:
                 with out.progress.status(f"{pipeline.name}: waiting for the mapping to be {wanted}…"):

@@ -68,6 +68,9 @@ class Pipeline:
     table_name: str
     """Empty when the pipeline keeps no state table."""
     alarm_names: tuple[str, ...]
+    breaker_table_name: str = ""
+    """Empty when the pipeline has no circuit breaker."""
+    breaker_function_name: str = ""
 
     @classmethod
     def from_outputs(cls, export_name: str, outputs: Mapping[str, Any]) -> Pipeline:
@@ -97,6 +100,8 @@ class Pipeline:
             topic_arn=text(PipelineOutput.TOPIC_ARN, ""),
             table_name=text(PipelineOutput.TABLE_NAME, ""),
             alarm_names=tuple(str(a) for a in outputs.get(PipelineOutput.ALARM_NAMES) or ()),
+            breaker_table_name=text(PipelineOutput.BREAKER_TABLE_NAME, ""),
+            breaker_function_name=text(PipelineOutput.BREAKER_FUNCTION_NAME, ""),
         )
 
 

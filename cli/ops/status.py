@@ -1,8 +1,8 @@
 """``filepipe status [PIPELINE…]``: what each pipeline is doing now, from the services themselves.
 
 Per pipeline: the queue (visible, in flight, age of the oldest message), the dead-letter queue, the event
-source mapping (enabled or paused), the alarms' states, file counts by state from the state table, and
-the latest failures with their reasons.
+source mapping (enabled or paused), the circuit breaker's state and latest transitions, the alarms'
+states, file counts by state from the state table, and the latest failures with their reasons.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import Any, Final
 
 from rich.table import Table
 
+from filepipe.cli.ops.breaker import breaker_status
 from filepipe.cli.ops.command import Output, add_json_argument, ops_command
 from filepipe.cli.ops.stack import Pipeline, Stack, add_stack_arguments
 from filepipe.handler.settings import ATTENTION_INDEX, FileStatus, StateAttribute
@@ -158,6 +159,7 @@ def pipeline_status(stack: Stack, pipeline: Pipeline) -> dict[str, Any]:
         },
         "dlq": {"visible": dlq.visible, "inFlight": dlq.in_flight},
         "mapping": mapping_state(stack, pipeline),
+        "breaker": breaker_status(stack, pipeline),
         "alarms": alarm_states(stack, pipeline),
         "files": file_counts(stack, pipeline),
         "recentFailures": recent_failures(stack, pipeline),
@@ -191,6 +193,13 @@ def _render(name: str, status: dict[str, Any]) -> Table:
     table.add_row("dead-letter queue", f"[{dlq_style}]{dlq['visible']} parked[/]")
     mapping_style = "green" if mapping["state"] == "Enabled" else "bold yellow"
     table.add_row("processing", f"[{mapping_style}]{mapping['state']}[/]")
+    if (breaker := status["breaker"]) is not None:
+        breaker_style = {"CLOSED": "green", "OPEN": "bold red"}.get(breaker["state"], "bold yellow")
+        table.add_row(
+            "circuit breaker", f"[{breaker_style}]{breaker['state']}[/] since {breaker['since'] or '-'}"
+        )
+        for entry in breaker["history"][-3:][::-1]:
+            table.add_row("", f"{entry['at']} {entry['from']} → {entry['to']}: {entry['reason'][:100]}")
     for alarm, state in status["alarms"].items():
         style = {"OK": "green", "ALARM": "bold red"}.get(state, "yellow")
         table.add_row("alarm", f"[{style}]{state}[/] {alarm}")

@@ -130,7 +130,8 @@ def test_capture_runs_the_real_stack_program_under_mocks() -> None:
     stack = capture_stack(PROJECT_DIR, "dev", ADDRESS)
     # THEN it registered the pipelines' resources with local identifiers, in a creation order
     types = [resource.type for resource in stack.resources]
-    assert types.count(FUNCTION.token) == len(stack.outputs) == 2
+    # (a handler and a circuit breaker per pipeline)
+    assert types.count(FUNCTION.token) == 2 * len(stack.outputs) == 4
     order = {resource.name: index for index, resource in enumerate(stack.resources)}
     notification = stack.of_type(BUCKET_NOTIFICATION.token)[0]
     for policy in stack.of_type(QUEUE_POLICY.token):
