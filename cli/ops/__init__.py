@@ -14,6 +14,14 @@ Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], Non
 
 def commands() -> list[Register]:
     """The ops commands' ``register`` functions, in help order."""
-    from filepipe.cli.ops import doctor, logs, mapping, send, status
+    from filepipe.cli.ops import doctor, failed, logs, mapping, reprocess, send, status
 
-    return [status.register, send.register, logs.register, mapping.register, doctor.register]
+    return [
+        status.register,
+        send.register,
+        logs.register,
+        mapping.register,
+        failed.register,
+        reprocess.register,
+        doctor.register,
+    ]
