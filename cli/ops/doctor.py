@@ -58,7 +58,8 @@ _DLQ_ALARM: Final = next(
 _AGE_ALARM: Final = next(
     spec for spec in alarm_specs(defaults.QUEUE_AGE_ALARM_SECONDS) if spec.dimension == "queue"
 )
-_PENDING_SUBSCRIPTIONS: Final = frozenset({"PendingConfirmation", "pending confirmation", "Deleted"})
+PENDING_CONFIRMATION: Final = "PendingConfirmation"
+"""What SNS shows as the ARN of a subscription nobody has confirmed yet (an e-mail not clicked)."""
 
 
 def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -686,9 +687,10 @@ def _subscriptions(probe: PipelineProbe, topic: str) -> tuple[int, int]:
         paginator = probe.stack.sns().get_paginator("list_subscriptions_by_topic")
         for page in paginator.paginate(TopicArn=topic):
             for subscription in page.get("Subscriptions", []):
-                if subscription.get("SubscriptionArn", "") in _PENDING_SUBSCRIPTIONS:
+                arn = subscription.get("SubscriptionArn", "")
+                if arn == PENDING_CONFIRMATION:
                     pending += 1
-                else:
+                elif arn.startswith("arn:"):  # not "Deleted"
                     confirmed += 1
     return confirmed, pending
 
