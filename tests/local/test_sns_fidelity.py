@@ -21,7 +21,7 @@ BUCKET = "routing-bucket"
 def clients(aws: None) -> dict[str, Any]:
     s3_fidelity.apply()
     sns_fidelity.apply()
-    return {service: boto3.client(service, region_name=REGION) for service in ("s3", "sns", "sqs")}  # type: ignore[call-overload]
+    return {service: boto3.client(service, region_name=REGION) for service in ("s3", "sns", "sqs")}
 
 
 def _subscribe(sns: Any, topic: str, queue_arn: str, route: Route, dlq_arn: str) -> None:
