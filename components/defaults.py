@@ -83,6 +83,18 @@ ALARM_PERIOD_SECONDS: Final = 60
 QUEUE_AGE_ALARM_SECONDS: Final = 900
 """Alarm when the oldest waiting file has waited 15 minutes: the pipeline is stuck or too slow."""
 
+# --- Routing through SNS (notification_mode="sns") -------------------------------------------------
+SNS_FILTER_POLICY_MAX_KEYS: Final = 5
+"""Keys a subscription filter policy may have. AWS's pages disagree on whether nested payload keys count;
+counting every key that holds values satisfies both readings."""
+SNS_FILTER_POLICY_MAX_COMBINATIONS: Final = 150
+"""The product of the number of values of each key of a filter policy."""
+SNS_FILTER_POLICY_MAX_BYTES: Final = 256 * 1024
+SNS_FILTER_POLICIES_PER_TOPIC: Final = 200
+"""The default quota; a subscription with a filter policy beyond it fails to deploy."""
+SNS_NUMERIC_RANGE: Final = (-1_000_000_000, 1_000_000_000)
+"""Numbers a filter policy may compare against: object-size bounds must lie in it."""
+
 # --- Output ---------------------------------------------------------------------------------------
 OUTPUT_ROOT: Final = "processed/"
 """The default output prefix is this root followed by the input prefix (mirrors the input path)."""

@@ -384,7 +384,7 @@ BUCKET_POLICY = ResourceType(
 BUCKET_NOTIFICATION = ResourceType(
     "aws:s3/bucketNotification:BucketNotification",
     Handling.APPLIED,
-    "PutBucketNotificationConfiguration: moto delivers S3 events",
+    "PutBucketNotificationConfiguration: moto delivers S3 events (to queues, topics, EventBridge)",
     _of_bucket,
     _bucket_notification,
 )
@@ -726,7 +726,25 @@ def _topic(resource: CapturedResource, ctx: ApplyContext) -> None:
 
 
 def _emulate_topic(resource: CapturedResource, stack: CapturedStack, emulation: Emulation) -> None:
-    emulation.alert_topics.append(resource.get("arn"))
+    # A topic a bucket notifies routes files to queues; only the others carry alerts.
+    arn = resource.get("arn")
+    routed = any(
+        entry.get("topicArn") == arn
+        for notification in stack.of_type(BUCKET_NOTIFICATION.token)
+        for entry in notification.inputs.get("topics") or []
+    )
+    if not routed:
+        emulation.alert_topics.append(arn)
+
+
+def _topic_policy_outputs(registration: Registration) -> tuple[str, dict[str, Any]]:
+    return str(registration.inputs.get("arn") or registration.name()), {}
+
+
+def _topic_policy(resource: CapturedResource, ctx: ApplyContext) -> None:
+    ctx.client("sns").set_topic_attributes(
+        TopicArn=resource.inputs["arn"], AttributeName="Policy", AttributeValue=resource.inputs["policy"]
+    )
 
 
 def _subscription_outputs(registration: Registration) -> tuple[str, dict[str, Any]]:
@@ -736,9 +754,15 @@ def _subscription_outputs(registration: Registration) -> tuple[str, dict[str, An
 
 def _topic_subscription(resource: CapturedResource, ctx: ApplyContext) -> None:
     inputs = resource.inputs
+    # In this order: moto reads a filter policy with the scope already set.
     attributes = {
         attribute: _attribute_value(inputs[key])
-        for key, attribute in (("rawMessageDelivery", "RawMessageDelivery"), ("filterPolicy", "FilterPolicy"))
+        for key, attribute in (
+            ("rawMessageDelivery", "RawMessageDelivery"),
+            ("filterPolicyScope", "FilterPolicyScope"),
+            ("filterPolicy", "FilterPolicy"),
+            ("redrivePolicy", "RedrivePolicy"),
+        )
         if inputs.get(key) not in (None, "")
     }
     ctx.client("sns").subscribe(
@@ -752,15 +776,23 @@ def _topic_subscription(resource: CapturedResource, ctx: ApplyContext) -> None:
 TOPIC = ResourceType(
     "aws:sns/topic:Topic",
     Handling.APPLIED,
-    "CreateTopic (the local alert subscriber listens to it)",
+    "CreateTopic (the local alert subscriber listens to it, unless a bucket notifies it: a routing topic)",
     _topic_outputs,
     _topic,
     _emulate_topic,
 )
+TOPIC_POLICY = ResourceType(
+    "aws:sns/topicPolicy:TopicPolicy",
+    Handling.APPLIED,
+    "SetTopicAttributes Policy (stored, not enforced)",
+    _topic_policy_outputs,
+    _topic_policy,
+)
 TOPIC_SUBSCRIPTION = ResourceType(
     "aws:sns/topicSubscription:TopicSubscription",
     Handling.APPLIED,
-    "Subscribe (e-mail stays pending; the local subscriber prints alerts)",
+    "Subscribe: moto delivers to SQS with body filter policies and raw delivery (redrive: sns_fidelity); "
+    "e-mail stays pending, the local subscriber prints alerts",
     _subscription_outputs,
     _topic_subscription,
 )
@@ -926,6 +958,7 @@ RESOURCE_TYPES: Final[dict[str, ResourceType]] = {
         EVENT_SOURCE_MAPPING,
         TABLE,
         TOPIC,
+        TOPIC_POLICY,
         TOPIC_SUBSCRIPTION,
         METRIC_ALARM,
         DASHBOARD,
