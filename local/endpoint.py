@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal, overload
 import boto3
 from botocore.config import Config
 
-from filepipe.local import s3_fidelity, sns_fidelity
+from filepipe.local import lambda_fidelity, s3_fidelity, sns_fidelity
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudwatch import CloudWatchClient
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from mypy_boto3_events import EventBridgeClient
     from mypy_boto3_iam import IAMClient
     from mypy_boto3_kms import KMSClient
+    from mypy_boto3_lambda import LambdaClient
     from mypy_boto3_logs import CloudWatchLogsClient
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_sns import SNSClient
@@ -95,6 +96,8 @@ class EndpointAddress:
     def client(self, service: Literal["kms"]) -> KMSClient: ...
     @overload
     def client(self, service: Literal["events"]) -> EventBridgeClient: ...
+    @overload
+    def client(self, service: Literal["lambda"]) -> LambdaClient: ...
     def client(self, service: str) -> Any:
         """A boto3 client for ``service`` on this endpoint (its own session: safe to use per thread)."""
         session = boto3.session.Session(
@@ -278,6 +281,7 @@ class LocalEndpoint:
         speed_up_moto_sqs()
         s3_fidelity.apply()
         sns_fidelity.apply()
+        lambda_fidelity.apply()
         self._app = app = SerializedApp(DomainDispatcherApplication(create_backend_app))
 
         class KeepAliveHandler(MotoRequestHandler):
