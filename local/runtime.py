@@ -56,6 +56,7 @@ from filepipe.local.esm import (
 )
 from filepipe.local.lambda_logs import LogShipper, function_output
 from filepipe.local.metrics import LocalMetrics, embedded_queue_gauges
+from filepipe.local.service_metrics import QueueMetricsPublisher
 
 log = logging.getLogger(__name__)
 
@@ -376,6 +377,15 @@ class LocalRuntime:
             self._follow_endpoint(runner, address, started)
         evaluator.start()
         started.callback(evaluator.stop)
+        # SQS publishes its queues' gauges to CloudWatch each minute; locally each local period.
+        queue_metrics = QueueMetricsPublisher(
+            [str(queue.get("url")).rsplit("/", 1)[-1] for queue in captured.of_type(QUEUE.token)],
+            embedded_queue_gauges(address.account_id, address.region),
+            lambda: address.client("cloudwatch"),
+            period_seconds=self.tuning.alarm_period_seconds,
+        )
+        queue_metrics.start()
+        started.callback(queue_metrics.stop)
         running = RunningStack(
             stack_name=self.stack_name,
             state_dir=self.state_dir,
