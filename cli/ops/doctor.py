@@ -714,7 +714,7 @@ def check_backlog(probe: PipelineProbe) -> Verdicts:
         )
     if parked:
         return warned(
-            f"{detail}; {parked} parked in the dead-letter queue", f"inspect them: filepipe status {name}"
+            f"{detail}; {parked} parked in the dead-letter queue", f"inspect them: filepipe failed list {name}"
         )
     return passed(detail)
 

@@ -147,7 +147,7 @@ def _list(args: argparse.Namespace, stack: Stack, out: Output) -> int:
     files = len({key for message in messages for key in message.keys})
     out.console.print(
         _messages_table(
-            f"[bold]{pipeline.name}[/]: {len(messages)} parked messages, {files} files",
+            f"[bold]{pipeline.name}[/]: {len(messages)} parked message(s), {files} file(s)",
             pipeline,
             messages,
             rows,
