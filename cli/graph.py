@@ -136,7 +136,7 @@ class Edge:
 
 
 def data_path(graph: ResourceGraph) -> list[Edge]:
-    """bucket -> queue -> function -> dead-letter queue -> alarm -> topic, as the resources wire it."""
+    """bucket -> (topic ->) queue -> function -> dead-letter queue -> alarm -> topic, as the resources wire it."""
     wiring = w.Wiring(policy_resources(graph))
     edges: list[Edge] = []
 
@@ -149,6 +149,16 @@ def data_path(graph: ResourceGraph) -> list[Edge]:
         for notification in wiring.referrers(queue, w.BUCKET_NOTIFICATION, "queues"):
             for bucket in wiring.targets(notification, "bucket", w.BUCKET):
                 add(bucket, queue, "S3 notification")
+        for subscription in wiring.sqs_subscriptions(queue):
+            topic = wiring.subscription_topic(subscription)
+            if topic is not None:
+                for notification in wiring.referrers(topic, w.BUCKET_NOTIFICATION, "topics"):
+                    for bucket in wiring.targets(notification, "bucket", w.BUCKET):
+                        add(bucket, topic, "S3 notification")
+                add(topic, queue, "filtered subscription")
+                dlq = wiring.subscription_dead_letter_queue(subscription)
+                if dlq is not None:
+                    add(topic, dlq, "subscription redrive")
         for target in wiring.referrers(queue, w.EVENT_TARGET, "arn"):
             for rule in wiring.targets(target, "rule", w.EVENT_RULE):
                 for bucket in wiring.targets(rule, "eventPattern", w.BUCKET):

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 Architecture = Literal["arm64", "x86_64"]
 FormatName = Literal["json", "ndjson", "csv"]
 InvalidRecordsName = Literal["reject-file", "write-rejects"]
-NotificationMode = Literal["s3", "eventbridge"]
+NotificationMode = Literal["s3", "eventbridge", "sns"]
 Encryption = Literal["sse-sqs", "kms"]
 
 
@@ -190,7 +190,23 @@ class PipelineArgs:
     notification_mode: NotificationMode = "s3"
     """``s3``: the bucket's notification configuration sends to the queue (filters on one bucket may not
     overlap). ``eventbridge``: the bucket sends events to EventBridge and a rule per pipeline routes them
-    (overlapping filters and fan-out allowed)."""
+    (overlapping filters and fan-out allowed). ``sns``: the bucket notifies one SNS topic and each
+    pipeline's queue subscribes with a filter policy on the S3 event (overlapping routes are fan-out; size
+    bounds route by object size). All pipelines of a bucket use ``sns`` or none does."""
+
+    route_min_bytes: int | None = None
+    """With ``notification_mode="sns"``: route only objects of at least this many bytes here (e.g. large
+    files to a pipeline with more memory)."""
+
+    route_max_bytes: int | None = None
+    """With ``notification_mode="sns"``: route only objects smaller than this many bytes here. Bounds are
+    half-open, so ``route_max_bytes=N`` on one pipeline and ``route_min_bytes=N`` on another split the
+    files between them."""
+
+    routing_topic_arn: pulumi.Input[str] | None = None
+    """With ``notification_mode="sns"``: the bucket's routing topic to subscribe to. A
+    :class:`PipelineGroup` passes its own; a pipeline that manages its bucket's notification creates one
+    when this is unset."""
 
     manage_bucket_notification: bool = True
     """Create the bucket notification for this pipeline. Set ``False`` when something else owns the

@@ -25,12 +25,11 @@ import pulumi_aws as aws
 from . import defaults
 from .args import CircuitBreakerArgs
 from .handler.settings import METRICS_NAMESPACE, BreakerAttribute, EnvVar, Metric
-from .lambda_code import HANDLER_PACKAGE, code_archive
+from .lambda_code import BREAKER_ENTRY_POINT, code_archive
 from .monitoring import handler_dimensions
 from .naming import scoped
 from .policies import breaker_role_policy, lambda_assume_role_policy
 
-BREAKER_ENTRY_POINT = f"{HANDLER_PACKAGE}.breaker.lambda_handler"
 ALARMS_PRINCIPAL = "lambda.alarms.cloudwatch.amazonaws.com"
 """The service principal CloudWatch invokes a Lambda alarm action as."""
 

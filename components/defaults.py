@@ -107,6 +107,18 @@ BREAKER_TIMEOUT_SECONDS: Final = 60
 """The breaker function's timeout: it waits (bounded) for the mapping to report Disabled."""
 BREAKER_MEMORY_MB: Final = 128
 
+# --- Routing through SNS (notification_mode="sns") -------------------------------------------------
+SNS_FILTER_POLICY_MAX_KEYS: Final = 5
+"""Keys a subscription filter policy may have. AWS's pages disagree on whether nested payload keys count;
+counting every key that holds values satisfies both readings."""
+SNS_FILTER_POLICY_MAX_COMBINATIONS: Final = 150
+"""The product of the number of values of each key of a filter policy."""
+SNS_FILTER_POLICY_MAX_BYTES: Final = 256 * 1024
+SNS_FILTER_POLICIES_PER_TOPIC: Final = 200
+"""The default quota; a subscription with a filter policy beyond it fails to deploy."""
+SNS_NUMERIC_RANGE: Final = (-1_000_000_000, 1_000_000_000)
+"""Numbers a filter policy may compare against: object-size bounds must lie in it."""
+
 # --- Output ---------------------------------------------------------------------------------------
 OUTPUT_ROOT: Final = "processed/"
 """The default output prefix is this root followed by the input prefix (mirrors the input path)."""

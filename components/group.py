@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,6 +16,7 @@ from .errors import PipelineConfigError
 from .naming import check_auto_names
 from .notifications import bucket_notification
 from .pipeline import FileProcessingPipeline, auto_names
+from .routing import RoutingTopic, routing_topic
 from .validation import validate_bucket_filters, validate_bucket_lifecycle, validate_pipeline
 
 TYPE_TOKEN = "filepipe:index:PipelineGroup"
@@ -51,6 +52,8 @@ class PipelineGroup(pulumi.ComponentResource):
     """The pipelines, by name."""
     notification: aws.s3.BucketNotification
     """The bucket's single notification configuration."""
+    routing_topic: aws.sns.Topic | None
+    """``sns`` mode: the topic the bucket notifies and every pipeline's queue subscribes to."""
 
     def __init__(
         self, name: str, args: PipelineGroupArgs, opts: pulumi.ResourceOptions | None = None
@@ -82,8 +85,11 @@ class PipelineGroup(pulumi.ComponentResource):
             for pipeline_name, pipeline_args in args.pipelines.items()
         }
         bucket_args = self._bucket_args(name, args, members)
+        routed = any(member.notification_mode == "sns" for member in members.values())
         if args.bucket is None:
             check_auto_names(name, [("S3 bucket", f"{name}-bucket")])
+        if routed:
+            check_auto_names(name, [("SNS topic", f"{name}-routes")])
         for pipeline_name, member in members.items():
             check_auto_names(
                 member.pipeline_name or pipeline_name, auto_names(f"{name}-{pipeline_name}", member)
@@ -94,6 +100,23 @@ class PipelineGroup(pulumi.ComponentResource):
         if bucket is None:
             bucket = PipelineBucket(f"{name}-bucket", bucket_args, opts=pulumi.ResourceOptions(parent=self))
         self.bucket_name = bucket_name_of(bucket)
+        # One routing topic per bucket, owned with the bucket's notification; created before the pipelines,
+        # whose queues subscribe to it.
+        routes: RoutingTopic | None = None
+        if routed:
+            routes = routing_topic(
+                name,
+                self.bucket_name,
+                encrypted=any(member.encryption == "kms" for member in members.values()),
+                kms_key_arn=None,
+                tags=_shared_tags(members.values()),
+                parent=self,
+            )
+            members = {
+                key: dataclasses.replace(member, routing_topic_arn=routes.topic.arn)
+                for key, member in members.items()
+            }
+        self.routing_topic = routes.topic if routes is not None else None
 
         self.pipelines = {
             pipeline_name: FileProcessingPipeline(
@@ -114,11 +137,14 @@ class PipelineGroup(pulumi.ComponentResource):
             self.bucket_name,
             [pipeline.notification_target for pipeline in self.pipelines.values()],
             parent=self,
+            routes=routes,
         )
         outputs: dict[str, Any] = {
             "bucket": self.bucket_name,
             "pipelines": {key: pipeline.outputs for key, pipeline in self.pipelines.items()},
         }
+        if self.routing_topic is not None:
+            outputs["routingTopicArn"] = self.routing_topic.arn
         self.register_outputs(outputs)
 
     @staticmethod
@@ -157,3 +183,9 @@ class PipelineGroup(pulumi.ComponentResource):
             longest_dlq_retention_seconds=max(member.dlq_retention_seconds for member in members.values()),
         )
         return bucket_args
+
+
+def _shared_tags(members: Iterable[PipelineArgs]) -> dict[str, pulumi.Input[str]]:
+    """The tags every pipeline sets alike: the group's own resources carry those."""
+    first, *rest = members
+    return {key: value for key, value in first.tags.items() if all(m.tags.get(key) == value for m in rest)}

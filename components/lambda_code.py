@@ -19,6 +19,8 @@ from . import handler as handler_package
 HANDLER_PACKAGE = "handler"
 """Top-level package name of the handler inside the archive."""
 HANDLER_ENTRY_POINT = f"{HANDLER_PACKAGE}.app.lambda_handler"
+BREAKER_ENTRY_POINT = f"{HANDLER_PACKAGE}.breaker.lambda_handler"
+"""The circuit breaker's function (same archive, another module)."""
 SCHEMA_FILE = "filepipe_schema.json"
 """Where the schema lands in the archive; the handler finds it through ``FILEPIPE_SCHEMA_FILE``."""
 

@@ -28,14 +28,23 @@ from .naming import check_auto_names, scoped
 from .notifications import NotificationTarget, bucket_notification
 from .outputs import PipelineOutput
 from .policies import (
+    PIPELINE_KEY_SERVICES,
     PolicyDocument,
     eventbridge_to_queue_policy,
     function_role_policy,
     kms_key_policy,
     lambda_assume_role_policy,
     s3_to_queue_policy,
+    sns_to_queue_policy,
 )
-from .validation import InputFilter, load_schema, validate_bucket_lifecycle, validate_pipeline
+from .routing import RoutingTopic, filter_policy, routing_topic
+from .validation import (
+    InputFilter,
+    load_schema,
+    validate_bucket_filters,
+    validate_bucket_lifecycle,
+    validate_pipeline,
+)
 
 TYPE_TOKEN = "filepipe:index:FileProcessingPipeline"
 
@@ -66,6 +75,10 @@ class FileProcessingPipeline(pulumi.ComponentResource):
     """The breaker's table, function, alarms and timer (``None`` without ``circuit_breaker``)."""
     notification_target: NotificationTarget
     """What the bucket's (single) notification configuration needs for this pipeline."""
+    subscription: aws.sns.TopicSubscription | None
+    """``sns`` mode: the queue's filtered subscription to the bucket's routing topic."""
+    routing_topic: aws.sns.Topic | None
+    """``sns`` mode: the routing topic, when this pipeline created it (it manages its bucket's notification)."""
     outputs: dict[str, pulumi.Output[Any]]
     """Everything a stack exports for this pipeline (camelCase keys, as ``pulumi stack output`` shows)."""
 
@@ -73,6 +86,8 @@ class FileProcessingPipeline(pulumi.ComponentResource):
         # Validate first: nothing is registered for an invalid pipeline.
         pipeline = args.pipeline_name or name
         input_filter = validate_pipeline(pipeline, args)
+        if args.manage_bucket_notification:
+            validate_bucket_filters(name, [input_filter])
         check_auto_names(pipeline, auto_names(name, args))
         _check_bucket_ownership(pipeline, args)
         schema = load_schema(args.schema)
@@ -100,9 +115,16 @@ class FileProcessingPipeline(pulumi.ComponentResource):
         kms_key_arn = _customer_managed_key_arn(scope)
         queues = _queues(scope, kms_key_arn)
         self.queue, self.dead_letter_queue = queues
-        self.notification_target = _event_delivery(scope, input_filter, self.queue, self.bucket_name)
+        routes = _own_routing_topic(scope, self.bucket_name, kms_key_arn)
+        self.routing_topic = routes.topic if routes is not None else None
+        topic_arn = routes.topic.arn if routes is not None else args.routing_topic_arn
+        self.notification_target, self.subscription = _event_delivery(
+            scope, input_filter, queues, self.bucket_name, topic_arn
+        )
         if args.manage_bucket_notification:
-            bucket_notification(name, self.bucket_name, [self.notification_target], parent=self)
+            bucket_notification(
+                name, self.bucket_name, [self.notification_target], parent=self, routes=routes
+            )
         self.table = _state_table(scope, kms_key_arn) if args.state_table else None
         # The breaker's table before the handler: the handler reads it on a message's last delivery.
         state_of_breaker = (
@@ -229,7 +251,15 @@ def _customer_managed_key_arn(scope: _Scope) -> pulumi.Output[str] | None:
         description=scope.description("queues and alert topic"),
         enable_key_rotation=True,
         deletion_window_in_days=30,
-        policy=_json(kms_key_policy, partition=scope.partition, account_id=scope.account_id),
+        policy=_json(
+            kms_key_policy,
+            partition=scope.partition,
+            account_id=scope.account_id,
+            # A routing topic delivers to the queues (and, on a failed delivery, to the DLQ).
+            services=(*PIPELINE_KEY_SERVICES, "SNS")
+            if args.notification_mode == "sns"
+            else PIPELINE_KEY_SERVICES,
+        ),
         tags=scope.tags,
         opts=scope.options(),
     )
@@ -272,16 +302,38 @@ def _queues(scope: _Scope, kms_key_arn: pulumi.Output[str] | None) -> _Queues:
     return _Queues(queue, dead_letter_queue)
 
 
+def _own_routing_topic(
+    scope: _Scope, bucket_name: pulumi.Output[str], kms_key_arn: pulumi.Output[str] | None
+) -> RoutingTopic | None:
+    """``sns`` mode on a pipeline that owns its bucket's notification and was given no topic: its own
+    routing topic, under the pipeline's key (which admits S3)."""
+    args = scope.args
+    if args.notification_mode != "sns" or args.routing_topic_arn is not None:
+        return None
+    return routing_topic(
+        scope.name,
+        bucket_name,
+        encrypted=kms_key_arn is not None,
+        kms_key_arn=kms_key_arn,
+        tags=scope.tags,
+        parent=scope.parent,
+    )
+
+
 def _event_delivery(
     scope: _Scope,
     input_filter: InputFilter,
-    queue: aws.sqs.Queue,
+    queues: _Queues,
     bucket_name: pulumi.Output[str],
-) -> NotificationTarget:
-    """Let S3 notifications (or an EventBridge rule) send to the queue. Returns what the bucket's notification
-    needs from this pipeline, including the queue policy it must wait for (S3 validates the destination)."""
+    topic_arn: pulumi.Input[str] | None,
+) -> tuple[NotificationTarget, aws.sns.TopicSubscription | None]:
+    """Let S3 notifications, an EventBridge rule or the routing topic send to the queue. Returns what the
+    bucket's notification needs from this pipeline, including the resource it must wait for (S3 validates
+    the destination), and the subscription in ``sns`` mode."""
     args = scope.args
+    queue = queues.queue
     rule: aws.cloudwatch.EventRule | None = None
+    subscription: aws.sns.TopicSubscription | None = None
     if args.notification_mode == "eventbridge":
         rule = aws.cloudwatch.EventRule(
             f"{scope.name}-rule",
@@ -297,6 +349,11 @@ def _event_delivery(
         policy = _json(
             eventbridge_to_queue_policy, queue_arn=queue.arn, rule_arn=rule.arn, account_id=scope.account_id
         )
+    elif args.notification_mode == "sns":
+        assert topic_arn is not None  # _own_routing_topic created one or raised
+        policy = _json(
+            sns_to_queue_policy, queue_arn=queue.arn, topic_arn=topic_arn, account_id=scope.account_id
+        )
     else:
         bucket_arn = pulumi.Output.concat("arn:", scope.partition, ":s3:::", bucket_name)
         policy = _json(
@@ -305,17 +362,60 @@ def _event_delivery(
     queue_policy = aws.sqs.QueuePolicy(
         f"{scope.name}-queue-policy", queue_url=queue.url, policy=policy, opts=scope.options()
     )
+    ready: pulumi.Resource = queue_policy
     if rule is not None:
         aws.cloudwatch.EventTarget(
             f"{scope.name}-target", rule=rule.name, arn=queue.arn, opts=scope.options(queue_policy)
         )
-    return NotificationTarget(
+    if args.notification_mode == "sns":
+        assert topic_arn is not None
+        subscription = _subscription(scope, input_filter, queues, topic_arn, queue_policy)
+        ready = subscription
+    target = NotificationTarget(
         pipeline=scope.pipeline,
         mode=args.notification_mode,
         queue_arn=queue.arn,
         prefix=args.input_prefix,
         suffixes=input_filter.suffixes,
-        ready=queue_policy,
+        ready=ready,
+        route=input_filter.route,
+    )
+    return target, subscription
+
+
+def _subscription(
+    scope: _Scope,
+    input_filter: InputFilter,
+    queues: _Queues,
+    topic_arn: pulumi.Input[str],
+    queue_policy: aws.sqs.QueuePolicy,
+) -> aws.sns.TopicSubscription:
+    """The queue's subscription to the routing topic: only this pipeline's route, the S3 event delivered
+    unchanged, and a delivery SNS gives up on parked in the pipeline's DLQ (alarmed) instead of lost."""
+    dead_letter_queue = queues.dead_letter_queue
+    dlq_policy = aws.sqs.QueuePolicy(
+        f"{scope.name}-dlq-policy",
+        queue_url=dead_letter_queue.url,
+        policy=_json(
+            sns_to_queue_policy,
+            queue_arn=dead_letter_queue.arn,
+            topic_arn=topic_arn,
+            account_id=scope.account_id,
+        ),
+        opts=scope.options(),
+    )
+    return aws.sns.TopicSubscription(
+        f"{scope.name}-subscription",
+        topic=topic_arn,
+        protocol="sqs",
+        endpoint=queues.queue.arn,
+        # The handler reads S3 events; without raw delivery each would arrive wrapped in an SNS envelope.
+        raw_message_delivery=True,
+        # S3 sets no message attributes: the route is matched on the event itself.
+        filter_policy_scope="MessageBody",
+        filter_policy=json.dumps(filter_policy(input_filter.route)),
+        redrive_policy=dead_letter_queue.arn.apply(lambda arn: json.dumps({"deadLetterTargetArn": arn})),
+        opts=scope.options(queue_policy, dlq_policy),
     )
 
 
@@ -635,6 +735,8 @@ def auto_names(name: str, args: PipelineArgs) -> list[tuple[str, str]]:
         names.append(("S3 bucket", f"{name}-bucket"))
     if args.notification_mode == "eventbridge":
         names.append(("EventBridge rule", f"{name}-rule"))
+    if args.notification_mode == "sns" and args.routing_topic_arn is None:
+        names.append(("SNS topic", f"{name}-routes"))
     if args.alert_topic_arn is None:
         names.append(("SNS topic", f"{name}-alerts"))
     if args.state_table:
@@ -647,6 +749,16 @@ def auto_names(name: str, args: PipelineArgs) -> list[tuple[str, str]]:
 def _check_bucket_ownership(pipeline: str, args: PipelineArgs) -> None:
     """Refuse what would silently change an existing bucket's single, bucket-wide configurations."""
     existing = args.bucket is not None and not isinstance(args.bucket, PipelineBucket)
+    if (
+        args.notification_mode == "sns"
+        and not args.manage_bucket_notification
+        and args.routing_topic_arn is None
+    ):
+        raise PipelineConfigError(
+            f"pipeline {pipeline!r}: notification_mode='sns' without manage_bucket_notification needs "
+            "routing_topic_arn: the topic belongs to whoever owns the bucket's notification (a PipelineGroup "
+            "passes its own)."
+        )
     if existing and args.manage_bucket_notification and not args.take_over_bucket_notification:
         raise PipelineConfigError(
             f"pipeline {pipeline!r}: the bucket is an existing one, and S3 keeps a single notification "

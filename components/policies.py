@@ -76,6 +76,36 @@ def eventbridge_to_queue_policy(queue_arn: str, rule_arn: str, account_id: str) 
     )
 
 
+def sns_to_queue_policy(queue_arn: str, topic_arn: str, account_id: str) -> PolicyDocument:
+    """Let only the bucket's routing topic deliver to the queue (its subscription, or its redrive)."""
+    return _service_to_queue_policy(
+        "AllowRoutingTopic",
+        "sns.amazonaws.com",
+        queue_arn,
+        {"ArnEquals": {"aws:SourceArn": topic_arn}},
+        account_id,
+    )
+
+
+def s3_to_topic_policy(topic_arn: str, bucket_arn: str, account_id: str) -> PolicyDocument:
+    """Let only S3 notifications from this bucket, in this account, publish to the routing topic (the
+    same confused-deputy conditions as a queue's)."""
+    return _document(
+        {
+            "Sid": "AllowS3Notifications",
+            "Effect": "Allow",
+            "Principal": {"Service": "s3.amazonaws.com"},
+            "Action": "sns:Publish",
+            "Resource": topic_arn,
+            "Condition": {
+                "ArnLike": {"aws:SourceArn": bucket_arn},
+                "StringEquals": {"aws:SourceAccount": account_id},
+            },
+        },
+        deny_insecure_transport("DenyInsecureTransport", "sns:Publish", [topic_arn]),
+    )
+
+
 def lambda_assume_role_policy() -> PolicyDocument:
     return _document(
         {
@@ -245,8 +275,23 @@ def breaker_role_policy(
     return _document(*statements)
 
 
-def kms_key_policy(*, partition: str, account_id: str) -> PolicyDocument:
-    """A customer-managed key usable by S3 (notifications), CloudWatch (alarms -> SNS) and EventBridge.
+KEY_SERVICES: dict[str, str] = {
+    "S3": "s3.amazonaws.com",
+    "CloudWatch": "cloudwatch.amazonaws.com",
+    "EventBridge": "events.amazonaws.com",
+    "SNS": "sns.amazonaws.com",
+}
+"""The services that may encrypt with a customer-managed key, by the label of their statement."""
+PIPELINE_KEY_SERVICES = ("S3", "CloudWatch", "EventBridge")
+"""What a pipeline's key admits: S3 and EventBridge write its queue, CloudWatch its alert topic; SNS is
+added when a routing topic delivers to its queues."""
+
+
+def kms_key_policy(
+    *, partition: str, account_id: str, services: Sequence[str] = PIPELINE_KEY_SERVICES
+) -> PolicyDocument:
+    """A customer-managed key usable by the AWS ``services`` (labels of :data:`KEY_SERVICES`) that write
+    what it encrypts.
 
     The account statement is the AWS default key policy: it delegates access to IAM (the function role's
     policy grants it ``kms:Decrypt``) and keeps the key manageable.
@@ -264,16 +309,12 @@ def kms_key_policy(*, partition: str, account_id: str) -> PolicyDocument:
             {
                 "Sid": f"Allow{label}",
                 "Effect": "Allow",
-                "Principal": {"Service": service},
+                "Principal": {"Service": KEY_SERVICES[label]},
                 "Action": service_use,
                 "Resource": "*",
                 "Condition": {"StringEquals": {"aws:SourceAccount": account_id}},
             }
-            for label, service in (
-                ("S3", "s3.amazonaws.com"),
-                ("CloudWatch", "cloudwatch.amazonaws.com"),
-                ("EventBridge", "events.amazonaws.com"),
-            )
+            for label in services
         ),
     )
 

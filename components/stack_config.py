@@ -55,7 +55,14 @@ STACK_KEYS = (
 """Every ``filepipe:`` key the stack program reads."""
 
 # Fields that stack config does not set per pipeline: the program decides them.
-_PROGRAM_OWNED = {"bucket", "pipeline_name", "manage_bucket_notification", "bundle_dependencies", "tags"}
+_PROGRAM_OWNED = {
+    "bucket",
+    "pipeline_name",
+    "manage_bucket_notification",
+    "bundle_dependencies",
+    "tags",
+    "routing_topic_arn",
+}
 _ENUMS: dict[str, type[StrEnum]] = {
     "input_format": FileFormat,
     "output_format": FileFormat,

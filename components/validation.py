@@ -15,6 +15,7 @@ from . import defaults
 from .args import PipelineArgs, PrefixLifecycleRule
 from .errors import PipelineConfigError
 from .handler.settings import FileFormat, InvalidRecordPolicy
+from .routing import Route, filter_policy, filter_policy_problems, notified_prefixes
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,16 @@ class InputFilter:
     suffixes: tuple[str, ...]
     output_prefix: str
     mode: str
+    min_bytes: int | None = None
+    max_bytes: int | None = None
+
+    @property
+    def route(self) -> Route:
+        """What the pipeline receives from the bucket's routing topic (``sns`` mode)."""
+        return Route(self.pipeline, self.prefix, self.suffixes, self.min_bytes, self.max_bytes)
+
+    def describe(self) -> str:
+        return f"{self.prefix}*{'|'.join(self.suffixes)}"
 
     def overlaps(self, other: InputFilter) -> bool:
         """True when some key could match both filters (S3 rejects such configurations)."""
@@ -69,6 +80,8 @@ def validate_pipeline(pipeline: str, args: PipelineArgs) -> InputFilter:
         suffixes=args.effective_suffixes(),
         output_prefix=args.effective_output_prefix(),
         mode=args.notification_mode,
+        min_bytes=args.route_min_bytes,
+        max_bytes=args.route_max_bytes,
     )
 
 
@@ -80,6 +93,7 @@ def _validate(args: PipelineArgs) -> None:
     _validate_queues(args)
     _validate_alerts(args)
     _validate_input_lifecycle(args)
+    _validate_route(args)
     _validate_circuit_breaker(args)
 
 
@@ -219,8 +233,49 @@ def _validate_queues(args: PipelineArgs) -> None:
             "kms_key_arn is the AWS-managed key alias/aws/sqs, which S3 cannot use to send notifications. "
             "Use a customer-managed key or encryption='sse-sqs'."
         )
-    if args.notification_mode not in ("s3", "eventbridge"):
-        raise PipelineConfigError(f"notification_mode={args.notification_mode!r}; use 's3' or 'eventbridge'.")
+    if args.notification_mode not in ("s3", "eventbridge", "sns"):
+        raise PipelineConfigError(
+            f"notification_mode={args.notification_mode!r}; use 's3', 'eventbridge' or 'sns'."
+        )
+
+
+def _validate_route(args: PipelineArgs) -> None:
+    bounds = {"route_min_bytes": args.route_min_bytes, "route_max_bytes": args.route_max_bytes}
+    if args.notification_mode != "sns":
+        if any(value is not None for value in bounds.values()) or args.routing_topic_arn is not None:
+            raise PipelineConfigError(
+                "route_min_bytes, route_max_bytes and routing_topic_arn need notification_mode='sns': only an "
+                "SNS subscription filter can route by object size."
+            )
+        return
+    high = defaults.SNS_NUMERIC_RANGE[1]
+    for name, value in bounds.items():
+        if value is not None and not 0 <= value <= high:
+            raise PipelineConfigError(
+                f"{name}={value} is outside 0..{high}: SNS filter policies compare numbers up to {high} only."
+            )
+    low_bound, high_bound = args.route_min_bytes, args.route_max_bytes
+    if low_bound is not None and high_bound is not None and low_bound >= high_bound:
+        raise PipelineConfigError(
+            f"route_min_bytes={low_bound} is not below route_max_bytes={high_bound}: the route matches no "
+            "file (objects of at least the minimum and smaller than the maximum)."
+        )
+    if high_bound == 0:
+        raise PipelineConfigError("route_max_bytes=0 matches no file (objects smaller than 0 bytes).")
+    if low_bound is not None and low_bound > args.max_file_bytes:
+        raise PipelineConfigError(
+            f"route_min_bytes={low_bound} is above max_file_bytes={args.max_file_bytes}: every file the route "
+            "matches would be parked unread. Raise max_file_bytes or lower the bound."
+        )
+    policy = filter_policy(
+        Route("", args.input_prefix, args.effective_suffixes(), args.route_min_bytes, args.route_max_bytes)
+    )
+    problems = filter_policy_problems(policy)
+    if problems:
+        raise PipelineConfigError(
+            f"its subscription filter policy would have {', '.join(problems)}: SNS refuses it. List fewer "
+            "input_suffixes."
+        )
 
 
 def _validate_alerts(args: PipelineArgs) -> None:
@@ -370,11 +425,54 @@ def validate_bucket_filters(bucket: str, filters: Sequence[InputFilter]) -> None
     for first, second in _pairs(s3_mode):
         if first.overlaps(second):
             raise PipelineConfigError(
-                f"bucket {bucket!r}: pipelines {first.pipeline!r} ({first.prefix}*{'|'.join(first.suffixes)}) "
-                f"and {second.pipeline!r} ({second.prefix}*{'|'.join(second.suffixes)}) have overlapping "
+                f"bucket {bucket!r}: pipelines {first.pipeline!r} ({first.describe()}) "
+                f"and {second.pipeline!r} ({second.describe()}) have overlapping "
                 "filters; S3 rejects such a notification configuration ('ambiguously defined'). Make the "
-                "prefixes or suffixes disjoint, or set notification_mode='eventbridge' on both."
+                "prefixes or suffixes disjoint, or set notification_mode='sns' (or 'eventbridge') on both."
             )
+    # Fan-out (eventbridge, sns): two pipelines that receive the same file write the same relative path.
+    for first, second in _pairs(filters):
+        if first.overlaps(second) and _prefixes_overlap(first.output_prefix, second.output_prefix):
+            raise PipelineConfigError(
+                f"bucket {bucket!r}: pipelines {first.pipeline!r} and {second.pipeline!r} both receive files "
+                f"under {first.prefix!r}/{second.prefix!r} and write under {first.output_prefix!r} and "
+                f"{second.output_prefix!r}: one would overwrite the other's result. Give each its own output "
+                "prefix."
+            )
+    _validate_routes(bucket, filters)
+
+
+def _validate_routes(bucket: str, filters: Sequence[InputFilter]) -> None:
+    """``sns`` mode across a bucket: one mode per bucket, notifications S3 accepts, SNS's quota."""
+    routed = [f for f in filters if f.mode == "sns"]
+    if not routed:
+        return
+    others = [f for f in filters if f.mode != "sns"]
+    if others:
+        raise PipelineConfigError(
+            f"bucket {bucket!r}: pipelines {sorted(f.pipeline for f in routed)} use notification_mode='sns' "
+            f"and {sorted(f.pipeline for f in others)} do not. With 'sns' the bucket's routing topic receives "
+            "its events and the routes decide; a pipeline outside it would bypass them. Use 'sns' for every "
+            "pipeline of the bucket, or for none."
+        )
+    if len(routed) > defaults.SNS_FILTER_POLICIES_PER_TOPIC:
+        raise PipelineConfigError(
+            f"bucket {bucket!r}: {len(routed)} routes, but SNS allows {defaults.SNS_FILTER_POLICIES_PER_TOPIC} "
+            "filter policies per topic by default (raise the quota first, or split the bucket)."
+        )
+    # S3 notifies the topic once per (notified prefix, suffix); two suffixes of which one ends the other
+    # would make two of those configurations overlap, which S3 rejects.
+    for notified in notified_prefixes(f.prefix for f in routed):
+        under = [(f, suffix) for f in routed if f.prefix.startswith(notified) for suffix in f.suffixes]
+        for index, (first, mine) in enumerate(under):
+            for second, theirs in under[index + 1 :]:
+                if mine != theirs and _suffixes_overlap(mine, theirs):
+                    raise PipelineConfigError(
+                        f"bucket {bucket!r}: routes {first.pipeline!r} ({mine!r}) and {second.pipeline!r} "
+                        f"({theirs!r}) under {notified!r} have suffixes of which one ends the other: S3 "
+                        "notifies the routing topic once per prefix and suffix and rejects overlapping "
+                        "configurations. Use suffixes that do not end one another."
+                    )
 
 
 def _pairs(items: Sequence[InputFilter]) -> Iterable[tuple[InputFilter, InputFilter]]:

@@ -10,12 +10,20 @@ import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
-from urllib.parse import unquote_plus
+from urllib.parse import quote_plus, unquote_plus
 
 from .errors import UnknownBodyError
 
 _S3_CREATED_PREFIX = "ObjectCreated:"
 _EVENTBRIDGE_CREATED = "Object Created"
+
+
+def event_key(key: str) -> str:
+    """``key`` as S3 writes it into event records: form-encoded (space -> ``+``) with ``/`` kept.
+
+    The inverse of the decoding below; whatever matches keys inside an event (an SNS filter policy)
+    must match them in this form."""
+    return quote_plus(key, safe="/")
 
 
 @dataclass(frozen=True, slots=True)

@@ -164,7 +164,8 @@ class StateAttribute(StrEnum):
     """Epoch seconds; the table's TTL attribute."""
     DLQ_MESSAGE_ID = "dlq_message_id"
     """Set on a FAILED version once its message is parked in the DLQ: duplicates are then skipped.
-    Replaying a failed file means removing this attribute (or the item) before re-sending its message."""
+    Replaying a failed file means requeueing its item (REQUEUED removes this attribute) before re-sending
+    its message."""
     VERSION = "version"
     """``v#<versionId>``, or ``e#<etag>`` in an unversioned bucket: which version the item describes."""
     SEQUENCER = "sequencer"
@@ -199,6 +200,9 @@ class FileStatus(StrEnum):
     FAILED = "FAILED"
     SUPERSEDED = "SUPERSEDED"
     """A newer version of the key replaced this one before it was processed: final, not a failure."""
+    REQUEUED = "REQUEUED"
+    """An operator put this version back on the queue (``filepipe failed retry``, ``filepipe reprocess``):
+    its next delivery is processed once, like a new version. Holds no lease and is not in the index."""
 
 
 # Defaults used when a variable is absent; the component always sets them explicitly.

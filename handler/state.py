@@ -17,6 +17,10 @@ versions of one key are never processed at the same time. The conditions make pr
 - a permanently failed version keeps its lease while its message is parked in the DLQ (``fail`` then
   ``parked``), so a duplicate arriving meanwhile waits instead of parking the file a second time.
 
+An operator replays a version with :func:`requeue` (FAILED and parked, or any final status when
+reprocessing, -> REQUEUED) before sending its event again: ``begin`` admits the same event of a REQUEUED
+version once, and the first attempt to start takes the lease, so a replay sent twice is processed once.
+
 Any failure to talk to the table is a :class:`~.errors.TransientError`: a file is never marked done
 unless its output exists.
 """
@@ -273,9 +277,11 @@ class DynamoStateStore:
         lease_until, status = update.name(A.LEASE_UNTIL), update.name(A.STATUS)
         no_lease = f"(attribute_not_exists({lease_until}) OR {lease_until} < {update.value('now', _n(now))})"
         # The same event again: resumable only if its attempt did not end (a lease that expired with
-        # its invocation, or a FAILED version whose message never reached the DLQ).
+        # its invocation, or a FAILED version whose message never reached the DLQ), or if an operator
+        # requeued the version.
         unfinished = (
             f"({status} = {update.value('processing', _s(FileStatus.PROCESSING))}"
+            f" OR {status} = {update.value('requeued', _s(FileStatus.REQUEUED))}"
             f" OR ({status} = {update.value('failed', _s(FileStatus.FAILED))}"
             f" AND attribute_not_exists({update.name(A.DLQ_MESSAGE_ID)})))"
         )
@@ -389,3 +395,89 @@ class DynamoStateStore:
             self._write(lease.ref, update, f"{update.name(A.LEASE_TOKEN)} = {token}")
         except Exception as exc:
             raise StateTableError(f"state table write failed: {exc}") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class Requeue:
+    """What :func:`requeue` found: whether the version's event may be sent again, and with which sequencer."""
+
+    ready: bool
+    """Sending the event now loses nothing: its delivery is processed, or skipped because the version
+    is final or was replaced by a newer one. ``False``: the version is being worked on; try later."""
+    status: str | None
+    """The item's status afterwards (REQUEUED when this call requeued it); ``None``: no item."""
+    sequencer: str | None
+    """The order token the item records for the version: a re-made event must carry it to be admitted
+    as the same event (``None``: send it without one)."""
+    note: str
+    """Why, for people, when the version was not simply requeued."""
+
+
+def requeue(
+    client: DynamoDBClient,
+    table: str,
+    ref: ObjectRef,
+    *,
+    parked_only: bool,
+    clock: Clock = time.time,
+) -> Requeue:
+    """Make ``ref``'s version eligible again: REQUEUED, out of the attention index, its park forgotten.
+
+    ``parked_only`` (``filepipe failed retry``): only a FAILED (or already REQUEUED) version is reset;
+    otherwise (``filepipe reprocess``) any status of the version is. Never while a lease is live, and
+    never another version than the one the item describes (a newer one is left alone).
+    """
+    update = _Update()
+    now = clock()
+    requeued = update.set(A.STATUS, _s(FileStatus.REQUEUED))
+    update.set(A.UPDATED_AT, _s(_iso(now)))
+    update.remove(A.DLQ_MESSAGE_ID, A.ATTENTION, A.LEASE_UNTIL, A.LEASE_TOKEN)
+    lease_until, status = update.name(A.LEASE_UNTIL), update.name(A.STATUS)
+    condition = (
+        f"{update.name(A.VERSION)} = {update.value('version', _s(ref.version_token))}"
+        f" AND (attribute_not_exists({lease_until}) OR {lease_until} < {update.value('now', _n(now))})"
+    )
+    if parked_only:
+        failed = update.value("failed", _s(FileStatus.FAILED))
+        condition += f" AND ({status} = {failed} OR {status} = {requeued})"
+    try:
+        attributes = client.update_item(
+            TableName=table,
+            Key={A.PK: _s(ref.state_pk)},
+            UpdateExpression=update.expression(),
+            ConditionExpression=condition,
+            ExpressionAttributeNames=update.names,
+            ExpressionAttributeValues=update.values,
+            ReturnValues="ALL_NEW",
+            ReturnValuesOnConditionCheckFailure="ALL_OLD",
+        )["Attributes"]
+    except Exception as exc:
+        if _error_code(exc) != "ConditionalCheckFailedException":
+            raise
+        item = getattr(exc, "response", {}).get("Item")
+        if item is None:
+            item = client.get_item(TableName=table, Key={A.PK: _s(ref.state_pk)}, ConsistentRead=True).get(
+                "Item"
+            )
+        return _not_requeued(dict(item or {}), ref, now, parked_only)
+    return Requeue(True, FileStatus.REQUEUED, _string(dict(attributes), A.SEQUENCER), "requeued")
+
+
+def _not_requeued(item: dict[str, Any], ref: ObjectRef, now: float, parked_only: bool) -> Requeue:
+    if not item:
+        # ``begin`` admits any version of a key without an item.
+        return Requeue(True, None, None, "no state recorded")
+    status = _string(item, A.STATUS)
+    if _string(item, A.VERSION) != ref.version_token:
+        # Another version is (or was) processed: the item's order rules decide, without a sequencer of
+        # ours (begin then compares versions: a different one is admitted once no lease is live).
+        return Requeue(True, status, None, f"the item describes another version ({status})")
+    lease_until = item.get(A.LEASE_UNTIL, {}).get("N")
+    if lease_until is not None and float(lease_until) >= now:
+        if status == FileStatus.FAILED:
+            # Between ``fail`` and ``parked``: once parked, a copy sent now would be skipped as final.
+            return Requeue(False, status, None, "being parked right now; try again in a moment")
+        # A retry's copy is a harmless duplicate of the attempt running now (it is the retry); a
+        # reprocess would be skipped once that attempt ends, so it waits instead.
+        return Requeue(parked_only, status, None, f"{status}: being processed right now")
+    return Requeue(True, status, _string(item, A.SEQUENCER), f"already {status}")

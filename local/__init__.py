@@ -7,9 +7,12 @@ with LocalRuntime(Path("."), "dev", tuning=LocalTuning.fast()) as running:
     running.address.client("s3").put_object(...)
 
 Modules: ``endpoint`` (moto server), ``s3_fidelity`` (S3 behaviour moto lacks: event fields, limits,
-conditional completion), ``capture`` (the Pulumi mocks, and the stack program run under them),
-``apply`` (the per-type table: mock outputs, applied, emulated), ``esm`` (SQS event source mapping
-runner), ``alarms`` + ``metrics`` + ``emf`` (alarm evaluation), ``alerts`` (SNS subscriber), ``runtime``
+conditional completion), ``sns_fidelity`` (SNS behaviour moto lacks: subscription redrive,
+filter-policy complexity), ``lambda_fidelity`` (Lambda behaviour moto lacks: mappings it never runs,
+states that follow the local runner, logging config), ``capture`` (the Pulumi mocks, and the stack
+program run under them), ``apply`` (the per-type table: mock outputs, applied, emulated), ``esm`` (SQS
+event source mapping runner), ``lambda_logs`` (function output to CloudWatch Logs), ``alarms`` +
+``metrics`` + ``emf`` (alarm evaluation), ``alerts`` (SNS subscriber), ``runtime``
 (all of it), ``demo``.
 """
 

@@ -9,8 +9,10 @@ everything the local runtime does with that type:
 - ``emulate``: what it adds to the in-process :class:`Emulation` (functions, mappings, alarms, alert
   topics);
 - ``handling`` and ``note``: how it runs locally, as ``filepipe local up`` lists it: *applied*,
-  *emulated* (the Lambda side: moto would run functions in Docker), both (alarms: stored on the
-  endpoint, evaluated here), *no local effect* (with the reason), or a *component*.
+  *emulated* (layers: their packages are in the local virtualenv), both (functions and mappings:
+  stored on the endpoint so any process can operate them, run here because moto would run them in
+  Docker; alarms: stored on the endpoint, evaluated here), *no local effect* (with the reason), or a
+  *component*.
 
 A type missing from the table is an error before anything is created: a new resource in the component
 cannot be skipped silently. Adding a type is one entry (with its outputs and applier beside it) and its
@@ -19,16 +21,19 @@ test. Entries are grouped by service; other modules refer to a type by its entry
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import re
 import uuid
+import zipfile
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Final
 
+from filepipe.local import lambda_fidelity
 from filepipe.local.alarms import LocalAlarm
 from filepipe.local.endpoint import EndpointAddress
 from filepipe.local.esm import FunctionSpec, MappingConfigError, MappingSpec, check_mapping
@@ -387,7 +392,7 @@ BUCKET_POLICY = ResourceType(
 BUCKET_NOTIFICATION = ResourceType(
     "aws:s3/bucketNotification:BucketNotification",
     Handling.APPLIED,
-    "PutBucketNotificationConfiguration: moto delivers S3 events",
+    "PutBucketNotificationConfiguration: moto delivers S3 events (to queues, topics, EventBridge)",
     _of_bucket,
     _bucket_notification,
 )
@@ -563,6 +568,64 @@ def referenced_function(stack: CapturedStack, reference: str) -> CapturedResourc
     return None
 
 
+def _placeholder_code() -> bytes:
+    """The zip the endpoint stores as a function's code.
+
+    moto keeps the code only to report ``CodeSize`` / ``CodeSha256``, and would run it only in Docker,
+    which it never does here (the local runner invokes the installed handler in-process): uploading
+    the component's archive would store a copy nothing reads.
+    """
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr(
+            "README.txt", "filepipe local: this function runs in the `filepipe local up` process.\n"
+        )
+    return buffer.getvalue()
+
+
+_LOGGING_CONFIG: Final = {
+    "logFormat": "LogFormat",
+    "logGroup": "LogGroup",
+    "applicationLogLevel": "ApplicationLogLevel",
+    "systemLogLevel": "SystemLogLevel",
+}
+
+
+def _function(resource: CapturedResource, ctx: ApplyContext) -> None:
+    inputs = resource.inputs
+    lambda_ = ctx.client("lambda")
+    kwargs: dict[str, Any] = {
+        "FunctionName": resource.get("name"),
+        # moto refuses a role IAM does not have; the role registers (and is created) before its function.
+        "Role": inputs["role"],
+        "Code": {"ZipFile": _placeholder_code()},
+        "Timeout": int(resource.number("timeout", 3)),
+        "MemorySize": int(resource.number("memorySize", 128)),
+        "Tags": _tags(resource),
+        # No Layers: they are emulated (their packages are in the local virtualenv), so no layer version
+        # exists on the endpoint, and moto refuses a function whose layer it does not have.
+    }
+    for key, param in (("runtime", "Runtime"), ("handler", "Handler"), ("description", "Description")):
+        if inputs.get(key):
+            kwargs[param] = inputs[key]
+    if inputs.get("architectures"):
+        kwargs["Architectures"] = list(inputs["architectures"])
+    if variables := (inputs.get("environment") or {}).get("variables"):
+        kwargs["Environment"] = {"Variables": {str(k): str(v) for k, v in variables.items()}}
+    logging_config = inputs.get("loggingConfig") or {}
+    if config := {
+        param: logging_config[key] for key, param in _LOGGING_CONFIG.items() if logging_config.get(key)
+    }:
+        kwargs["LoggingConfig"] = config
+    response = lambda_.create_function(**kwargs)
+    _applied(resource, response["FunctionArn"], "arn")
+    reserved = inputs.get("reservedConcurrentExecutions")
+    if reserved is not None and int(reserved) >= 0:
+        lambda_.put_function_concurrency(
+            FunctionName=resource.get("name"), ReservedConcurrentExecutions=int(reserved)
+        )
+
+
 def _emulate_function(resource: CapturedResource, stack: CapturedStack, emulation: Emulation) -> None:
     function = FunctionSpec.from_resource(resource)
     emulation.functions[function.name] = function
@@ -583,6 +646,32 @@ def _mapping_outputs(registration: Registration) -> tuple[str, dict[str, Any]]:
         else registration.arn("lambda", f"function:{function}"),
         "state": "Enabled" if registration.inputs.get("enabled", True) else "Disabled",
     }
+
+
+def _mapping(resource: CapturedResource, ctx: ApplyContext) -> None:
+    inputs = resource.inputs
+    kwargs: dict[str, Any] = {
+        "EventSourceArn": inputs["eventSourceArn"],
+        "FunctionName": inputs["functionName"],
+        "Enabled": bool(inputs.get("enabled", True)),
+        "Tags": _tags(resource),
+    }
+    if inputs.get("batchSize") is not None:
+        kwargs["BatchSize"] = int(inputs["batchSize"])
+    if inputs.get("maximumBatchingWindowInSeconds") is not None:
+        kwargs["MaximumBatchingWindowInSeconds"] = int(inputs["maximumBatchingWindowInSeconds"])
+    if inputs.get("functionResponseTypes"):
+        kwargs["FunctionResponseTypes"] = list(inputs["functionResponseTypes"])
+    concurrency = (inputs.get("scalingConfig") or {}).get("maximumConcurrency")
+    if concurrency is not None:
+        kwargs["ScalingConfig"] = {"MaximumConcurrency": int(concurrency)}
+    created = ctx.client("lambda").create_event_source_mapping(**kwargs)["UUID"]
+    # moto draws its own UUID; the stack outputs carry the one the capture assigned. The endpoint runs
+    # in this process and nothing else uses it yet (its address is published after the apply).
+    address = ctx.address
+    lambda_fidelity.rekey_event_source_mapping(
+        address.account_id, address.region, created, resource.get("uuid")
+    )
 
 
 def _emulate_mapping(resource: CapturedResource, stack: CapturedStack, emulation: Emulation) -> None:
@@ -625,10 +714,12 @@ LAYER_VERSION = ResourceType(
 )
 FUNCTION = ResourceType(
     "aws:lambda/function:Function",
-    Handling.EMULATED,
-    "build_handler() in-process with the function's environment, timeout and code",
+    Handling.APPLIED_AND_EMULATED,
+    "CreateFunction (configuration only, no layers); run by build_handler() in-process, its output "
+    "put to its log group",
     _function_outputs,
-    emulate=_emulate_function,
+    _function,
+    _emulate_function,
 )
 PERMISSION = ResourceType(
     "aws:lambda/permission:Permission",
@@ -639,10 +730,12 @@ PERMISSION = ResourceType(
 )
 EVENT_SOURCE_MAPPING = ResourceType(
     "aws:lambda/eventSourceMapping:EventSourceMapping",
-    Handling.EMULATED,
-    "EventSourceMappingRunner (moto's own mapping would invoke the function in Docker)",
+    Handling.APPLIED_AND_EMULATED,
+    "CreateEventSourceMapping (moto never runs it); EventSourceMappingRunner polls, following its "
+    "Enabled and MaximumConcurrency",
     _mapping_outputs,
-    emulate=_emulate_mapping,
+    _mapping,
+    _emulate_mapping,
 )
 
 
@@ -741,7 +834,25 @@ def _topic(resource: CapturedResource, ctx: ApplyContext) -> None:
 
 
 def _emulate_topic(resource: CapturedResource, stack: CapturedStack, emulation: Emulation) -> None:
-    emulation.alert_topics.append(resource.get("arn"))
+    # A topic a bucket notifies routes files to queues; only the others carry alerts.
+    arn = resource.get("arn")
+    routed = any(
+        entry.get("topicArn") == arn
+        for notification in stack.of_type(BUCKET_NOTIFICATION.token)
+        for entry in notification.inputs.get("topics") or []
+    )
+    if not routed:
+        emulation.alert_topics.append(arn)
+
+
+def _topic_policy_outputs(registration: Registration) -> tuple[str, dict[str, Any]]:
+    return str(registration.inputs.get("arn") or registration.name()), {}
+
+
+def _topic_policy(resource: CapturedResource, ctx: ApplyContext) -> None:
+    ctx.client("sns").set_topic_attributes(
+        TopicArn=resource.inputs["arn"], AttributeName="Policy", AttributeValue=resource.inputs["policy"]
+    )
 
 
 def _subscription_outputs(registration: Registration) -> tuple[str, dict[str, Any]]:
@@ -751,9 +862,15 @@ def _subscription_outputs(registration: Registration) -> tuple[str, dict[str, An
 
 def _topic_subscription(resource: CapturedResource, ctx: ApplyContext) -> None:
     inputs = resource.inputs
+    # In this order: moto reads a filter policy with the scope already set.
     attributes = {
         attribute: _attribute_value(inputs[key])
-        for key, attribute in (("rawMessageDelivery", "RawMessageDelivery"), ("filterPolicy", "FilterPolicy"))
+        for key, attribute in (
+            ("rawMessageDelivery", "RawMessageDelivery"),
+            ("filterPolicyScope", "FilterPolicyScope"),
+            ("filterPolicy", "FilterPolicy"),
+            ("redrivePolicy", "RedrivePolicy"),
+        )
         if inputs.get(key) not in (None, "")
     }
     ctx.client("sns").subscribe(
@@ -767,15 +884,23 @@ def _topic_subscription(resource: CapturedResource, ctx: ApplyContext) -> None:
 TOPIC = ResourceType(
     "aws:sns/topic:Topic",
     Handling.APPLIED,
-    "CreateTopic (the local alert subscriber listens to it)",
+    "CreateTopic (the local alert subscriber listens to it, unless a bucket notifies it: a routing topic)",
     _topic_outputs,
     _topic,
     _emulate_topic,
 )
+TOPIC_POLICY = ResourceType(
+    "aws:sns/topicPolicy:TopicPolicy",
+    Handling.APPLIED,
+    "SetTopicAttributes Policy (stored, not enforced)",
+    _topic_policy_outputs,
+    _topic_policy,
+)
 TOPIC_SUBSCRIPTION = ResourceType(
     "aws:sns/topicSubscription:TopicSubscription",
     Handling.APPLIED,
-    "Subscribe (e-mail stays pending; the local subscriber prints alerts)",
+    "Subscribe: moto delivers to SQS with body filter policies and raw delivery (redrive: sns_fidelity); "
+    "e-mail stays pending, the local subscriber prints alerts",
     _subscription_outputs,
     _topic_subscription,
 )
@@ -964,6 +1089,7 @@ RESOURCE_TYPES: Final[dict[str, ResourceType]] = {
         EVENT_SOURCE_MAPPING,
         TABLE,
         TOPIC,
+        TOPIC_POLICY,
         TOPIC_SUBSCRIPTION,
         METRIC_ALARM,
         DASHBOARD,

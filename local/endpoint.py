@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal, overload
 import boto3
 from botocore.config import Config
 
-from filepipe.local import s3_fidelity
+from filepipe.local import lambda_fidelity, s3_fidelity, sns_fidelity
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudwatch import CloudWatchClient
@@ -280,6 +280,8 @@ class LocalEndpoint:
         os.environ.setdefault("MOTO_ACCOUNT_ID", self._account_id)
         speed_up_moto_sqs()
         s3_fidelity.apply()
+        sns_fidelity.apply()
+        lambda_fidelity.apply()
         self._app = app = SerializedApp(DomainDispatcherApplication(create_backend_app))
 
         class KeepAliveHandler(MotoRequestHandler):

@@ -10,8 +10,13 @@ What Lambda does for an SQS mapping, and what this runner reproduces:
 - a successful invocation deletes the batch; a function error or a timeout deletes nothing;
 - with ``ReportBatchItemFailures`` only the reported ``itemIdentifier`` s stay; an empty or null
   list is full success, and a malformed response or an unknown identifier fails the whole batch;
-- a disabled mapping stops polling (messages wait in the queue); enabling it resumes;
-- ``maximum_concurrency`` bounds the concurrent invocations (one thread per poller);
+- a disabled mapping stops polling (messages wait in the queue); enabling it resumes. Its state is
+  ``Disabling`` until every poller has finished its receive and its batch, then ``Disabled``;
+- ``maximum_concurrency`` bounds the concurrent invocations (one thread per poller); changing it adds
+  pollers, or retires pollers as they finish their batch;
+- each poller is one execution environment: the invocations it makes log to one stream of the
+  function's log group, between Lambda's ``START`` / ``END`` / ``REPORT`` lines (when a
+  :class:`~filepipe.local.lambda_logs.LogShipper` is given);
 - the function timeout bounds an invocation: the handler sees the deadline through
   ``context.get_remaining_time_in_millis()`` and an invocation that overruns counts as failed.
   Python cannot kill a thread, so an overrunning handler is abandoned rather than frozen: its late
@@ -28,8 +33,20 @@ import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Final
 
+from filepipe.local.lambda_logs import (
+    LogShipper,
+    LogTarget,
+    default_log_group,
+    end_line,
+    environment_stream,
+    invocation_output,
+    report_line,
+    start_line,
+    timeout_line,
+)
 from filepipe.local.metrics import LAMBDA_NAMESPACE, LocalMetrics
 
 if TYPE_CHECKING:
@@ -70,6 +87,12 @@ class FunctionSpec:
     """The function's code archive as the component built it (schema file, processor code)."""
     entry_point: str = ""
     """The function's ``handler`` (``handler.app.lambda_handler``, ``handler.breaker.lambda_handler``)."""
+    log_group: str | None = None
+    """``LoggingConfig.LogGroup``; ``None``: Lambda's default group."""
+
+    @property
+    def log_group_name(self) -> str:
+        return self.log_group or default_log_group(self.name)
 
     @classmethod
     def from_resource(cls, function: CapturedResource) -> FunctionSpec:
@@ -83,6 +106,7 @@ class FunctionSpec:
             environment={str(k): str(v) for k, v in variables.items()},
             code=function.inputs.get("code"),
             entry_point=str(function.inputs.get("handler") or ""),
+            log_group=(function.inputs.get("loggingConfig") or {}).get("logGroup") or None,
         )
 
 
@@ -106,6 +130,8 @@ class MappingSpec:
     maximum_concurrency: int | None = None
     visibility_timeout_seconds: int | None = None
     """The source queue's visibility timeout (``None``: unknown, not checked)."""
+    uuid: str = ""
+    """The mapping's UUID on the endpoint (empty: it exists only in this runner)."""
 
     @classmethod
     def from_resource(
@@ -124,6 +150,7 @@ class MappingSpec:
             enabled=bool(mapping.inputs.get("enabled", True)),
             maximum_concurrency=int(concurrency) if concurrency is not None else None,
             visibility_timeout_seconds=visibility_timeout_seconds(queue),
+            uuid=str(mapping.get("uuid") or ""),
         )
 
     @property
@@ -165,17 +192,29 @@ def check_mapping(mapping: MappingSpec, function: FunctionSpec) -> None:
         raise MappingConfigError(f"event source mapping {mapping.name}: " + "; ".join(problems))
 
 
+class MappingState(StrEnum):
+    """``State`` of an event source mapping, as ``GetEventSourceMapping`` reports it."""
+
+    ENABLED = "Enabled"
+    ENABLING = "Enabling"
+    UPDATING = "Updating"
+    DISABLING = "Disabling"
+    DISABLED = "Disabled"
+
+
 class LambdaContext:
     """The context object Lambda passes to a Python handler (the attributes handlers and Powertools read)."""
 
-    def __init__(self, function: FunctionSpec, deadline: float, region: str) -> None:
+    def __init__(
+        self, function: FunctionSpec, deadline: float, region: str, log_stream: str | None = None
+    ) -> None:
         self.function_name = function.name
         self.function_version = "$LATEST"
         self.invoked_function_arn = function.arn
         self.memory_limit_in_mb = function.memory_mb
         self.aws_request_id = str(uuid.uuid4())
-        self.log_group_name = f"/aws/lambda/{function.name}"
-        self.log_stream_name = f"local/{self.aws_request_id}"
+        self.log_group_name = function.log_group_name
+        self.log_stream_name = log_stream or f"local/{self.aws_request_id}"
         self.region = region
         self._deadline = deadline
 
@@ -251,7 +290,12 @@ def failed_message_ids(response: Any, message_ids: Sequence[str]) -> set[str]:
 
 
 class EventSourceMappingRunner:
-    """Polls one queue and invokes one handler, on ``concurrency`` threads, until :meth:`stop`."""
+    """Polls one queue and invokes one handler, on ``concurrency`` threads, until :meth:`stop`.
+
+    Where the mapping is stored on the endpoint, the endpoint's mapping is the one source of truth:
+    :meth:`bind` gives the runner a way to update it, :meth:`set_enabled` goes through it, and the
+    endpoint calls :meth:`follow` on every update (from any process), which the runner obeys.
+    """
 
     def __init__(
         self,
@@ -264,6 +308,7 @@ class EventSourceMappingRunner:
         metrics: LocalMetrics | None = None,
         concurrency: int | None = None,
         poll_wait_seconds: int = 1,
+        logs: LogShipper | None = None,
     ) -> None:
         check_mapping(mapping, function)
         self.mapping = mapping
@@ -272,18 +317,26 @@ class EventSourceMappingRunner:
         self._sqs_factory = sqs_factory
         self._region = region
         self._metrics = metrics
+        self._logs = logs
+        self._default_concurrency = concurrency or DEFAULT_CONCURRENCY
+        """Pollers when the mapping sets no maximum concurrency (the local tuning's, else Lambda's)."""
         self._concurrency = concurrency or mapping.maximum_concurrency or DEFAULT_CONCURRENCY
+        self._maximum_concurrency = mapping.maximum_concurrency
+        """The mapping's ``MaximumConcurrency`` as last followed: only a change of it moves the pollers."""
         self._poll_wait_seconds = poll_wait_seconds
         self._enabled_state = mapping.enabled
-        """What ``set_enabled`` asked for; ``_enabled`` is also set by :meth:`stop` to wake pollers."""
+        """The mapping's ``Enabled``; ``_enabled`` is also set by :meth:`stop` to wake pollers."""
         self._enabled = threading.Event()
         if mapping.enabled:
             self._enabled.set()
+        self._update_endpoint: Callable[[bool], None] | None = None
         self._stopping = threading.Event()
-        self._threads: list[threading.Thread] = []
+        self._lock = threading.Lock()
+        """Guards the pollers, the counters and the stats."""
+        self._pollers: dict[int, threading.Thread] = {}
+        """Live poller threads by index; a poller whose index reaches the concurrency retires."""
         self._abandoned: list[threading.Thread] = []
         """Invocation threads that overran the function timeout and may still be running."""
-        self._stats_lock = threading.Lock()
         self.stats = MappingStats()
         self._held = 0
         self._parked = 0
@@ -294,55 +347,108 @@ class EventSourceMappingRunner:
     def enabled(self) -> bool:
         return self._enabled_state
 
+    def bind(self, update_endpoint: Callable[[bool], None]) -> None:
+        """Make :meth:`set_enabled` update the endpoint's mapping (which then calls :meth:`follow`)."""
+        self._update_endpoint = update_endpoint
+
     def set_enabled(self, enabled: bool) -> None:
         """``UpdateEventSourceMapping(Enabled=...)``: a disabled mapping leaves messages in the queue."""
+        if self._update_endpoint is not None:
+            self._update_endpoint(enabled)
+        else:
+            self.follow(enabled, self._maximum_concurrency)
+
+    def follow(self, enabled: bool, maximum_concurrency: int | None) -> None:
+        """Run as the mapping is now configured. Never blocks: pollers stop and start on their own."""
         self._enabled_state = enabled
         if enabled:
             self._enabled.set()
         else:
             self._enabled.clear()
+        if maximum_concurrency != self._maximum_concurrency:
+            self._maximum_concurrency = maximum_concurrency
+            self._concurrency = maximum_concurrency or self._default_concurrency
+            self._add_pollers()
+
+    @property
+    def state(self) -> MappingState:
+        """The state Lambda would report: transitional until the pollers do what the mapping says."""
+        with self._lock:
+            pollers, parked, held = len(self._pollers), self._parked, self._held
+        if not self._enabled_state:
+            return MappingState.DISABLED if parked == pollers and held == 0 else MappingState.DISABLING
+        if parked:
+            return MappingState.ENABLING
+        if pollers != self._concurrency and not self._stopping.is_set():
+            return MappingState.UPDATING
+        return MappingState.ENABLED
 
     @property
     def concurrency(self) -> int:
-        """Pollers (and so concurrent invocations) of this mapping."""
+        """Pollers (and so concurrent invocations) this mapping runs with."""
         return self._concurrency
+
+    @property
+    def pollers(self) -> int:
+        """Poller threads running now (briefly more than :attr:`concurrency` after it was lowered)."""
+        with self._lock:
+            return len(self._pollers)
 
     @property
     def busy(self) -> bool:
         """Whether messages are held: received into a batch and not yet deleted or given back."""
-        with self._stats_lock:
+        with self._lock:
             return self._held > 0
 
     def wait_until_paused(self, timeout: float = 10.0) -> bool:
         """After ``set_enabled(False)``: wait until every poller has finished its receive and parked."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            with self._stats_lock:
-                if self._parked == len(self._threads) and self._held == 0:
-                    return True
+            if self.state is MappingState.DISABLED:
+                return True
             time.sleep(0.05)
         return False
 
     def _hold(self, count: int) -> None:
-        with self._stats_lock:
+        with self._lock:
             self._held += count
 
     def start(self) -> None:
-        for index in range(self._concurrency):
-            thread = threading.Thread(
-                target=self._poll_loop, name=f"esm-{self.mapping.name}-{index}", daemon=True
-            )
-            thread.start()
-            self._threads.append(thread)
+        self._add_pollers()
+
+    def _add_pollers(self) -> None:
+        with self._lock:
+            if self._stopping.is_set():
+                return
+            for index in range(self._concurrency):
+                if index not in self._pollers:
+                    thread = threading.Thread(
+                        target=self._poll_loop,
+                        args=(index,),
+                        name=f"esm-{self.mapping.name}-{index}",
+                        daemon=True,
+                    )
+                    self._pollers[index] = thread
+                    thread.start()
+
+    def _retires(self, index: int) -> bool:
+        """Whether poller ``index`` is beyond the concurrency (then it is no longer counted)."""
+        with self._lock:
+            if index < self._concurrency and not self._stopping.is_set():
+                return False
+            self._pollers.pop(index, None)
+            return True
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stopping.set()
         self._enabled.set()  # wake pollers parked on a disabled mapping so they can exit
         deadline = time.monotonic() + timeout
-        for thread in self._threads:
+        with self._lock:
+            pollers = list(self._pollers.values())
+        for thread in pollers:
             thread.join(timeout=max(0.0, deadline - time.monotonic()))
-        self._threads.clear()
-        with self._stats_lock:
+        with self._lock:
+            self._pollers.clear()
             abandoned, self._abandoned = self._abandoned, []
         for worker in abandoned:
             worker.join(timeout=max(0.0, deadline - time.monotonic()))
@@ -352,36 +458,38 @@ class EventSourceMappingRunner:
     @property
     def abandoned_invocations(self) -> int:
         """Invocations that overran the function timeout and are still running."""
-        with self._stats_lock:
+        with self._lock:
             return sum(worker.is_alive() for worker in self._abandoned)
 
     # -- polling ---------------------------------------------------------------------------------
 
-    def _poll_loop(self) -> None:
+    def _poll_loop(self, index: int) -> None:
         sqs = self._sqs_factory()
+        # One poller is one execution environment: one log stream for all the invocations it makes.
+        environment = LogTarget(self.function.log_group_name, environment_stream())
         overrunning: threading.Thread | None = None
-        while not self._stopping.is_set():
+        while True:
             if overrunning is not None:
                 # One invocation per poller: an abandoned (timed-out) invocation still holds this
                 # poller's slot of the concurrency until its thread really ends.
                 overrunning.join(timeout=0.2)
-                if overrunning.is_alive():
+                if overrunning.is_alive() and not self._stopping.is_set():
                     continue
                 overrunning = None
+            if self._retires(index):
+                return
             if not self._enabled.is_set():
-                with self._stats_lock:
+                with self._lock:
                     self._parked += 1
                 self._enabled.wait(timeout=0.5)
-                with self._stats_lock:
+                with self._lock:
                     self._parked -= 1
-                continue
-            if self._stopping.is_set():
                 continue
             batch: list[MessageTypeDef] = []
             try:
                 self._collect_batch(sqs, batch)
                 if batch:
-                    overrunning = self._invoke(sqs, batch)
+                    overrunning = self._invoke(sqs, batch, environment)
             except Exception:
                 # The Lambda service keeps polling whatever happens to one receive; so does the runner.
                 log.exception("event source mapping %s: poll failed", self.mapping.name)
@@ -423,18 +531,28 @@ class EventSourceMappingRunner:
 
     # -- invoking --------------------------------------------------------------------------------
 
-    def _invoke(self, sqs: SQSClient, batch: list[MessageTypeDef]) -> threading.Thread | None:
+    def _invoke(
+        self, sqs: SQSClient, batch: list[MessageTypeDef], environment: LogTarget
+    ) -> threading.Thread | None:
         """Invoke the handler on ``batch``; return its thread if it overran the timeout (still running)."""
         records = [sqs_event_record(message, self.mapping.queue_arn, self._region) for message in batch]
         event = {"Records": records}
         started = time.monotonic()
         deadline = started + self.function.timeout_seconds
-        context = LambdaContext(self.function, deadline, self._region)
+        context = LambdaContext(self.function, deadline, self._region, environment.stream)
+        request_id = context.aws_request_id
         outcome: dict[str, Any] = {}
+        logs = self._logs
+        if logs is not None:
+            logs.put(environment, start_line(request_id))
 
         def run() -> None:
             try:
-                outcome["response"] = self._handler(event, context)
+                if logs is None:
+                    outcome["response"] = self._handler(event, context)
+                else:
+                    with invocation_output(logs, environment):
+                        outcome["response"] = self._handler(event, context)
             except BaseException as error:
                 outcome["error"] = error
 
@@ -445,9 +563,14 @@ class EventSourceMappingRunner:
         message_ids = [record["messageId"] for record in records]
         timed_out = worker.is_alive()
         error = None if timed_out else outcome.get("error")  # a late result is ignored
+        if logs is not None:
+            if timed_out:
+                logs.put(environment, timeout_line(request_id, self.function.timeout_seconds))
+            logs.put(environment, end_line(request_id))
+            logs.put(environment, report_line(request_id, duration_ms, self.function.memory_mb))
 
         if timed_out:
-            with self._stats_lock:
+            with self._lock:
                 self._abandoned = [w for w in self._abandoned if w.is_alive()]
                 self._abandoned.append(worker)
         if timed_out or error is not None:
@@ -486,7 +609,7 @@ class EventSourceMappingRunner:
     def _record(
         self, received: int, deleted: int, failed: int, duration_ms: float, *, timed_out: bool, errored: bool
     ) -> None:
-        with self._stats_lock:
+        with self._lock:
             self.stats.invocations += 1
             self.stats.messages_received += received
             self.stats.messages_deleted += deleted

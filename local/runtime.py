@@ -7,7 +7,9 @@
 2. run the stack program under mocks (:mod:`filepipe.local.capture`), apply the local tuning, read
    what to emulate and create the rest on the endpoint (:mod:`filepipe.local.apply`);
 3. build each function's real handler (``filepipe.handler.app.build_handler``) from its captured
-   environment and start one event source mapping runner per mapping;
+   environment and start one event source mapping runner per mapping, following the mapping stored on
+   the endpoint (:mod:`filepipe.local.lambda_fidelity`) and putting the function's output to its log
+   group (:mod:`filepipe.local.lambda_logs`);
 4. start the alarm evaluator and the alert subscriber;
 5. write ``outputs.json`` (``pulumi stack output --json`` shape) and ``endpoint.json`` to the state dir.
 
@@ -33,6 +35,7 @@ from typing import Any, Final
 from filepipe.defaults import ALARM_PERIOD_SECONDS
 from filepipe.handler.settings import EnvVar
 from filepipe.lambda_code import BREAKER_ENTRY_POINT
+from filepipe.local import lambda_fidelity
 from filepipe.local.alarms import AlarmEvaluator
 from filepipe.local.alerts import Alert, AlertSubscriber
 from filepipe.local.apply import (
@@ -54,7 +57,9 @@ from filepipe.local.esm import (
     visibility_timeout_seconds,
 )
 from filepipe.local.invocations import FunctionInvoker, ScheduleRunner
+from filepipe.local.lambda_logs import LogShipper, function_output
 from filepipe.local.metrics import LocalMetrics, embedded_queue_gauges
+from filepipe.local.service_metrics import QueueMetricsPublisher
 
 log = logging.getLogger(__name__)
 
@@ -184,6 +189,18 @@ def _write_atomically(path: Path, document: object) -> None:
     partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     partial.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
     os.replace(partial, path)
+
+
+def _write_to_stdout(service: str | None) -> None:
+    """Point the service's Powertools logger at the current stdout, where its function's output is
+    routed to its log group. Powertools sets up a service's logger once per process, with the stdout of
+    that time (an earlier runtime's, a test's); in Lambda there is one handler per process."""
+    if service is None:
+        return
+    for handler in logging.getLogger(service).handlers:
+        if type(handler) is logging.StreamHandler and handler.stream is not sys.stderr:
+            # Assigned, not setStream(): that flushes the old stream, which may be closed by now.
+            handler.stream = sys.stdout
 
 
 def _discard(_: object) -> None:
@@ -334,8 +351,15 @@ class LocalRuntime:
         captured = self.tuning.applied_to(capture_stack(self.project_dir, self.stack_name, address))
         emulation = emulate(captured)
         stand_ins = apply_stack(captured, address)
+        shipper = LogShipper(lambda: address.client("logs"))
+        shipper.start()
+        started.callback(shipper.stop)  # after the runners have stopped: their last lines are sent too
+        # Before the handlers are built: their loggers keep the stdout they find.
+        started.enter_context(function_output())
         runners = {
-            mapping.function_name: self._runner(mapping, emulation.functions[mapping.function_name], address)
+            mapping.function_name: self._runner(
+                mapping, emulation.functions[mapping.function_name], address, shipper
+            )
             for mapping in emulation.mappings
         }
         invoker = FunctionInvoker(address.region)
@@ -374,6 +398,7 @@ class LocalRuntime:
         for runner in runners.values():
             runner.start()
             started.callback(runner.stop)
+            self._follow_endpoint(runner, address, started)
         evaluator.start()
         started.callback(evaluator.stop)
         schedules = ScheduleRunner(
@@ -385,6 +410,15 @@ class LocalRuntime:
         )
         schedules.start()
         started.callback(schedules.stop)
+        # SQS publishes its queues' gauges to CloudWatch each minute; locally each local period.
+        queue_metrics = QueueMetricsPublisher(
+            [str(queue.get("url")).rsplit("/", 1)[-1] for queue in captured.of_type(QUEUE.token)],
+            embedded_queue_gauges(address.account_id, address.region),
+            lambda: address.client("cloudwatch"),
+            period_seconds=self.tuning.alarm_period_seconds,
+        )
+        queue_metrics.start()
+        started.callback(queue_metrics.stop)
         running = RunningStack(
             stack_name=self.stack_name,
             state_dir=self.state_dir,
@@ -405,7 +439,7 @@ class LocalRuntime:
         return running
 
     def _runner(
-        self, mapping: MappingSpec, function: FunctionSpec, address: EndpointAddress
+        self, mapping: MappingSpec, function: FunctionSpec, address: EndpointAddress, logs: LogShipper
     ) -> EventSourceMappingRunner:
         environment = self._environment(function, self.state_dir / "functions")
         return EventSourceMappingRunner(
@@ -416,7 +450,20 @@ class LocalRuntime:
             region=address.region,
             metrics=self.metrics,
             concurrency=self.tuning.concurrency,
+            logs=logs,
         )
+
+    @staticmethod
+    def _follow_endpoint(
+        runner: EventSourceMappingRunner, address: EndpointAddress, started: ExitStack
+    ) -> None:
+        """The endpoint's mapping drives ``runner`` (an update from any process reaches it at once, and
+        the mapping reports its state); the runner's own ``set_enabled`` updates the mapping."""
+        uuid = runner.mapping.uuid
+        lambda_fidelity.attach(address.account_id, address.region, uuid, runner)
+        started.callback(lambda_fidelity.detach, address.account_id, address.region, uuid)
+        client = address.client("lambda")
+        runner.bind(lambda enabled: _discard(client.update_event_source_mapping(UUID=uuid, Enabled=enabled)))
 
     def _environment(self, function: FunctionSpec, code_root: Path) -> dict[str, str]:
         environment = {**function.environment, **self.tuning.environment}
@@ -446,6 +493,7 @@ class LocalRuntime:
             for service in ("s3", "sqs", "dynamodb"):
                 self._client_hook(service, getattr(clients, service))
         handler: Handler = build_handler(HandlerSettings.from_env(environment), clients)
+        _write_to_stdout(getattr(handler, "service", None))
         return handler
 
     def _invoked_handler(self, function: FunctionSpec, address: EndpointAddress) -> Handler:

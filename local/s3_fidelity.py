@@ -24,7 +24,8 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from typing import Any, Final
-from urllib.parse import quote_plus
+
+from filepipe.handler.events import event_key
 
 MAX_KEY_BYTES: Final = 1024
 """S3's limit on an object key, in bytes of UTF-8."""
@@ -53,11 +54,6 @@ def apply() -> None:
         _patch_limits()
         _patch_complete_if_match()
         _applied.append(True)
-
-
-def event_key(key: str) -> str:
-    """``key`` as S3 writes it into event records: form-encoded (space -> ``+``) with ``/`` kept."""
-    return quote_plus(key, safe="/")
 
 
 def next_sequencer() -> str:

@@ -14,6 +14,15 @@ Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], Non
 
 def commands() -> list[Register]:
     """The ops commands' ``register`` functions, in help order."""
-    from filepipe.cli.ops import breaker, logs, mapping, send, status
+    from filepipe.cli.ops import breaker, doctor, failed, logs, mapping, reprocess, send, status
 
-    return [status.register, send.register, logs.register, mapping.register, breaker.register]
+    return [
+        status.register,
+        send.register,
+        logs.register,
+        mapping.register,
+        failed.register,
+        reprocess.register,
+        doctor.register,
+        breaker.register,
+    ]

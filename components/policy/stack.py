@@ -36,6 +36,7 @@ from .wiring import (
     LOG_GROUP,
     QUEUE,
     TOPIC,
+    TOPIC_SUBSCRIPTION,
     Node,
     Wiring,
     unknown,
@@ -365,6 +366,43 @@ def _dlq_alarm(wiring: Wiring) -> Iterator[Finding]:
         )
 
 
+def _subscription_redrive(wiring: Wiring) -> Iterator[Finding]:
+    for subscription in wiring.of_type(TOPIC_SUBSCRIPTION):
+        if subscription.get("protocol") != "sqs" or subscription.is_unknown("redrivePolicy"):
+            continue
+        dlq = (
+            wiring.subscription_dead_letter_queue(subscription) if subscription.get("redrivePolicy") else None
+        )
+        if dlq is None:
+            yield (
+                subscription,
+                (
+                    f"{subscription.name}: an SNS -> SQS subscription without a redrive policy: a message SNS "
+                    "cannot deliver (queue deleted, key or policy refusing SNS) is lost without a trace. Set "
+                    'redrive_policy to {"deadLetterTargetArn": <an alarmed queue>}.'
+                ),
+            )
+            continue
+        depth = [
+            alarm
+            for alarm in wiring.queue_alarms(dlq)
+            if alarm.get("metricName") == "ApproximateNumberOfMessagesVisible"
+        ]
+        if any(alarm.is_unknown("alarmActions") for alarm in depth):
+            continue
+        if not any(
+            alarm.get("alarmActions") and alarm.get("actionsEnabled", True) is not False for alarm in depth
+        ):
+            yield (
+                subscription,
+                (
+                    f"{subscription.name}: redrives undeliverable messages to {dlq.name}, but no depth alarm with "
+                    "actions watches that queue, so a failed delivery goes unnoticed. Alarm on "
+                    "ApproximateNumberOfMessagesVisible (Maximum >= 1) with alarm_actions to a topic."
+                ),
+            )
+
+
 def _visibility(wiring: Wiring, *, recommended: bool) -> Iterator[Finding]:
     for queue, mapping, function in wiring.consumed_queues():
         if function is None:
@@ -487,11 +525,13 @@ def _bucket_filters(wiring: Wiring, bucket_name: str) -> list[tuple[str, str]]:
 
 def _source_buckets(wiring: Wiring, queue: Node) -> set[str]:
     """Names of the buckets whose notifications (directly or through EventBridge) reach ``queue``."""
-    names = {
-        name
-        for notification in wiring.referrers(queue, BUCKET_NOTIFICATION, "queues")
-        if isinstance(name := notification.get("bucket"), str)
-    }
+    notifications = wiring.referrers(queue, BUCKET_NOTIFICATION, "queues")
+    # bucket -> topic -> subscription -> queue: the buckets that notify a topic the queue subscribes to
+    for subscription in wiring.sqs_subscriptions(queue):
+        topic = wiring.subscription_topic(subscription)
+        if topic is not None:
+            notifications.extend(wiring.referrers(topic, BUCKET_NOTIFICATION, "topics"))
+    names = {name for notification in notifications if isinstance(name := notification.get("bucket"), str)}
     for target in wiring.referrers(queue, EVENT_TARGET, "arn"):
         for rule in wiring.targets(target, "rule", EVENT_RULE):
             try:
@@ -600,6 +640,12 @@ STACK_POLICIES: Final = [
         "dlq-depth-alarm",
         "Every dead-letter queue of a consumed queue has a depth alarm with actions.",
         _dlq_alarm,
+        MANDATORY,
+    ),
+    _stack_policy(
+        "sns-subscription-redrive",
+        "Every SNS -> SQS subscription redrives undeliverable messages to a queue with a depth alarm.",
+        _subscription_redrive,
         MANDATORY,
     ),
     _stack_policy(

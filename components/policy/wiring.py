@@ -221,12 +221,28 @@ class Wiring:
             S3_SERVICE: self.referrers(queue, BUCKET_NOTIFICATION, "queues"),
             EVENTS_SERVICE: self.referrers(queue, EVENT_TARGET, "arn"),
             SNS_SERVICE: [
-                subscription
-                for subscription in self.referrers(queue, TOPIC_SUBSCRIPTION, "endpoint")
-                if subscription.get("protocol") == "sqs"
+                *self.sqs_subscriptions(queue),
+                # A subscription's redrive writes to its dead-letter queue too.
+                *self.referrers(queue, TOPIC_SUBSCRIPTION, "redrivePolicy"),
             ],
         }
         return {service: nodes for service, nodes in writers.items() if nodes}
+
+    def sqs_subscriptions(self, queue: Node) -> list[Node]:
+        """The topic subscriptions that deliver to ``queue``."""
+        return [
+            subscription
+            for subscription in self.referrers(queue, TOPIC_SUBSCRIPTION, "endpoint")
+            if subscription.get("protocol") == "sqs"
+        ]
+
+    def subscription_topic(self, subscription: Node) -> Node | None:
+        topics = self.targets(subscription, "topic", TOPIC)
+        return topics[0] if topics else None
+
+    def subscription_dead_letter_queue(self, subscription: Node) -> Node | None:
+        targets = self.targets(subscription, "redrivePolicy", QUEUE)
+        return targets[0] if targets else None
 
     def topic_writers(self, topic: Node) -> dict[str, list[Node]]:
         writers = {

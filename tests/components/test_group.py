@@ -44,7 +44,10 @@ def test_mixed_modes_share_the_one_notification(mocks):
         _group(
             {
                 "orders": PipelineArgs(input_prefix="incoming/orders/"),
-                "audit": PipelineArgs(input_prefix="incoming/", notification_mode="eventbridge"),
+                # Its own output prefix: by default it would write exactly where orders writes.
+                "audit": PipelineArgs(
+                    input_prefix="incoming/", output_prefix="audit/", notification_mode="eventbridge"
+                ),
             }
         )
     )

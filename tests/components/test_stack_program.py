@@ -66,6 +66,36 @@ def test_dev_stack_creates_two_pipelines_on_one_bucket(mocks, monkeypatch):
     assert mocks.one("aws:s3/bucket:Bucket").inputs["tags"] == {"environment": "dev"}
 
 
+def test_routing_stack_routes_five_pipelines_through_one_topic(mocks, monkeypatch):
+    # GIVEN the routing stack's config (mode and size bounds are pipeline keys like any other)
+    monkeypatch.chdir(REPO)
+    _, _, config = load_stack_config(REPO, "routing", local_overrides=False)
+
+    # WHEN the stack program runs
+    exports = _run_stack_program(config)
+
+    # THEN one bucket notifies one topic, and each pipeline's queue subscribes with its own route
+    assert {"json", "large-json", "csv", "archive-json", "archive-csv"} <= set(exports)
+    topic = mocks.one("aws:sns/topic:Topic", "data-routes")
+    notification = mocks.one("aws:s3/bucketNotification:BucketNotification").inputs
+    assert not notification.get("queues")
+    assert {(t["filterPrefix"], t["filterSuffix"], t["topicArn"]) for t in notification["topics"]} == {
+        ("incoming/", ".json", topic.outputs["arn"]),
+        ("incoming/", ".csv", topic.outputs["arn"]),
+    }
+    routes = {
+        s.name: json.loads(s.inputs["filterPolicy"])["Records"]["s3"]["object"]
+        for s in mocks.of_type("aws:sns/topicSubscription:TopicSubscription")
+        if s.inputs["protocol"] == "sqs"
+    }
+    assert len(routes) == 5
+    assert routes["data-json-subscription"]["size"] == [{"numeric": ["<", 16 * 1024 * 1024]}]
+    assert routes["data-large-json-subscription"]["size"] == [{"numeric": [">=", 16 * 1024 * 1024]}]
+    assert "size" not in routes["data-archive-json-subscription"]
+    memory = {f.name: f.inputs["memorySize"] for f in mocks.of_type("aws:lambda/function:Function")}
+    assert memory["data-large-json-function"] == 3008 and memory["data-json-function"] == 512
+
+
 def test_pipelines_naming_an_existing_bucket_get_their_own_group(mocks, monkeypatch):
     monkeypatch.chdir(REPO)
     config = {
@@ -106,6 +136,8 @@ def test_pipelines_naming_an_existing_bucket_get_their_own_group(mocks, monkeypa
         pytest.param({"pipelines": [{"name": "a", "inputPrefix": "in/", "takeOverBucketNotification": True}]}, "applies only to a pipeline with bucket", id="take-over-without-bucket"),
         pytest.param({"pipelines": [{"name": "a", "inputPrefix": "in/"}], "noncurrentVersionExpirationDays": "30"}, "noncurrentVersionExpirationDays must be a whole number", id="lifecycle-days-string"),
         pytest.param({"pipelines": [{"name": "a", "inputPrefix": "in/", "inputExpirationDays": "30"}]}, "inputExpirationDays must be a whole number", id="optional-int-string"),
+        pytest.param({"pipelines": [{"name": "a", "inputPrefix": "in/", "notificationMode": "sns", "routeMinBytes": "1MB"}]}, "routeMinBytes must be a whole number", id="size-bound-string"),
+        pytest.param({"pipelines": [{"name": "a", "inputPrefix": "in/", "routingTopicArn": "arn:aws:sns:eu-west-1:1:t"}]}, "unknown setting 'routingTopicArn'", id="routing-topic-is-the-programs"),
     ],
 )  # fmt: skip
 def test_bad_stack_config_is_rejected_with_a_clear_message(config, message):

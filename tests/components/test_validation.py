@@ -35,7 +35,7 @@ BASE: dict[str, Any] = {"input_prefix": "incoming/orders/"}
         pytest.param({"kms_key_arn": "arn:aws:kms:eu-west-1:1:alias/aws/sqs", "encryption": "kms"}, "alias/aws/sqs", id="aws-managed-sqs-key"),
         pytest.param({"kms_key_arn": "arn:aws:kms:eu-west-1:1:key/k"}, "encryption is not 'kms'", id="key-without-kms-mode"),
         pytest.param({"alert_emails": ["not-an-address"]}, "alert_emails", id="bad-email"),
-        pytest.param({"notification_mode": "sns"}, "notification_mode='sns'", id="unknown-mode"),
+        pytest.param({"notification_mode": "kafka"}, "notification_mode='kafka'", id="unknown-mode"),
         pytest.param({"reserved_concurrency": 1}, "reserved_concurrency=1 must be at least 2", id="reservation-below-poller-minimum"),
         pytest.param({"reserved_concurrency": 0}, "disable the event source mapping", id="reservation-zero"),
         pytest.param({"log_level": "NOTICE"}, "log_level='NOTICE'", id="unknown-log-level"),
@@ -86,18 +86,28 @@ def test_overlapping_s3_filters_on_one_bucket_name_both_pipelines():
         validate_bucket_filters("data", filters)
 
 
-def test_overlapping_filters_are_allowed_in_eventbridge_mode():
+@pytest.mark.parametrize("mode", ["eventbridge", "sns"])
+def test_overlapping_filters_are_allowed_in_eventbridge_and_sns_mode(mode):
     # GIVEN two pipelines reading the same prefix: in S3 mode the bucket check rejects the pair
     s3_pair = [_filter("orders", "incoming/"), _filter("audit", "incoming/")]
     with pytest.raises(PipelineConfigError, match="overlapping"):
         validate_bucket_filters("data", s3_pair)
 
-    # WHEN both route through EventBridge instead
-    eventbridge_pair = [_filter(f.pipeline, f.prefix, mode="eventbridge") for f in s3_pair]
+    # WHEN both are routed by EventBridge or SNS instead (each writing under its own output prefix)
+    fan_out = [_filter(f.pipeline, f.prefix, mode=mode, output_prefix=f"{f.pipeline}/") for f in s3_pair]
 
     # THEN the same overlap is accepted
-    assert eventbridge_pair[0].overlaps(eventbridge_pair[1])
-    validate_bucket_filters("data", eventbridge_pair)
+    assert fan_out[0].overlaps(fan_out[1])
+    validate_bucket_filters("data", fan_out)
+
+
+def test_two_pipelines_may_not_share_an_output_prefix():
+    # GIVEN fan-out on one prefix, both writing their default output prefix
+    pair = [_filter(name, "incoming/", mode="eventbridge") for name in ("orders", "audit")]
+
+    # THEN the bucket check refuses: each would overwrite the other's result for the same file
+    with pytest.raises(PipelineConfigError, match="'orders' and 'audit' both receive .* one would overwrite"):
+        validate_bucket_filters("data", pair)
 
 
 @pytest.mark.parametrize(

@@ -22,6 +22,7 @@ from filepipe.local.apply import (
     QUEUE_POLICY,
     ROLE,
     TABLE,
+    TOPIC_POLICY,
     ApplyError,
     Handling,
     ResourceType,
@@ -153,12 +154,14 @@ def test_capture_runs_the_real_stack_program_under_mocks() -> None:
     [
         pytest.param('encryption="kms", notification_mode="eventbridge"', id="kms-eventbridge"),
         pytest.param('bucket="landing", take_over_bucket_notification=True', id="existing-bucket"),
+        pytest.param('encryption="kms", notification_mode="sns"', id="kms-sns"),
     ],
 )
 def test_every_resource_of_the_component_is_run_locally(tmp_path: Path, arguments: str) -> None:
     # GIVEN the component with its optional resources, captured from a program
     stack = capture_stack(write_component_program(tmp_path / "project", arguments), "test", ADDRESS)
-    # WHEN its emulation is read, THEN every type is known and the pipeline runs in-process
+    # WHEN its emulation is read, THEN every type is known and the pipeline runs in-process (a routing
+    # topic routes files: only the alert topic is listened to)
     emulation = emulate(stack)
     (function,) = emulation.functions.values()
     (mapping,) = emulation.mappings
@@ -168,6 +171,8 @@ def test_every_resource_of_the_component_is_run_locally(tmp_path: Path, argument
     assert emulation.alert_topics == [stack.outputs["orders"]["topicArn"]]
     if "eventbridge" in arguments:
         assert stack.of_type(EVENT_RULE.token)
+    elif "sns" in arguments:
+        assert len(stack.of_type(TOPIC_POLICY.token)) == 1
     else:
         assert existing_buckets(stack) == ["landing"]
 

@@ -12,6 +12,7 @@ import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
+from filepipe.handler.events import event_key
 from filepipe.local import s3_fidelity
 from tests.conftest import REGION
 
@@ -114,7 +115,7 @@ def test_keys_are_encoded_as_s3_encodes_them(s3: Any, sqs: Any, key: str, encode
     url = _notify_queue(s3, sqs)
     s3.put_object(Bucket=BUCKET, Key=key, Body=b"1")
     [obj] = _objects(sqs, url)
-    assert obj["key"] == encoded == s3_fidelity.event_key(key)
+    assert obj["key"] == encoded == event_key(key)
 
 
 def test_a_copy_is_announced_with_the_new_version(s3: Any, sqs: Any) -> None:

@@ -7,11 +7,15 @@ command runs them, and find the stack the way they do from another shell: throug
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import shlex
+import sys
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TextIO
 
 import pytest
 
@@ -44,6 +48,34 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
         yield running
 
 
+class _ThisThreadOnly(io.TextIOBase):
+    """A stdout that keeps what the calling thread writes and passes other threads' writes on.
+
+    The stack runs in this process: its handlers print log and EMF lines from their own threads while
+    a command runs. From another shell (as users run the commands) those lines would never be in the
+    command's output, so here they must not be either.
+    """
+
+    def __init__(self, others: TextIO) -> None:
+        self._owner = threading.get_ident()
+        self._mine = io.StringIO()
+        self._others = others
+
+    def write(self, text: str) -> int:
+        if threading.get_ident() == self._owner:
+            return self._mine.write(text)
+        return self._others.write(text)
+
+    def flush(self) -> None:
+        self._others.flush()
+
+    def isatty(self) -> bool:
+        return False
+
+    def getvalue(self) -> str:
+        return self._mine.getvalue()
+
+
 @pytest.fixture
 def ops(running: RunningStack, capsys: pytest.CaptureFixture[str]) -> Ops:
     """``ops("status --json")``: run a ``filepipe`` command against the running stack."""
@@ -52,9 +84,10 @@ def ops(running: RunningStack, capsys: pytest.CaptureFixture[str]) -> Ops:
         argv = [*shlex.split(command), *extra, "--state-dir", str(running.state_dir)]
         argv += ["--project-dir", str(PROJECT_DIR)]
         capsys.readouterr()
-        exit_code = main(argv)
-        captured = capsys.readouterr()
-        return Result(exit_code, captured.out, captured.err)
+        stdout = _ThisThreadOnly(sys.stdout)
+        with contextlib.redirect_stdout(stdout):
+            exit_code = main(argv)
+        return Result(exit_code, stdout.getvalue(), capsys.readouterr().err)
 
     return run
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from filepipe.handler.settings import FileStatus, StateAttribute
@@ -30,7 +32,16 @@ def test_paused_uploads_wait_in_the_queue_and_are_processed_once_resumed(
     keys = [upload(running, "transactions", f"paused/file-{i}.json", good_transactions()) for i in range(3)]
     outputs = running.pipeline_outputs("transactions")
     assert wait_until(lambda: running.queue_depth(outputs["queueUrl"]) == 3, timeout=HANG_GUARD_SECONDS)
-    status = ops("status --json transactions").json()["pipelines"]["transactions"]
+
+    def queue_status() -> dict[str, Any]:
+        status: dict[str, Any] = ops("status --json transactions").json()["pipelines"]["transactions"]
+        return status
+
+    # The age of the oldest message comes from CloudWatch (SQS publishes it; so does the local endpoint).
+    assert wait_until(
+        lambda: (queue_status()["queue"]["oldestAgeSeconds"] or 0) >= 1, timeout=HANG_GUARD_SECONDS
+    )
+    status = queue_status()
     assert status["mapping"]["enabled"] is False
     assert status["queue"]["visible"] == 3
     assert [_status(running, key) for key in keys] == [None, None, None]

@@ -15,6 +15,8 @@ VARIANTS = {
     "kms": 'encryption="kms"',
     "eventbridge": 'notification_mode="eventbridge"',
     "kms-eventbridge": 'encryption="kms", notification_mode="eventbridge"',
+    "sns": 'notification_mode="sns"',
+    "kms-sns": 'encryption="kms", notification_mode="sns"',
 }
 """The component built directly (not through the stack program), one pipeline per program."""
 
@@ -29,6 +31,12 @@ def pack() -> Iterator[Pack]:
 @pytest.fixture(scope="session")
 def dev_graph() -> ResourceGraph:
     return capture_graph(REPO, "dev")
+
+
+@pytest.fixture(scope="session")
+def routing_graph() -> ResourceGraph:
+    """The routing stack: five pipelines behind one SNS topic."""
+    return capture_graph(REPO, "routing")
 
 
 def write_component_program(directory: Path, arguments: str) -> Path:

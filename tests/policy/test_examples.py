@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.policy.conftest import VARIANTS
-from tests.policy.engine import as_first_preview
+from tests.policy.engine import as_first_preview, without
 
 
 def mandatory(violations):
@@ -14,6 +14,11 @@ def mandatory(violations):
 
 def test_the_dev_stack_passes_every_mandatory_rule(pack, dev_graph):
     assert mandatory(pack.evaluate(dev_graph)) == []
+
+
+def test_the_routing_stack_passes_every_mandatory_rule(pack, routing_graph):
+    assert mandatory(pack.evaluate(routing_graph)) == []
+    assert mandatory(pack.evaluate(as_first_preview(routing_graph))) == []
 
 
 @pytest.mark.parametrize("variant", list(VARIANTS))
@@ -38,3 +43,28 @@ def test_a_first_preview_raises_no_false_violation(pack, dev_graph, variant_grap
 
     # WHEN the pack runs THEN nothing is reported as broken that is only not known yet
     assert mandatory(pack.evaluate(graph)) == []
+
+
+def test_a_routing_stack_whose_redrive_queue_is_unwatched_fails_with_a_clear_message(pack, routing_graph):
+    # GIVEN the routing stack without the depth alarm of the queue a subscription redrives to
+    subscription = next(
+        n
+        for n in routing_graph.nodes
+        if n.type == "aws:sns/topicSubscription:TopicSubscription" and n.inputs["protocol"] == "sqs"
+    )
+    dlq_urn = subscription.property_dependencies["redrivePolicy"][0]
+    alarm = next(
+        n
+        for n in routing_graph.nodes
+        if n.type == "aws:cloudwatch/metricAlarm:MetricAlarm"
+        and dlq_urn in n.property_dependencies.get("dimensions", ())
+        and n.inputs["metricName"] == "ApproximateNumberOfMessagesVisible"
+    )
+
+    # WHEN the pack runs THEN the subscription is reported: a failed delivery would go unnoticed
+    messages = [
+        v.message
+        for v in pack.evaluate(without(routing_graph, alarm.name))
+        if v.policy == "sns-subscription-redrive"
+    ]
+    assert len(messages) == 1 and "no depth alarm with actions watches that queue" in messages[0]

@@ -52,6 +52,18 @@ def test_eventbridge_pipelines_go_through_their_rule(variant_graphs):
     assert ("Bucket", "S3 notification", "Queue") not in edges
 
 
+def test_routed_pipelines_go_through_the_buckets_topic(routing_graph):
+    edges = typed_edges(routing_graph)
+    topics = [e for e in data_path(routing_graph) if e.label == "filtered subscription"]
+
+    assert ("Bucket", "S3 notification", "Topic") in edges
+    assert ("Topic", "filtered subscription", "Queue") in edges
+    assert ("Topic", "subscription redrive", "Queue") in edges
+    assert ("Bucket", "S3 notification", "Queue") not in edges
+    # one topic for the bucket, one filtered subscription per pipeline
+    assert len({e.source for e in topics}) == 1 and len(topics) == 5
+
+
 def test_mermaid_nests_every_resource_in_its_component(dev_graph):
     text = render_mermaid(dev_graph)
     parents: list[str] = []

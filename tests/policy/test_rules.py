@@ -154,6 +154,13 @@ def without_dlq_alarm(graph):
     return without(graph, dlq_depth_alarm(graph).name)
 
 
+SUBSCRIPTION = "aws:sns/topicSubscription:TopicSubscription"
+
+
+def sqs_subscription(graph, subscriptions):
+    return next(s for s in subscriptions if s.inputs.get("protocol") == "sqs")
+
+
 PUBLIC = {"Principal": "*", "Condition": None}
 CASES = [
     pytest.param(
@@ -426,6 +433,27 @@ CASES = [
         id="output-into-own-eventbridge-rule",
     ),
     pytest.param(
+        "output-prefix-outside-notification-filters",
+        "routing",
+        output_prefix("incoming/out/"),
+        "watches (prefix 'incoming/')",
+        id="output-into-the-routing-topics-notification",
+    ),
+    pytest.param(
+        "sns-subscription-redrive",
+        "routing",
+        edit(SUBSCRIPTION, lambda props: props.pop("redrivePolicy"), pick=sqs_subscription),
+        "an SNS -> SQS subscription without a redrive policy",
+        id="subscription-without-redrive",
+    ),
+    pytest.param(
+        "kms-key-admits-writers",
+        "kms-sns",
+        edit("aws:kms/key:Key", drop_key_statement("AllowSNS")),
+        "which sns.amazonaws.com writes to",
+        id="queue-key-refuses-the-routing-topic",
+    ),
+    pytest.param(
         "one-notification-per-bucket",
         "dev",
         duplicate_notification,
@@ -435,14 +463,16 @@ CASES = [
 ]
 
 
-def graphs(dev_graph, variant_graphs):
-    return {"dev": dev_graph, **variant_graphs}
+def graphs(dev_graph, variant_graphs, routing_graph):
+    return {"dev": dev_graph, "routing": routing_graph, **variant_graphs}
 
 
 @pytest.mark.parametrize(("rule", "stack", "mutate", "message"), CASES)
-def test_a_broken_graph_fails_exactly_its_rule(pack, dev_graph, variant_graphs, rule, stack, mutate, message):
+def test_a_broken_graph_fails_exactly_its_rule(
+    pack, dev_graph, variant_graphs, routing_graph, rule, stack, mutate, message
+):
     # GIVEN an example stack that passes, and the same stack with one thing broken
-    graph = graphs(dev_graph, variant_graphs)[stack]
+    graph = graphs(dev_graph, variant_graphs, routing_graph)[stack]
     before = {(v.policy, v.urn, v.message) for v in pack.evaluate(graph)}
 
     # WHEN the pack judges the broken one

@@ -96,3 +96,11 @@ def test_deploy_runs_up_behind_the_stacks_environment_after_ci_on_main():
     assert up["environment"] == "${{ matrix.stack }}"
     assert up["concurrency"]["cancel-in-progress"] is False
     assert pulumi["with"]["command"] == "up" and pulumi["with"]["policyPacks"] == "policy"
+
+
+def test_deploy_updates_only_the_stacks_named_for_deployment_not_every_example_stack():
+    _, document = load("deploy.yml")
+    listing = next(step for step in document["jobs"]["stacks"]["steps"] if step.get("id") == "list")
+
+    assert listing["env"]["DEPLOY_STACKS"] == "${{ vars.DEPLOY_STACKS || '[\"dev\"]' }}"
+    assert "$DEPLOY_STACKS" in listing["run"]
