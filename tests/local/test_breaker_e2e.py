@@ -196,4 +196,4 @@ def test_a_downstream_outage_pauses_the_pipeline_before_any_good_file_is_parked(
         # the invocations spent during the outage are bounded: without the breaker each file would be
         # delivered max_receive_count times before being parked
         assert 0 < wasted < len(keys) * 5
-        sys.__stdout__.write(f"outage: {len(keys)} files, {wasted} invocations, transitions {history}\n")
+        sys.stderr.write(f"outage: {len(keys)} files, {wasted} invocations, transitions {history}\n")
