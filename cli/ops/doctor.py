@@ -714,7 +714,8 @@ def check_backlog(probe: PipelineProbe) -> Verdicts:
         )
     if parked:
         return warned(
-            f"{detail}; {parked} parked in the dead-letter queue", f"inspect them: filepipe failed list {name}"
+            f"{detail}; {parked} parked in the dead-letter queue",
+            f"inspect them: filepipe failed list {name}",
         )
     return passed(detail)
 
