@@ -15,8 +15,10 @@ What Lambda does for an SQS mapping, and what this runner reproduces:
 - ``maximum_concurrency`` bounds the concurrent invocations (one thread per poller); changing it adds
   pollers, or retires pollers as they finish their batch;
 - each poller is one execution environment: the invocations it makes log to one stream of the
-  function's log group, between Lambda's ``START`` / ``END`` / ``REPORT`` lines (when a
-  :class:`~filepipe.local.lambda_logs.LogShipper` is given);
+  function's log group (when a :class:`~filepipe.local.lambda_logs.LogShipper` is given), between
+  the system log records Lambda writes for the function's ``LoggingConfig``
+  (:class:`~filepipe.local.lambda_logs.SystemLogs`: plain-text ``START`` / ``END`` / ``REPORT``
+  lines, or JSON ``platform.start`` / ``platform.report`` records filtered by the system log level);
 - the function timeout bounds an invocation: the handler sees the deadline through
   ``context.get_remaining_time_in_millis()`` and an invocation that overruns counts as failed.
   Python cannot kill a thread, so an overrunning handler is abandoned rather than frozen: its late
@@ -37,15 +39,14 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Final
 
 from filepipe.local.lambda_logs import (
+    DEFAULT_SYSTEM_LOG_LEVEL,
+    TEXT_FORMAT,
     LogShipper,
     LogTarget,
+    SystemLogs,
     default_log_group,
-    end_line,
     environment_stream,
     invocation_output,
-    report_line,
-    start_line,
-    timeout_line,
 )
 from filepipe.local.metrics import LAMBDA_NAMESPACE, LocalMetrics
 
@@ -89,15 +90,24 @@ class FunctionSpec:
     """The function's ``handler`` (``handler.app.lambda_handler``, ``handler.breaker.lambda_handler``)."""
     log_group: str | None = None
     """``LoggingConfig.LogGroup``; ``None``: Lambda's default group."""
+    log_format: str = TEXT_FORMAT
+    """``LoggingConfig.LogFormat``: ``Text`` or ``JSON``, the form of the system log records."""
+    system_log_level: str = DEFAULT_SYSTEM_LOG_LEVEL
+    """``LoggingConfig.SystemLogLevel``: the least detailed system records sent (JSON format only)."""
 
     @property
     def log_group_name(self) -> str:
         return self.log_group or default_log_group(self.name)
 
+    @property
+    def system_logs(self) -> SystemLogs:
+        return SystemLogs(self.log_format, self.system_log_level)
+
     @classmethod
     def from_resource(cls, function: CapturedResource) -> FunctionSpec:
         """The captured ``aws:lambda/function:Function``, with Lambda's defaults for what it leaves unset."""
         variables = (function.inputs.get("environment") or {}).get("variables") or {}
+        logging_config = function.inputs.get("loggingConfig") or {}
         return cls(
             name=function.get("name"),
             arn=function.get("arn"),
@@ -106,7 +116,9 @@ class FunctionSpec:
             environment={str(k): str(v) for k, v in variables.items()},
             code=function.inputs.get("code"),
             entry_point=str(function.inputs.get("handler") or ""),
-            log_group=(function.inputs.get("loggingConfig") or {}).get("logGroup") or None,
+            log_group=logging_config.get("logGroup") or None,
+            log_format=logging_config.get("logFormat") or TEXT_FORMAT,
+            system_log_level=logging_config.get("systemLogLevel") or DEFAULT_SYSTEM_LOG_LEVEL,
         )
 
 
@@ -543,8 +555,10 @@ class EventSourceMappingRunner:
         request_id = context.aws_request_id
         outcome: dict[str, Any] = {}
         logs = self._logs
+        system_logs = self.function.system_logs
         if logs is not None:
-            logs.put(environment, start_line(request_id))
+            for record in system_logs.start(request_id):
+                logs.put(environment, record)
 
         def run() -> None:
             try:
@@ -564,10 +578,11 @@ class EventSourceMappingRunner:
         timed_out = worker.is_alive()
         error = None if timed_out else outcome.get("error")  # a late result is ignored
         if logs is not None:
-            if timed_out:
-                logs.put(environment, timeout_line(request_id, self.function.timeout_seconds))
-            logs.put(environment, end_line(request_id))
-            logs.put(environment, report_line(request_id, duration_ms, self.function.memory_mb))
+            timed_out_after = self.function.timeout_seconds if timed_out else None
+            for record in system_logs.finish(
+                request_id, duration_ms, self.function.memory_mb, timed_out_after=timed_out_after
+            ):
+                logs.put(environment, record)
 
         if timed_out:
             with self._lock:

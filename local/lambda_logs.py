@@ -2,8 +2,9 @@
 
 In Lambda, everything a function writes to stdout lands in its log group (``LoggingConfig.LogGroup``,
 else ``/aws/lambda/<name>``), in one stream per execution environment named
-``YYYY/MM/DD/[$LATEST]<hex>``, between the ``START`` / ``END`` / ``REPORT`` lines the service writes
-around each invocation. Locally a function runs in threads of this process, so:
+``YYYY/MM/DD/[$LATEST]<hex>``, between the system log records the service writes around each
+invocation, in the function's ``LoggingConfig.LogFormat`` (:class:`SystemLogs`). Locally a function runs
+in threads of this process, so:
 
 - each poller of an event source mapping is one execution environment with its own stream
   (:func:`environment_stream`);
@@ -18,6 +19,7 @@ around each invocation. Locally a function runs in threads of this process, so:
 from __future__ import annotations
 
 import contextvars
+import json
 import logging
 import math
 import queue
@@ -67,32 +69,96 @@ class LogTarget:
     stream: str
 
 
-# -- the lines Lambda itself writes around an invocation ----------------------------------------------
+# -- the records Lambda itself writes around an invocation --------------------------------------------
+
+TEXT_FORMAT: Final = "Text"
+"""``LoggingConfig.LogFormat`` Lambda uses when a function declares none."""
+JSON_FORMAT: Final = "JSON"
+SYSTEM_LOG_LEVELS: Final = ("DEBUG", "INFO", "WARN")
+"""``LoggingConfig.SystemLogLevel`` values, most detailed first: Lambda sends the records at the
+configured level and the less detailed ones."""
+DEFAULT_SYSTEM_LOG_LEVEL: Final = "INFO"
+TIMEOUT_ERROR_TYPE: Final = "Sandbox.Timedout"
 
 
-def start_line(request_id: str, version: str = "$LATEST") -> str:
-    return f"START RequestId: {request_id} Version: {version}"
+@dataclass(frozen=True, slots=True)
+class SystemLogs:
+    """The records Lambda writes around each invocation of one function, per its ``LoggingConfig``.
+
+    Plain text (Lambda's default) has the ``START`` / ``END`` / ``REPORT`` lines, with
+    ``Task timed out …`` before ``END`` on a timeout, and no level filtering. JSON has one Telemetry
+    API event per line, ``{"time", "type", "record"}``, and only the records at least as severe as
+    ``system_log_level``: ``platform.start`` and ``platform.report`` are INFO, ``platform.runtimeDone``
+    (where the text form has ``END``) is DEBUG when the invocation succeeded and WARN when it did not.
+    So a function at INFO gets start and report, one at WARN only the ``runtimeDone`` of a timeout.
+    """
+
+    log_format: str = TEXT_FORMAT
+    system_log_level: str = DEFAULT_SYSTEM_LOG_LEVEL
+
+    def start(self, request_id: str, version: str = "$LATEST") -> list[str]:
+        if self.log_format != JSON_FORMAT:
+            return [f"START RequestId: {request_id} Version: {version}"]
+        return self._event("INFO", "platform.start", {"requestId": request_id, "version": version})
+
+    def finish(
+        self, request_id: str, duration_ms: float, memory_mb: int, *, timed_out_after: float | None = None
+    ) -> list[str]:
+        """The records after an invocation that took ``duration_ms``; ``timed_out_after``: the timeout
+        (seconds) it overran."""
+        billed_ms = math.ceil(duration_ms)
+        # Max Memory Used is the peak of this whole process, which every local function shares: Lambda
+        # also reports the peak of an environment across the invocations it served.
+        peak_mb = _peak_rss_mb()
+        if self.log_format != JSON_FORMAT:
+            lines = [] if timed_out_after is None else [_timeout_text(request_id, timed_out_after)]
+            return [
+                *lines,
+                f"END RequestId: {request_id}",
+                f"REPORT RequestId: {request_id}\tDuration: {duration_ms:.2f} ms\t"
+                f"Billed Duration: {billed_ms} ms\tMemory Size: {memory_mb} MB\t"
+                f"Max Memory Used: {peak_mb} MB\t",
+            ]
+        status: dict[str, str] = (
+            {"status": "success"}
+            if timed_out_after is None
+            else {"status": "timeout", "errorType": TIMEOUT_ERROR_TYPE}
+        )
+        metrics = {
+            "durationMs": round(duration_ms, 3),
+            "billedDurationMs": billed_ms,
+            "memorySizeMB": memory_mb,
+            "maxMemoryUsedMB": peak_mb,
+        }
+        done_level = "DEBUG" if timed_out_after is None else "WARN"
+        return [
+            *self._event(
+                done_level,
+                "platform.runtimeDone",
+                {"requestId": request_id, **status, "metrics": {"durationMs": metrics["durationMs"]}},
+            ),
+            *self._event("INFO", "platform.report", {"requestId": request_id, "metrics": metrics, **status}),
+        ]
+
+    def _event(self, level: str, event_type: str, record: dict[str, Any]) -> list[str]:
+        if _level_rank(level) < _level_rank(self.system_log_level):
+            return []
+        event = {"time": _utc_millis(), "type": event_type, "record": record}
+        return [json.dumps(event, separators=(",", ":"))]
 
 
-def end_line(request_id: str) -> str:
-    return f"END RequestId: {request_id}"
+def _level_rank(level: str) -> int:
+    # AWS accepts only these values; anything else is treated as Lambda's default.
+    name = level.upper()
+    return SYSTEM_LOG_LEVELS.index(name if name in SYSTEM_LOG_LEVELS else DEFAULT_SYSTEM_LOG_LEVEL)
 
 
-def report_line(request_id: str, duration_ms: float, memory_mb: int) -> str:
-    # Max Memory Used is the peak of this whole process, which every local function shares: Lambda
-    # also reports the peak of an environment across the invocations it served.
-    peak_mb = _peak_rss_mb()
-    return (
-        f"REPORT RequestId: {request_id}\tDuration: {duration_ms:.2f} ms\t"
-        f"Billed Duration: {math.ceil(duration_ms)} ms\tMemory Size: {memory_mb} MB\t"
-        f"Max Memory Used: {peak_mb} MB\t"
-    )
+def _utc_millis() -> str:
+    return f"{datetime.now(UTC):%Y-%m-%dT%H:%M:%S.%f}"[:-3] + "Z"
 
 
-def timeout_line(request_id: str, timeout_seconds: float) -> str:
-    return f"{datetime.now(UTC):%Y-%m-%dT%H:%M:%S.%f}"[:-3] + (
-        f"Z {request_id} Task timed out after {timeout_seconds:.2f} seconds"
-    )
+def _timeout_text(request_id: str, timeout_seconds: float) -> str:
+    return f"{_utc_millis()} {request_id} Task timed out after {timeout_seconds:.2f} seconds"
 
 
 def _peak_rss_mb() -> int:

@@ -30,12 +30,13 @@ from filepipe.cli.ops.command import EXIT_FAILED, Output, add_json_argument, ops
 from filepipe.cli.ops.iam_check import Decision, Request, evaluate, evaluate_with_boundary
 from filepipe.cli.ops.stack import Pipeline, Stack, add_stack_arguments
 from filepipe.cli.ops.status import oldest_message_age
+from filepipe.handler.events import event_key
 from filepipe.monitoring import AlarmSpec, alarm_specs
 from filepipe.notifications import OBJECT_CREATED
 from filepipe.policies import function_role_policy
 from filepipe.policy import documents as doc
 from filepipe.policy.stack import RECOMMENDED_MAX_RECEIVE_COUNT
-from filepipe.policy.wiring import EVENTS_SERVICE, S3_SERVICE
+from filepipe.policy.wiring import EVENTS_SERVICE, S3_SERVICE, SNS_SERVICE
 
 PROBE_NAME: Final = "filepipe-doctor-probe"
 """Stands for a file name where a check needs a concrete key (it is never written)."""
@@ -175,6 +176,8 @@ class Delivery:
     """``aws:SourceArn`` of that send: what the queue policy must admit."""
     problems: tuple[str, ...] = ()
     """Why it does not deliver the pipeline's files (and only them) as it should."""
+    warnings: tuple[str, ...] = ()
+    """What works, but not as the component builds it."""
 
 
 class PipelineProbe:
@@ -395,9 +398,142 @@ def _pattern_fires(pattern: Mapping[str, Any], bucket: str) -> Callable[[str], b
     return lambda key: event_pattern_matches(pattern, object_created_event(bucket, key))
 
 
+def s3_event_message(bucket: str, key: str, configuration_id: str, size: int, region: str) -> dict[str, Any]:
+    """The fields of the S3 event notification a bucket publishes for an object created at ``key`` that
+    filter policies select on (the key encoded as S3 encodes it)."""
+    return {
+        "Records": [
+            {
+                "eventVersion": "2.1",
+                "eventSource": "aws:s3",
+                "awsRegion": region,
+                "eventName": "ObjectCreated:Put",
+                "s3": {
+                    "s3SchemaVersion": "1.0",
+                    "configurationId": configuration_id,
+                    "bucket": {"name": bucket},
+                    "object": {"key": event_key(key), "size": size},
+                },
+            }
+        ]
+    }
+
+
+def _sns_subscriptions(probe: PipelineProbe) -> list[Delivery]:
+    # Found from the queue's side, as the EventBridge rules are: a subscription to a topic the bucket no
+    # longer notifies is then reported as such, not missed (listing per notified topic would miss it).
+    queue_arn = probe.pipeline.queue_arn
+    with reading("sns"):
+        paginator = probe.stack.sns().get_paginator("list_subscriptions")
+        subscriptions = [
+            subscription
+            for page in paginator.paginate()
+            for subscription in page.get("Subscriptions", [])
+            if subscription.get("Protocol") == "sqs" and subscription.get("Endpoint") == queue_arn
+        ]
+    found = []
+    for subscription in subscriptions:
+        topic, arn = str(subscription.get("TopicArn", "")), str(subscription.get("SubscriptionArn", ""))
+        via = f"SNS subscription of topic {topic}"
+        if arn == PENDING_CONFIRMATION:
+            found.append(Delivery(via, SNS_SERVICE, topic, (_UNCONFIRMED,)))
+        elif arn.startswith("arn:"):  # not "Deleted"
+            with reading("sns"):
+                attributes = probe.stack.sns().get_subscription_attributes(SubscriptionArn=arn)["Attributes"]
+            found.append(
+                _subscription_delivery(probe, via, topic, {str(k): v for k, v in attributes.items()})
+            )
+    return found
+
+
+_UNCONFIRMED: Final = "the subscription is pending confirmation: the topic sends it nothing"
+
+
+def _subscription_delivery(
+    probe: PipelineProbe, via: str, topic: str, attributes: Mapping[str, str]
+) -> Delivery:
+    bucket, problems, warnings = probe.pipeline.bucket, [], []
+    if attributes.get("PendingConfirmation") == "true":
+        problems.append(_UNCONFIRMED)
+    redrive = _json_object(attributes.get("RedrivePolicy"))
+    target = redrive.get("deadLetterTargetArn") if redrive else None
+    if not target:
+        problems.append(
+            "the subscription has no redrive policy: a delivery the queue refuses is dropped silently"
+        )
+    elif target != probe.pipeline.dlq_arn:
+        problems.append(f"the subscription redrives to {target}, not the pipeline's dead-letter queue")
+    if attributes.get("RawMessageDelivery") != "true":
+        warnings.append("raw message delivery is off: each event arrives wrapped in an SNS envelope")
+    configurations = [
+        configuration
+        for configuration in probe.notification.get("TopicConfigurations", [])
+        if configuration.get("TopicArn") == topic
+    ]
+    if not configurations:
+        problems.append(f"bucket {bucket} does not notify the topic")
+    policy = _json_object(attributes.get("FilterPolicy") or "{}")
+    if policy is None:
+        problems.append("the subscription's filter policy is not a JSON object")
+    else:
+        scope = attributes.get("FilterPolicyScope") or "MessageAttributes"
+        problems += delivery_problems(_subscription_fires(probe, configurations, policy, scope), probe)
+    return Delivery(via, SNS_SERVICE, topic, tuple(problems), tuple(warnings))
+
+
+def _json_object(text: str | None) -> dict[str, Any] | None:
+    try:
+        value = json.loads(text) if text else None
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _subscription_fires(
+    probe: PipelineProbe, configurations: Sequence[Mapping[str, Any]], policy: dict[str, Any], scope: str
+) -> Callable[[str], bool]:
+    """Whether the bucket publishes an event for ``key`` to the topic that the filter policy lets through.
+
+    Size bounds are the route's choice, not a wiring mistake: a key is sent when a file of some size is.
+    """
+    # Imported here: moto's SNS package loads its whole backend, paid only when a subscription is judged.
+    # SNS's filter-policy language (prefix, numeric, anything-but, $or, nested arrays...) is too large to
+    # copy; moto's implementation of SNS's matching is what the local endpoint delivers by, and moto is
+    # already a runtime dependency.
+    from moto.sns.utils import FilterPolicyMatcher
+
+    matcher = FilterPolicyMatcher(policy, scope)
+    sizes = _candidate_sizes(policy)
+    bucket, region = probe.pipeline.bucket, probe.arn.region
+
+    def fires(key: str) -> bool:
+        return any(
+            # S3 publishes no message attributes: a policy on them matches only what needs none.
+            matcher.matches({}, json.dumps(s3_event_message(bucket, key, str(c.get("Id", "")), size, region)))
+            for c in configurations
+            if s3_filter_matches(c, key)
+            for size in sizes
+        )
+
+    return fires
+
+
+def _candidate_sizes(policy: Any) -> set[int]:
+    """Object sizes that meet the policy's numeric conditions if any size does: every set of integers
+    those conditions admit contains 0, one of their bounds, or a neighbour of one."""
+    if isinstance(policy, Mapping):
+        return set().union({0}, *(_candidate_sizes(value) for value in policy.values()))
+    if isinstance(policy, list):
+        return set().union({0}, *(_candidate_sizes(value) for value in policy))
+    if isinstance(policy, int | float) and not isinstance(policy, bool) and policy >= 0:
+        return {int(policy) - 1, int(policy), int(policy) + 1} - {-1}
+    return {0}
+
+
 DELIVERY_FINDERS: Final[tuple[Callable[[PipelineProbe], list[Delivery]], ...]] = (
     _s3_notifications,
     _eventbridge_rules,
+    _sns_subscriptions,
 )
 """Every way the component can route a bucket's events to a pipeline's queue."""
 
@@ -557,8 +693,8 @@ def check_event_delivery(probe: PipelineProbe) -> Verdicts:
     filters = ", ".join(f"{pipeline.input_prefix}*{suffix}" for suffix in pipeline.input_suffixes or ("",))
     if not deliveries:
         return failed(
-            f"no S3 notification of bucket {pipeline.bucket} and no EventBridge rule sends to the queue: "
-            "new files are never processed",
+            f"no S3 notification of bucket {pipeline.bucket}, no EventBridge rule and no SNS subscription "
+            "sends to the queue: new files are never processed",
             "S3 keeps one notification configuration per bucket and a second one replaces the first; "
             + REDEPLOY,
         )
@@ -566,13 +702,15 @@ def check_event_delivery(probe: PipelineProbe) -> Verdicts:
     if broken:
         return failed(
             "; ".join(f"{delivery.via}: {', '.join(delivery.problems)}" for delivery in broken),
-            f"the filter must be exactly {filters}; {REDEPLOY}",
+            f"the component's route sends exactly {filters}; {REDEPLOY}",
         )
     if len(deliveries) > 1:
         return warned(
             "each file is sent several times: " + ", ".join(delivery.via for delivery in deliveries),
-            "keep one route (notification_mode s3 or eventbridge)",
+            "keep one route (notification_mode s3, eventbridge or sns)",
         )
+    if deliveries[0].warnings:
+        return warned(f"{deliveries[0].via}: {', '.join(deliveries[0].warnings)}", REDEPLOY)
     return passed(f"{deliveries[0].via} sends {filters}")
 
 
@@ -661,6 +799,13 @@ def check_subscribers(probe: PipelineProbe) -> Verdicts:
     alarm = probe.alarm_on(_DLQ_ALARM, probe.pipeline.dlq_url)
     actions = alarm.get("AlarmActions", []) if alarm else []
     topics = [arn for arn in actions if ":sns:" in arn] or [probe.pipeline.topic_arn]
+    routing = _routing_topics(probe)
+    if misrouted := [topic for topic in topics if topic in routing]:
+        return failed(
+            f"{', '.join(misrouted)} is the bucket's routing topic: alarms go to the pipelines' queues as if "
+            "they were files, and reach nobody",
+            "give the alarms a topic of their own (alert_emails or alert_topic_arn)",
+        )
     silent, told = [], []
     for topic in filter(None, topics):
         confirmed, pending = _subscriptions(probe, topic)
@@ -678,6 +823,15 @@ def check_subscribers(probe: PipelineProbe) -> Verdicts:
     if not told:
         return warned("the pipeline names no alert topic", "set alert_emails or alert_topic_arn")
     return passed(", ".join(told))
+
+
+def _routing_topics(probe: PipelineProbe) -> set[str]:
+    """The topics the bucket notifies: their subscribers are pipelines' queues, not people."""
+    try:
+        configurations = probe.notification.get("TopicConfigurations", [])
+    except (PermissionMissingError, NotFoundError):
+        return set()  # event-delivery reports that
+    return {str(configuration.get("TopicArn")) for configuration in configurations}
 
 
 def _subscriptions(probe: PipelineProbe, topic: str) -> tuple[int, int]:

@@ -225,13 +225,28 @@ def test_a_files_log_lines_are_in_its_functions_log_group(running: RunningStack)
             for event in logs.get_log_events(logGroupName=group, logStreamName=stream)["events"]
         ]
         at = next(index for index, line in enumerate(stream_lines) if key in line)
-        request_id = next(
-            line.split()[2] for line in reversed(stream_lines[:at]) if line.startswith("START RequestId: ")
+        # the function's LoggingConfig is JSON at system level INFO: platform.start and .report records
+        start = next(
+            r for r in map(_system_record, reversed(stream_lines[:at])) if r["type"] == "platform.start"
         )
-        after = stream_lines[at:]
-        assert f"END RequestId: {request_id}" in after
-        report = next(line for line in after if line.startswith(f"REPORT RequestId: {request_id}"))
-        assert "\tDuration: " in report and " ms" in report
+        request_id = start["record"]["requestId"]
+        report = next(
+            r
+            for r in map(_system_record, stream_lines[at:])
+            if r["type"] == "platform.report" and r["record"]["requestId"] == request_id
+        )
+        assert report["record"]["status"] == "success"
+        assert report["record"]["metrics"]["durationMs"] > 0
+        assert not any(line.startswith(("START ", "END ", "REPORT ")) for line in stream_lines)
+
+
+def _system_record(line: str) -> dict[str, Any]:
+    """A JSON system log record, or an empty-typed stand-in for any other line."""
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return {"type": ""}
+    return record if isinstance(record, dict) and "record" in record else {"type": ""}
 
 
 def test_moto_never_runs_a_mapping_itself(running: RunningStack) -> None:

@@ -14,12 +14,14 @@ import shlex
 import sys
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TextIO
 
 import pytest
 
 from filepipe.cli.main import main
+from filepipe.handler.settings import StateAttribute
 from filepipe.local.runtime import LocalRuntime, LocalTuning, RunningStack
 from tests.local.conftest import PROJECT_DIR
 
@@ -98,6 +100,42 @@ def upload(running: RunningStack, pipeline: str, name: str, body: bytes) -> str:
     key = f"{outputs['inputPrefix']}{name}"
     running.address.client("s3").put_object(Bucket=outputs["bucket"], Key=key, Body=body)
     return key
+
+
+@contextmanager
+def paused(running: RunningStack, pipeline: str = "transactions") -> Iterator[None]:
+    """The pipeline's poller stopped for the block: what a command sends waits in the queue until the
+    block ends, so the test can look at it before the handler does."""
+    runner = running.runner(pipeline)
+    runner.set_enabled(False)
+    assert runner.wait_until_paused(timeout=HANG_GUARD_SECONDS)
+    try:
+        yield
+    finally:
+        runner.set_enabled(True)
+
+
+def output_versions(running: RunningStack, key: str, pipeline: str = "transactions") -> int:
+    """How many versions of the input ``key``'s output the handler wrote (once per processing)."""
+    outputs = running.pipeline_outputs(pipeline)
+    output_key = outputs["outputPrefix"] + key[len(outputs["inputPrefix"]) :]
+    listed = running.address.client("s3").list_object_versions(Bucket=outputs["bucket"], Prefix=output_key)
+    return sum(1 for version in listed.get("Versions", []) if version["Key"] == output_key)
+
+
+def file_state(running: RunningStack, key: str, pipeline: str = "transactions") -> dict[str, Any]:
+    """The state-table item of the input ``key``, attribute name -> plain value ({} when none)."""
+    outputs = running.pipeline_outputs(pipeline)
+    item = (
+        running.address.client("dynamodb")
+        .get_item(
+            TableName=outputs["tableName"],
+            Key={StateAttribute.PK.value: {"S": f"{outputs['bucket']}/{key}"}},
+            ConsistentRead=True,
+        )
+        .get("Item", {})
+    )
+    return {name: next(iter(value.values())) for name, value in item.items()}
 
 
 def good_transactions(count: int = 2) -> bytes:

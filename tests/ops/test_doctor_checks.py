@@ -38,7 +38,10 @@ from filepipe.policies import (
     function_role_policy,
     lambda_assume_role_policy,
     s3_to_queue_policy,
+    s3_to_topic_policy,
+    sns_to_queue_policy,
 )
+from filepipe.routing import Route, configuration_id, filter_policy
 from tests.conftest import ACCOUNT_ID, REGION
 
 BUCKET = "data-bucket"
@@ -363,6 +366,142 @@ def test_an_eventbridge_rule_without_the_buckets_eventbridge_switch_fails(world:
     [delivery] = probe.deliveries
 
     assert delivery.problems == (f"bucket {BUCKET} does not send events to EventBridge",)
+
+
+def _sns_route(world: World, route: Route | None = None, **attributes: str) -> tuple[str, str]:
+    """Replace the S3 notification by the component's routing topic and the queue's filtered subscription
+    (``attributes`` override the subscription's); the topic's and the subscription's ARNs."""
+    s3, sns = world.client("s3"), world.client("sns")
+    pipeline = world.pipeline
+    topic = sns.create_topic(Name="routes")["TopicArn"]
+    sns.set_topic_attributes(
+        TopicArn=topic,
+        AttributeName="Policy",
+        AttributeValue=json.dumps(s3_to_topic_policy(topic, f"arn:aws:s3:::{BUCKET}", ACCOUNT_ID)),
+    )
+    for queue_url, queue_arn in (
+        (pipeline.queue_url, pipeline.queue_arn),
+        (pipeline.dlq_url, pipeline.dlq_arn),
+    ):
+        policy = sns_to_queue_policy(queue_arn, topic, ACCOUNT_ID)
+        set_queue_attributes(world, queue_url, Policy=json.dumps(policy))
+    s3.put_bucket_notification_configuration(
+        Bucket=BUCKET,
+        NotificationConfiguration={
+            "TopicConfigurations": [
+                {
+                    "Id": configuration_id(INPUT_PREFIX, ".json"),
+                    "TopicArn": topic,
+                    "Events": [OBJECT_CREATED],
+                    "Filter": {
+                        "Key": {
+                            "FilterRules": [
+                                {"Name": "prefix", "Value": INPUT_PREFIX},
+                                {"Name": "suffix", "Value": ".json"},
+                            ]
+                        }
+                    },
+                }
+            ]
+        },
+    )
+    route = route or Route(pipeline.name, INPUT_PREFIX, (".json",))
+    subscription_attributes = {
+        "RawMessageDelivery": "true",
+        "FilterPolicyScope": "MessageBody",
+        "FilterPolicy": json.dumps(filter_policy(route)),
+        "RedrivePolicy": json.dumps({"deadLetterTargetArn": pipeline.dlq_arn}),
+        **attributes,
+    }
+    subscription = sns.subscribe(
+        TopicArn=topic,
+        Protocol="sqs",
+        Endpoint=pipeline.queue_arn,
+        Attributes={name: value for name, value in subscription_attributes.items() if value},
+        ReturnSubscriptionArn=True,
+    )["SubscriptionArn"]
+    return str(topic), str(subscription)
+
+
+def test_an_sns_route_as_the_component_wires_it_passes_every_check(world: World) -> None:
+    # GIVEN the sns-mode wiring: bucket -> routing topic -> filtered subscription -> queue
+    topic, _ = _sns_route(world)
+
+    # WHEN the doctor finds how events reach the queue
+    [delivery] = PipelineProbe(world.stack, world.pipeline).deliveries
+
+    # THEN the subscription is the one delivery, admitted and sending exactly the pipeline's files
+    assert delivery.via == f"SNS subscription of topic {topic}"
+    assert (delivery.service, delivery.source_arn) == ("sns.amazonaws.com", topic)
+    assert (delivery.problems, delivery.warnings) == ((), ())
+    assert set(world.verdicts().values()) == {Verdict.PASS}
+
+
+def test_a_size_bounded_route_still_sends_the_pipelines_files(world: World) -> None:
+    _sns_route(world, Route("transactions", INPUT_PREFIX, (".json",), min_bytes=1024, max_bytes=4096))
+
+    assert world.verdicts()["event-delivery"] is Verdict.PASS
+
+
+def test_a_filter_policy_for_another_suffix_fails_event_delivery(world: World) -> None:
+    _, subscription = _sns_route(world)
+    world.client("sns").set_subscription_attributes(
+        SubscriptionArn=subscription,
+        AttributeName="FilterPolicy",
+        AttributeValue=json.dumps(filter_policy(Route("transactions", INPUT_PREFIX, (".csv",)))),
+    )
+
+    assert world.failing() == ["event-delivery"]
+    assert "filepipe-doctor-probe.json is not sent" in world.result("event-delivery").detail
+
+
+def test_a_subscription_without_redrive_fails_event_delivery(world: World) -> None:
+    _sns_route(world, RedrivePolicy="")
+
+    assert world.failing() == ["event-delivery"]
+    assert "no redrive policy" in world.result("event-delivery").detail
+
+
+def test_a_subscription_without_raw_delivery_is_a_warning(world: World) -> None:
+    _sns_route(world, RawMessageDelivery="false")
+
+    result = world.result("event-delivery")
+
+    assert result.verdict is Verdict.WARN
+    assert "raw message delivery is off" in result.detail
+
+
+def test_a_queue_policy_admitting_only_s3_fails_the_sns_route(world: World) -> None:
+    topic, _ = _sns_route(world)
+    policy = s3_to_queue_policy(world.pipeline.queue_arn, f"arn:aws:s3:::{BUCKET}", ACCOUNT_ID)
+    set_queue_attributes(world, world.pipeline.queue_url, Policy=json.dumps(policy))
+
+    assert world.failing() == ["queue-policy"]
+    assert f"SNS subscription of topic {topic} (sns.amazonaws.com)" in world.result("queue-policy").detail
+
+
+_ALARM_FIELDS = (  # what put_metric_alarm needs again from describe_alarms
+    "AlarmName",
+    "Namespace",
+    "MetricName",
+    "Dimensions",
+    "Statistic",
+    "Period",
+    "EvaluationPeriods",
+    "Threshold",
+    "ComparisonOperator",
+)
+
+
+def test_alarms_on_the_routing_topic_fail_although_queues_subscribe_to_it(world: World) -> None:
+    topic, _ = _sns_route(world)
+    alarm = world.client("cloudwatch").describe_alarms(AlarmNames=["dlq-depth"])["MetricAlarms"][0]
+    world.client("cloudwatch").put_metric_alarm(
+        **{name: alarm[name] for name in _ALARM_FIELDS}, AlarmActions=[topic]
+    )
+
+    assert world.failing() == ["alert-subscribers"]
+    assert "routing topic" in world.result("alert-subscribers").detail
 
 
 def test_a_visibility_timeout_below_the_function_timeout_fails_and_below_six_times_warns(

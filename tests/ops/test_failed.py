@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,16 @@ from filepipe.cli.ops.stack import Stack
 from filepipe.handler.settings import EnvVar, FileStatus, StateAttribute
 from filepipe.local.runtime import LocalRuntime, LocalTuning, RunningStack
 from tests.local.conftest import PROJECT_DIR
-from tests.ops.conftest import HANG_GUARD_SECONDS, POISON_TRANSACTIONS, Ops, good_transactions, upload
+from tests.ops.conftest import (
+    HANG_GUARD_SECONDS,
+    POISON_TRANSACTIONS,
+    Ops,
+    file_state,
+    good_transactions,
+    output_versions,
+    paused,
+    upload,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -76,41 +84,11 @@ def _park_flaky(running: RunningStack, names: list[str]) -> list[str]:
     return keys
 
 
-@contextmanager
-def _paused(running: RunningStack) -> Iterator[None]:
-    """The pipeline's poller stopped while a command runs: the handler's EMF lines (stdout) stay out of
-    the command's JSON, and what the command sent waits in the queue until the block ends."""
-    runner = running.runner("transactions")
-    runner.set_enabled(False)
-    assert runner.wait_until_paused(timeout=HANG_GUARD_SECONDS)
-    try:
-        yield
-    finally:
-        runner.set_enabled(True)
-
-
 def _parked(ops: Ops) -> dict[str, dict[str, Any]]:
     """The DLQ's messages of ``transactions`` by source key."""
     result = ops("failed list transactions --json")
     assert result.exit_code == 0, result.stderr
     return {key: message for message in result.json()["messages"] for key in message["keys"]}
-
-
-def _output_versions(running: RunningStack, key: str) -> int:
-    outputs = running.pipeline_outputs("transactions")
-    output_key = outputs["outputPrefix"] + key[len(outputs["inputPrefix"]) :]
-    listed = running.address.client("s3").list_object_versions(Bucket=outputs["bucket"], Prefix=output_key)
-    return sum(1 for version in listed.get("Versions", []) if version["Key"] == output_key)
-
-
-def _state(running: RunningStack, key: str) -> dict[str, Any]:
-    outputs = running.pipeline_outputs("transactions")
-    item = running.address.client("dynamodb").get_item(
-        TableName=outputs["tableName"],
-        Key={StateAttribute.PK.value: {"S": f"{outputs['bucket']}/{key}"}},
-        ConsistentRead=True,
-    )["Item"]
-    return {name: next(iter(value.values())) for name, value in item.items()}
 
 
 def test_failed_list_shows_every_parked_file_with_its_reason_and_leaves_them_parked(
@@ -184,7 +162,7 @@ def test_a_filtered_retry_moves_exactly_the_matching_messages_and_each_is_proces
 
     # WHEN a dry run, then the retry, select the exhausted files under the folder
     selection = "--error-type RetriesExhaustedError --key '*/retry/*'"
-    with _paused(running):
+    with paused(running):
         dry = ops(f"failed retry transactions {selection} --dry-run --json")
         after_dry = _parked(ops)
         retried = ops(f"failed retry transactions {selection} --yes --json")
@@ -200,8 +178,8 @@ def test_a_filtered_retry_moves_exactly_the_matching_messages_and_each_is_proces
     assert poison in remaining
     assert not set(flaky) & set(remaining)
     for key in flaky:
-        assert _output_versions(running, key) == 1
-        assert _state(running, key)[StateAttribute.STATUS] == FileStatus.SUCCEEDED
+        assert output_versions(running, key) == 1
+        assert file_state(running, key)[StateAttribute.STATUS] == FileStatus.SUCCEEDED
 
 
 def _replace_without_attributes(sqs: Any, dlq_url: str, body: str) -> None:
@@ -227,7 +205,7 @@ def test_a_message_moved_by_sqs_redrive_without_attributes_is_listed_and_retried
     [key] = _park_flaky(running, ["redriven/flaky.json"])
     dlq_url = running.pipeline_outputs("transactions")["dlqUrl"]
     sqs = running.address.client("sqs")
-    with _paused(running):
+    with paused(running):
         exported = [json.loads(line) for line in ops("failed export transactions -").stdout.splitlines()]
         [body] = [line["body"] for line in exported if key in line["keys"]]
         _replace_without_attributes(sqs, dlq_url, body)
@@ -241,8 +219,8 @@ def test_a_message_moved_by_sqs_redrive_without_attributes_is_listed_and_retried
     assert (listed["errorType"], listed["attributes"]) == ("", {})
     assert retried.exit_code == 0, retried.stderr
     assert retried.json()["retried"] == 1
-    assert _output_versions(running, key) == 1
-    assert _state(running, key)[StateAttribute.STATUS] == FileStatus.SUCCEEDED
+    assert output_versions(running, key) == 1
+    assert file_state(running, key)[StateAttribute.STATUS] == FileStatus.SUCCEEDED
 
 
 @pytest.mark.parametrize("interrupted", ["SendMessageBatch", "DeleteMessageBatch"])
@@ -272,10 +250,10 @@ def test_an_interrupted_retry_loses_nothing_and_resumes(
     selection = f"--key '*/resume-{interrupted}/*' --yes --json"
 
     # WHEN the retry is interrupted, then run again
-    with _paused(running):
+    with paused(running):
         first = ops(f"failed retry transactions {selection}")
     monkeypatch.undo()
-    with _paused(running):
+    with paused(running):
         resumed = ops(f"failed retry transactions {selection}")
     assert running.wait_until_idle(timeout=HANG_GUARD_SECONDS)
 
@@ -284,8 +262,8 @@ def test_an_interrupted_retry_loses_nothing_and_resumes(
     assert resumed.exit_code == 0, resumed.stderr
     assert not set(flaky) & set(_parked(ops))
     for key in flaky:
-        assert _output_versions(running, key) == 1, key
-        assert _state(running, key)[StateAttribute.STATUS] == FileStatus.SUCCEEDED
+        assert output_versions(running, key) == 1, key
+        assert file_state(running, key)[StateAttribute.STATUS] == FileStatus.SUCCEEDED
 
 
 def test_purge_without_yes_and_without_a_terminal_deletes_nothing(running: RunningStack, ops: Ops) -> None:

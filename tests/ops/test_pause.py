@@ -9,17 +9,9 @@ import pytest
 from filepipe.handler.settings import FileStatus, StateAttribute
 from filepipe.local.runtime import RunningStack
 from tests.local.conftest import wait_until
-from tests.ops.conftest import HANG_GUARD_SECONDS, Ops, good_transactions, upload
+from tests.ops.conftest import HANG_GUARD_SECONDS, Ops, file_state, good_transactions, upload
 
 pytestmark = pytest.mark.e2e
-
-
-def _status(running: RunningStack, key: str) -> str | None:
-    outputs = running.pipeline_outputs("transactions")
-    item = running.address.client("dynamodb").get_item(
-        TableName=outputs["tableName"], Key={StateAttribute.PK: {"S": f"{outputs['bucket']}/{key}"}}
-    )
-    return item.get("Item", {}).get(StateAttribute.STATUS, {}).get("S")
 
 
 def test_paused_uploads_wait_in_the_queue_and_are_processed_once_resumed(
@@ -44,14 +36,14 @@ def test_paused_uploads_wait_in_the_queue_and_are_processed_once_resumed(
     status = queue_status()
     assert status["mapping"]["enabled"] is False
     assert status["queue"]["visible"] == 3
-    assert [_status(running, key) for key in keys] == [None, None, None]
+    assert [file_state(running, key).get(StateAttribute.STATUS) for key in keys] == [None, None, None]
 
     resumed = ops("resume transactions --json")
 
     assert resumed.exit_code == 0, resumed.stderr
     assert resumed.json()["pipelines"]["transactions"] == {"previous": "Disabled", "state": "Enabled"}
     assert running.wait_until_idle(timeout=HANG_GUARD_SECONDS)
-    assert [_status(running, key) for key in keys] == [FileStatus.SUCCEEDED] * 3
+    assert [file_state(running, key).get(StateAttribute.STATUS) for key in keys] == [FileStatus.SUCCEEDED] * 3
 
 
 def test_pause_of_an_unknown_pipeline_changes_nothing_and_says_so(running: RunningStack, ops: Ops) -> None:

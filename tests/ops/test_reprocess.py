@@ -3,46 +3,23 @@
 from __future__ import annotations
 
 import shlex
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
 
 import pytest
 
 from filepipe.handler.settings import FileStatus, StateAttribute
 from filepipe.local.runtime import RunningStack
-from tests.ops.conftest import HANG_GUARD_SECONDS, POISON_TRANSACTIONS, Ops, good_transactions, upload
+from tests.ops.conftest import (
+    HANG_GUARD_SECONDS,
+    POISON_TRANSACTIONS,
+    Ops,
+    file_state,
+    good_transactions,
+    output_versions,
+    paused,
+    upload,
+)
 
 pytestmark = pytest.mark.e2e
-
-
-@contextmanager
-def _paused(running: RunningStack) -> Iterator[None]:
-    """The poller stopped while a command runs: the handler's EMF lines (stdout) stay out of its JSON."""
-    runner = running.runner("transactions")
-    runner.set_enabled(False)
-    assert runner.wait_until_paused(timeout=HANG_GUARD_SECONDS)
-    try:
-        yield
-    finally:
-        runner.set_enabled(True)
-
-
-def _output_versions(running: RunningStack, key: str) -> int:
-    outputs = running.pipeline_outputs("transactions")
-    output_key = outputs["outputPrefix"] + key[len(outputs["inputPrefix"]) :]
-    listed = running.address.client("s3").list_object_versions(Bucket=outputs["bucket"], Prefix=output_key)
-    return sum(1 for version in listed.get("Versions", []) if version["Key"] == output_key)
-
-
-def _state(running: RunningStack, key: str) -> dict[str, Any]:
-    outputs = running.pipeline_outputs("transactions")
-    item = running.address.client("dynamodb").get_item(
-        TableName=outputs["tableName"],
-        Key={StateAttribute.PK.value: {"S": f"{outputs['bucket']}/{key}"}},
-        ConsistentRead=True,
-    )["Item"]
-    return {name: next(iter(value.values())) for name, value in item.items()}
 
 
 def test_reprocess_processes_a_processed_file_again_exactly_once(running: RunningStack, ops: Ops) -> None:
@@ -52,12 +29,12 @@ def test_reprocess_processes_a_processed_file_again_exactly_once(running: Runnin
         for name in ("reprocess/plain.json", "reprocess/a b+c@ü.json")
     ]
     assert running.wait_until_idle(timeout=HANG_GUARD_SECONDS)
-    before = {key: _state(running, key)[StateAttribute.FINISHED_AT] for key in keys}
+    before = {key: file_state(running, key)[StateAttribute.FINISHED_AT] for key in keys}
 
     # WHEN they are reprocessed
-    with _paused(running):
+    with paused(running):
         result = ops(f"reprocess transactions {' '.join(shlex.quote(key) for key in keys)} --json")
-        queued = {key: _state(running, key)[StateAttribute.STATUS] for key in keys}
+        queued = {key: file_state(running, key)[StateAttribute.STATUS] for key in keys}
     assert running.wait_until_idle(timeout=HANG_GUARD_SECONDS)
 
     # THEN each was sent once, requeued, and processed once more: a second output, a new finish
@@ -67,17 +44,17 @@ def test_reprocess_processes_a_processed_file_again_exactly_once(running: Runnin
     ]
     assert set(queued.values()) == {FileStatus.REQUEUED}
     for key in keys:
-        state = _state(running, key)
+        state = file_state(running, key)
         assert state[StateAttribute.STATUS] == FileStatus.SUCCEEDED
         assert state[StateAttribute.FINISHED_AT] > before[key]
-        assert _output_versions(running, key) == 2
+        assert output_versions(running, key) == 2
 
 
 def test_reprocess_dry_run_sends_nothing(running: RunningStack, ops: Ops) -> None:
     key = upload(running, "transactions", "reprocess-dry/one.json", good_transactions())
     assert running.wait_until_idle(timeout=HANG_GUARD_SECONDS)
 
-    with _paused(running):
+    with paused(running):
         result = ops(f"reprocess transactions {key} --dry-run --json")
         queue_depth = running.queue_depth(running.pipeline_outputs("transactions")["queueUrl"])
 
@@ -86,8 +63,8 @@ def test_reprocess_dry_run_sends_nothing(running: RunningStack, ops: Ops) -> Non
     assert [entry["key"] for entry in result.json()["objects"]] == [key]
     assert queue_depth == 0
     assert running.wait_until_idle(timeout=HANG_GUARD_SECONDS)
-    assert _state(running, key)[StateAttribute.STATUS] == FileStatus.SUCCEEDED
-    assert _output_versions(running, key) == 1
+    assert file_state(running, key)[StateAttribute.STATUS] == FileStatus.SUCCEEDED
+    assert output_versions(running, key) == 1
 
 
 def test_reprocess_prefix_takes_only_what_the_pipeline_takes_and_state_failed_the_failed_files(
