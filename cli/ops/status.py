@@ -82,7 +82,7 @@ def oldest_message_age(stack: Stack, queue_url: str) -> float | None:
     return float(latest.get("Maximum", 0.0))
 
 
-def mapping_state(stack: Stack, pipeline: Pipeline) -> dict[str, Any]:
+def mapping_summary(stack: Stack, pipeline: Pipeline) -> dict[str, Any]:
     """``{"enabled": bool, "state": "Enabled" | "Disabling" | ...}`` of the pipeline's mapping."""
     mapping = stack.lambda_().get_event_source_mapping(UUID=pipeline.event_source_mapping_id)
     state = str(mapping.get("State", "Unknown"))
@@ -158,7 +158,7 @@ def pipeline_status(stack: Stack, pipeline: Pipeline) -> dict[str, Any]:
             "oldestAgeSeconds": oldest_message_age(stack, pipeline.queue_url),
         },
         "dlq": {"visible": dlq.visible, "inFlight": dlq.in_flight},
-        "mapping": mapping_state(stack, pipeline),
+        "mapping": mapping_summary(stack, pipeline),
         "breaker": breaker_status(stack, pipeline),
         "alarms": alarm_states(stack, pipeline),
         "files": file_counts(stack, pipeline),
