@@ -9,6 +9,10 @@ Per message:
 - on the last delivery the queue allows (``max_receive_count``), a transient failure is parked with its
   reason instead: SQS's own redrive would move the message without one;
 - near the function timeout, messages not yet started are reported as failures (retried at once);
+- a file that outgrows the invocation is checkpointed (:mod:`.continuation`) and its message sent again
+  as a fresh copy, acknowledging this one: a continuation is not a retry (no ``FilesRetried``, no
+  receive toward ``max_receive_count``; ChangeMessageVisibility would keep the receive count growing)
+  and has its own metric, ``FilesContinued``;
 - with a circuit breaker, a message on its last delivery whose files fail transiently while the breaker
   is not closed is re-sent as a fresh copy (at most ``max_requeues`` times) instead of parked: the
   breaker's probes count as deliveries, and a good file must not reach the DLQ because of an outage.
@@ -75,6 +79,8 @@ class _Message:
     unleased: list[tuple[PermanentError, ObjectRef | None]] = field(default_factory=list)
     """Permanent failures with no lease to record them under (an unknown body, an exhausted retry
     that never started)."""
+    continued: list[FileResult] = field(default_factory=list)
+    """Files checkpointed to be continued by a fresh copy of the message."""
 
 
 def _requeues(message: dict[str, Any]) -> int:
@@ -177,6 +183,8 @@ class BatchHandler:
             raise transient
         if message.failed or message.unleased:
             self._park(message, call)
+        if message.continued:
+            self._continue(message, call)
 
     def _process_files(
         self, message: _Message, refs: list[ObjectRef], call: _Invocation
@@ -204,6 +212,20 @@ class BatchHandler:
                     extra={**file_log, "error_type": error.error_type, "reason": error.reason},
                 )
                 transient = transient or error
+                continue
+            if result.continued is not None:
+                message.continued.append(result)
+                call.count(Metric.FILES_CONTINUED)
+                point = result.continued.resume
+                self.logger.info(
+                    "file continued in a fresh invocation",
+                    extra={
+                        **file_log,
+                        "resume_offset": point.reader.offset,
+                        "records": result.continued.output.records,
+                        "continuations": result.continued.continuations,
+                    },
+                )
                 continue
             self._report(result, call, file_log)
             if result.failure is not None:
@@ -324,6 +346,28 @@ class BatchHandler:
             extra={**message.log, "copy_message_id": copy_id, "requeues": message.requeues + 1},
         )
         return True
+
+    def _continue(self, message: _Message, call: _Invocation) -> None:
+        """Hand the checkpointed files to a fresh copy of the message; if it cannot be sent, the message
+        itself is retried at once (it resumes from the same checkpoint, at the cost of a receive)."""
+        arn = message.raw.get("eventSourceARN")
+        continuations = max(
+            result.continued.continuations for result in message.continued if result.continued
+        )
+        try:
+            if not arn:
+                raise ValueError("the message has no eventSourceARN to send a copy to")
+            copy_id = requeue(
+                self.clients.sqs, self._queue_urls, str(arn), message.body, message.requeues, 0, continuations
+            )
+        except Exception as error:
+            self.logger.warning(
+                "could not send the continuation; the message is retried instead",
+                extra={**message.log, "reason": str(error)},
+            )
+            self._defer(message, call, seconds=0)
+            raise DeadlineError(f"continuation not sent: {error}") from None
+        self.logger.debug("continuation sent", extra={**message.log, "copy_message_id": copy_id})
 
     def _defer(self, message: _Message, call: _Invocation, seconds: int | None = None) -> None:
         arn = message.raw.get("eventSourceARN")

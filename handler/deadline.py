@@ -12,6 +12,8 @@ class Deadline:
         remaining = getattr(context, "get_remaining_time_in_millis", None)
         self._remaining = remaining if callable(remaining) else None
         self._margin_ms = margin_ms
+        self.budget_ms = self.remaining_ms()
+        """What remained when the invocation started (about the function's timeout)."""
 
     def remaining_ms(self) -> int | None:
         return int(self._remaining()) if self._remaining is not None else None
@@ -20,3 +22,10 @@ class Deadline:
         """True when less than ``fraction * margin`` remain (mid-file checks use half the margin)."""
         remaining = self.remaining_ms()
         return remaining is not None and remaining < self._margin_ms * fraction
+
+    def had_whole_invocation(self, remaining_at_start_ms: int | None) -> bool:
+        """Whether a file that started with ``remaining_at_start_ms`` left had (nearly) all of it: if it
+        still did not finish, another invocation of the same size will not either."""
+        if remaining_at_start_ms is None or self.budget_ms is None:
+            return False
+        return remaining_at_start_ms >= 0.9 * self.budget_ms

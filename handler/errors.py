@@ -87,6 +87,16 @@ class OutputShapeError(PermanentError):
     """A record cannot be written in the output format (e.g. a non-object record for CSV)."""
 
 
+class OutputTooLargeError(PermanentError):
+    """The output would need more parts than one S3 multipart upload can hold."""
+
+
+class NeedsMoreTimeError(PermanentError):
+    """The file cannot be finished at this pipeline's timeout and memory, and cannot be continued (a
+    JSON document that is not an array, no state table to continue with, or an invocation too short to
+    make any of its output durable). Retrying would only repeat the same attempt."""
+
+
 class OutputKeyTooLongError(PermanentError):
     """The output key would exceed S3's 1,024-byte key limit: the output cannot exist."""
 

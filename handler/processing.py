@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import contextlib
+import copy
+import os
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 from urllib.parse import quote
 
 from botocore.exceptions import BotoCoreError
 
+from .capacity import expected_seconds
+from .continuation import CARRY_BUDGET_BYTES, Checkpoint, DurablePoint, pack_carry
 from .deadline import Deadline
 from .errors import (
     DeadlineError,
     FilepipeError,
     KeyOutsidePrefixError,
+    NeedsMoreTimeError,
     ObjectSupersededError,
     OutputKeyTooLongError,
     PermanentError,
@@ -29,19 +34,28 @@ from .errors import (
 )
 from .events import ObjectRef
 from .keys import MAX_KEY_BYTES, output_key, rejects_key
-from .readers import CheckedStream, iter_records
+from .readers import ReaderState, RecordReader, SourceStream, open_reader
 from .retryable import classify, is_transient
 from .settings import FileFormat, FileStatus, HandlerSettings, InvalidRecordPolicy
-from .source import open_object
+from .source import OpenedObject, open_object
 from .state import Lease, Outcome, StateStore
 from .transform import Processor
 from .validation import Validator
-from .writers import CONTENT_TYPES, NdjsonEncoder, S3StreamWriter, make_encoder
+from .writers import (
+    CONTENT_TYPES,
+    DEFAULT_PART_BYTES,
+    NdjsonEncoder,
+    RecordEncoder,
+    S3StreamWriter,
+    UploadState,
+    abort_upload,
+    make_encoder,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
-DEADLINE_CHECK_EVERY = 512
+DEADLINE_CHECK_EVERY = 256
 """Records between two looks at the remaining time while streaming a file."""
 MAX_METADATA_BYTES = 2048
 """S3's limit on user-defined metadata: the UTF-8 bytes of every key and value together."""
@@ -76,6 +90,9 @@ class FileResult:
     """Set when the version failed permanently; the caller parks its message, then calls
     :meth:`FileProcessor.parked` with ``lease``."""
     lease: Lease | None = None
+    continued: Checkpoint | None = None
+    """Set when the file outgrew the invocation: its checkpoint is recorded and the lease given back;
+    the caller hands the message to a fresh invocation."""
 
 
 class FileProcessor:
@@ -136,9 +153,16 @@ class FileProcessor:
                 ref, skipped=f"already {claim.value}", superseded=claim is FileStatus.SUPERSEDED
             )
         lease = claim
+        if lease.abandoned is not None:
+            # A newer version took over the key mid-continuation: the older one's output never completes.
+            target = self._abandoned_target(ref)
+            if target:
+                self._abandon(lease.abandoned, target, ref.bucket)
         try:
-            outcome = self._run(lease, self.output_key_for(ref), deadline)
+            target = self.output_key_for(ref)
+            outcome = self._run(lease, target, deadline)
         except ObjectSupersededError as superseded:
+            self._end_resumed(lease)
             try:
                 self._state.supersede(lease, superseded.reason)
             except TransientError:
@@ -153,7 +177,10 @@ class FileProcessor:
                 self.release(lease, failure)
                 raise failure from exc
             assert isinstance(failure, PermanentError)
+            self._end_resumed(lease)
             return self._failed(lease, failure, last_delivery)
+        if isinstance(outcome, Checkpoint):
+            return FileResult(ref, continued=outcome)
         try:
             self._state.succeed(lease, outcome)
         except TransientError as error:
@@ -161,6 +188,19 @@ class FileProcessor:
             self.release(lease, error)
             raise
         return FileResult(ref, outcome=outcome)
+
+    def _abandoned_target(self, ref: ObjectRef) -> str:
+        try:
+            return self.output_key_for(ref)
+        except PermanentError:
+            return ""
+
+    def _end_resumed(self, lease: Lease) -> None:
+        """The file ends without an output: its checkpoint's uploads will never complete."""
+        if lease.resume is not None:
+            target = self._abandoned_target(lease.ref)
+            if target:
+                self._abandon(lease.resume, target, lease.ref.bucket)
 
     def _failed(self, lease: Lease, error: PermanentError, last_delivery: bool) -> FileResult:
         try:
@@ -196,89 +236,27 @@ class FileProcessor:
                 budget -= size
         return metadata
 
-    def _writer(self, bucket: str, key: str, content_type: str, metadata: dict[str, str]) -> S3StreamWriter:
-        if self._part_bytes is None:
-            return S3StreamWriter(self._clients.s3, bucket, key, content_type, metadata)
-        return S3StreamWriter(self._clients.s3, bucket, key, content_type, metadata, self._part_bytes)
+    def _writer(
+        self,
+        bucket: str,
+        key: str,
+        content_type: str,
+        metadata: dict[str, str],
+        resume: UploadState | None = None,
+    ) -> S3StreamWriter:
+        part_bytes = self._part_bytes if self._part_bytes is not None else DEFAULT_PART_BYTES
+        return S3StreamWriter(self._clients.s3, bucket, key, content_type, metadata, part_bytes, resume)
 
-    def _run(self, lease: Lease, target: str, deadline: Deadline) -> Outcome:
-        s = self._settings
-        ref = lease.ref
-        started = time.monotonic()
-        opened = open_object(self._clients.s3, ref, s.max_file_bytes)
-        metadata = self._metadata(ref, opened.etag, opened.version_id)
-        output = self._writer(ref.bucket, target, CONTENT_TYPES[s.output_format], metadata)
-        rejects: S3StreamWriter | None = None
-        try:
-            stream = CheckedStream(opened.body, s.max_file_bytes)
-            encoder = make_encoder(s.output_format, f"s3://{ref.bucket}/{ref.key}", datetime.now(UTC))
-            reject_encoder = NdjsonEncoder()
-            output.write(encoder.begin())
-            written = rejected = 0
-            errors: list[str] = []
-            truncated = False
-            reject_file = s.invalid_records is InvalidRecordPolicy.REJECT_FILE
-            try:
-                for index, record in enumerate(iter_records(stream, s.input_format)):
-                    if index % DEADLINE_CHECK_EVERY == 0 and deadline.near(0.5):
-                        raise DeadlineError(f"function timeout near after {index} records; will retry")
-                    problem = self._validator.check(record) if self._validator is not None else None
-                    if problem is not None:
-                        rejected += 1
-                        if reject_file:
-                            if len(errors) >= s.max_schema_errors:
-                                truncated = True
-                                break
-                            errors.append(f"record {index}: {problem}")
-                            output.abort()  # the file is rejected: stop buffering output
-                            continue
-                        if rejects is None:
-                            rejects = self._writer(
-                                ref.bucket,
-                                _fitting(rejects_key(target)),
-                                CONTENT_TYPES[FileFormat.NDJSON],
-                                metadata,
-                            )
-                        rejects.write(
-                            reject_encoder.encode({"index": index, "error": problem, "record": record})
-                        )
-                        continue
-                    if errors:
-                        continue
-                    transformed = self._transform(index, record)
-                    if transformed is None:
-                        continue
-                    output.write(encoder.encode(transformed))
-                    written += 1
-            except (OSError, BotoCoreError) as exc:
-                # A broken or timed-out response stream (botocore's ReadTimeoutError,
-                # ResponseStreamingError, IncompleteReadError) is worth another try.
-                raise S3UnavailableError(f"reading s3://{ref.bucket}/{ref.key} failed: {exc}") from exc
-            if errors:
-                raise SchemaValidationError(errors, truncated)
-            output.write(encoder.end(written))
-            self._close(output, ref)
-            if rejects is not None:
-                self._close(rejects, ref)
-        except BaseException:
-            output.abort()
-            if rejects is not None:
-                rejects.abort()
-            raise
-        finally:
-            opened.body.close()
-        latency_ms = None
-        if ref.event_time is not None:
-            latency_ms = max(0, int((datetime.now(UTC) - ref.event_time).total_seconds() * 1000))
-        return Outcome(
-            output_key=target,
-            records=written,
-            rejected=rejected,
-            bytes_read=stream.bytes_read,
-            duration_ms=int((time.monotonic() - started) * 1000),
-            latency_ms=latency_ms,
-            rejects_key=rejects.key if rejects is not None else None,
-        )
+    def _abandon(self, checkpoint: Checkpoint, target: str, bucket: str) -> None:
+        """Abort a checkpoint's uploads (a newer version replaced its file, or the file failed)."""
+        keys = [target, rejects_key(target)]
+        points = [checkpoint.output, checkpoint.rejects]
+        for key, point in zip(keys, points, strict=True):
+            if point is not None and point.upload.upload_id:
+                abort_upload(self._clients.s3, bucket, key, point.upload.upload_id)
+
+    def _run(self, lease: Lease, target: str, deadline: Deadline) -> Outcome | Checkpoint:
+        return _Attempt(self, lease, target, deadline).run()
 
     def _transform(self, index: int, record: Any) -> Any:
         if self._processor is None:
@@ -300,3 +278,240 @@ class FileProcessor:
             if is_transient(exc):
                 raise S3UnavailableError(described) from exc
             raise UnexpectedError(described) from exc
+
+
+class _Attempt:
+    """One invocation's work on one file version: from the start, or from its checkpoint."""
+
+    def __init__(self, files: FileProcessor, lease: Lease, target: str, deadline: Deadline) -> None:
+        self.files = files
+        self.settings = files._settings
+        self.lease = lease
+        self.ref = lease.ref
+        self.target = target
+        self.deadline = deadline
+        self.resume = lease.resume
+        self.start = self.resume.resume if self.resume is not None else None
+        self.output: S3StreamWriter | None = None
+        self.rejects: S3StreamWriter | None = None
+        self.handed_over: set[int] = set()
+        """ids of the writers resumed from a checkpoint: a transient failure keeps their uploads."""
+
+    def run(self) -> Outcome | Checkpoint:
+        s = self.settings
+        ref = self.ref
+        start_offset = self.start.reader.offset if self.start is not None else 0
+        self.remaining_at_start = self.deadline.remaining_ms()
+        self.started = time.monotonic()
+        self.first_started = self.resume.started_at if self.resume is not None else time.time()
+        opened = open_object(self.files._clients.s3, ref, s.max_file_bytes, start_offset)
+        self.size = ref.size
+        try:
+            return self._stream(opened, start_offset)
+        except BaseException as exc:
+            # A transient failure is retried from the checkpoint, which needs its uploads; anything
+            # else ends this attempt's uploads (and the file's, when it failed for good).
+            keep = isinstance(exc, Exception) and is_transient(exc)
+            for writer in (self.output, self.rejects):
+                if writer is not None and not (keep and id(writer) in self.handed_over):
+                    writer.abort()
+            raise
+        finally:
+            opened.body.close()
+
+    def _stream(self, opened: OpenedObject, start_offset: int) -> Outcome | Checkpoint:
+        s = self.settings
+        ref = self.ref
+        files = self.files
+        resume = self.resume
+        metadata = files._metadata(ref, opened.etag, opened.version_id)
+        processed_at = datetime.now(UTC)
+        if resume is not None and "processed_at" in resume.encoder:
+            processed_at = datetime.fromisoformat(str(resume.encoder["processed_at"]))
+        encoder = make_encoder(s.output_format, f"s3://{ref.bucket}/{ref.key}", processed_at)
+        reject_encoder = NdjsonEncoder()
+        output = self.output = files._writer(
+            ref.bucket,
+            self.target,
+            CONTENT_TYPES[s.output_format],
+            metadata,
+            resume.output.upload if resume is not None else None,
+        )
+        if resume is not None:
+            self.handed_over.add(id(output))
+            encoder.restore(resume.encoder, resume.output.records)
+            if resume.rejects is not None:
+                self.rejects = self._rejects_writer(metadata, resume.rejects.upload)
+                self.handed_over.add(id(self.rejects))
+        reader_state = copy.deepcopy(self.start.reader) if self.start is not None else ReaderState()
+        stream = SourceStream(opened.body, s.max_file_bytes, start_offset)
+        reader = open_reader(stream, s.input_format, reader_state)
+        if not reader.resumable:
+            self._check_document_fits()
+        index = self.start.index if self.start is not None else 0
+        out_point = (
+            resume.output if resume is not None else DurablePoint(reader.checkpoint(), 0, 0, UploadState())
+        )
+        rej_point = resume.rejects if resume is not None else None
+        # Records before a point are already in that output (in its parts or its carry).
+        out_through = out_point.index
+        rej_through = rej_point.index if rej_point is not None else index
+        written = out_point.records
+        rejected = rej_point.records if rej_point is not None else 0
+        if resume is None:
+            output.write(encoder.begin())
+        errors: list[str] = []
+        truncated = False
+        reject_file = s.invalid_records is InvalidRecordPolicy.REJECT_FILE
+        validator = files._validator
+        try:
+            for record in reader:
+                problem = validator.check(record) if validator is not None else None
+                if problem is not None:
+                    if index >= rej_through:
+                        rejected += 1
+                        if reject_file:
+                            if len(errors) >= s.max_schema_errors:
+                                truncated = True
+                                break
+                            errors.append(f"record {index}: {problem}")
+                            output.abort()  # the file is rejected: stop buffering output
+                        else:
+                            rejects = self.rejects or self._rejects_writer(metadata, None)
+                            self.rejects = rejects
+                            line = reject_encoder.encode({"index": index, "error": problem, "record": record})
+                            if rejects.write(line):
+                                rej_point = DurablePoint(
+                                    reader.checkpoint(), index + 1, rejected, rejects.handover()
+                                )
+                elif index >= out_through and not errors:
+                    transformed = files._transform(index, record)
+                    if transformed is not None:
+                        written += 1
+                        if output.write(encoder.encode(transformed)):
+                            out_point = DurablePoint(
+                                reader.checkpoint(), index + 1, written, output.handover()
+                            )
+                index += 1
+                if index % DEADLINE_CHECK_EVERY == 0 and self.deadline.near(0.5):
+                    if errors:
+                        truncated = True  # not every record was checked: the file is rejected anyway
+                        break
+                    return self._checkpoint(
+                        reader, stream, encoder, index, written, rejected, out_point, rej_point
+                    )
+        except (OSError, BotoCoreError) as exc:
+            # A broken or timed-out response stream (botocore's ReadTimeoutError,
+            # ResponseStreamingError, IncompleteReadError) is worth another try.
+            raise S3UnavailableError(f"reading s3://{ref.bucket}/{ref.key} failed: {exc}") from exc
+        if errors:
+            raise SchemaValidationError(errors, truncated)
+        output.write(encoder.end(written))
+        files._close(output, ref)
+        if self.rejects is not None:
+            files._close(self.rejects, ref)
+        latency_ms = None
+        if ref.event_time is not None:
+            latency_ms = max(0, int((datetime.now(UTC) - ref.event_time).total_seconds() * 1000))
+        return Outcome(
+            output_key=self.target,
+            records=written,
+            rejected=rejected,
+            bytes_read=stream.position,
+            duration_ms=int((time.time() - self.first_started) * 1000),
+            latency_ms=latency_ms,
+            rejects_key=self.rejects.key if self.rejects is not None else None,
+        )
+
+    def _rejects_writer(self, metadata: dict[str, str], resume: UploadState | None) -> S3StreamWriter:
+        key = _fitting(rejects_key(self.target))
+        return self.files._writer(self.ref.bucket, key, CONTENT_TYPES[FileFormat.NDJSON], metadata, resume)
+
+    def _check_document_fits(self) -> None:
+        """A JSON document that is not an array is one record: it cannot be continued, so a file that
+        cannot be parsed in the time left is parked at once, with what it would need."""
+        memory = os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
+        remaining = self.remaining_at_start
+        if not memory or not memory.isdigit() or remaining is None or self.size is None:
+            return
+        needed = expected_seconds(self.size, FileFormat.JSON, int(memory))
+        if needed * 1000 <= remaining - self.settings.timeout_margin_ms / 2:
+            return
+        if not self.deadline.had_whole_invocation(remaining):
+            raise DeadlineError("a JSON document needs more time than is left; will retry")
+        raise NeedsMoreTimeError(
+            f"a JSON document (not an array) of {self.size} bytes needs about {needed:.0f} s at"
+            f" {memory} MB and cannot be continued; raise timeout_seconds or memory_mb, or use an array or ndjson"
+        )
+
+    def _out_of_time(self, stream: SourceStream, index: int, why: str) -> NoReturn:
+        """Near the deadline with no way to continue: retry if this invocation started the file late,
+        else park it with the time it would need (another invocation would end the same way)."""
+        if not self.deadline.had_whole_invocation(self.remaining_at_start):
+            raise DeadlineError(f"function timeout near after {index} records; will retry")
+        elapsed = time.monotonic() - self.started
+        done = max(stream.bytes_read, 1)
+        left = max((self.size or stream.position) - stream.position, 0)
+        needed = elapsed * (done + left) / done
+        raise NeedsMoreTimeError(
+            f"{why}: read {stream.position} bytes ({index} records) in {elapsed:.0f} s, the whole file"
+            f" needs about {needed:.0f} s at this memory; raise timeout_seconds or memory_mb"
+        )
+
+    def _checkpoint(
+        self,
+        reader: RecordReader,
+        stream: SourceStream,
+        encoder: RecordEncoder,
+        index: int,
+        written: int,
+        rejected: int,
+        out_point: DurablePoint,
+        rej_point: DurablePoint | None,
+    ) -> Checkpoint:
+        """Hand the file to the next invocation, or say why it cannot be."""
+        state = self.files._state
+        if not state.can_checkpoint:
+            self._out_of_time(stream, index, "a pipeline without a state table cannot continue a file")
+        budget = CARRY_BUDGET_BYTES
+        here = reader.checkpoint()
+        assert self.output is not None
+        out_point, budget = _durable(self.output, out_point, here, index, written, budget)
+        if self.rejects is not None:
+            fallback = rej_point or DurablePoint(here, index, 0, UploadState())
+            rej_point, budget = _durable(self.rejects, fallback, here, index, rejected, budget)
+        previous = self.resume.continuations if self.resume is not None else 0
+        checkpoint = Checkpoint(
+            version=self.ref.version_token,
+            output=out_point,
+            rejects=rej_point if self.rejects is not None else None,
+            encoder=encoder.state(),
+            started_at=self.first_started,
+            continuations=previous + 1,
+        )
+        resume = checkpoint.resume
+        if resume.index <= (self.start.index if self.start is not None else 0):
+            self._out_of_time(
+                stream, index, "no output became durable in this invocation (S3 parts are at least 5 MiB)"
+            )
+        state.checkpoint(self.lease, checkpoint, resume.reader.offset)
+        return checkpoint
+
+
+def _durable(
+    writer: S3StreamWriter,
+    last: DurablePoint,
+    here: ReaderState,
+    index: int,
+    records: int,
+    budget: int,
+) -> tuple[DurablePoint, int]:
+    """How far ``writer``'s output is safe at a checkpoint here: sent as a part when S3 takes one that
+    small, else kept as a carry while the budget lasts, else only up to its last part (``last``)."""
+    if writer.flush_if_possible():
+        return DurablePoint(copy.deepcopy(here), index, records, writer.handover()), budget
+    handover = writer.handover()
+    packed = len(pack_carry(handover.carry))
+    if packed <= budget:
+        return DurablePoint(copy.deepcopy(here), index, records, handover), budget - packed
+    return last, budget

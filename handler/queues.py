@@ -10,7 +10,10 @@ from .settings import QueueAttribute
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
-    from mypy_boto3_sqs.type_defs import ChangeMessageVisibilityBatchRequestEntryTypeDef
+    from mypy_boto3_sqs.type_defs import (
+        ChangeMessageVisibilityBatchRequestEntryTypeDef,
+        MessageAttributeValueTypeDef,
+    )
 
 MAX_VISIBILITY_SECONDS = 12 * 60 * 60
 MAX_DELAY_SECONDS = 15 * 60
@@ -88,15 +91,30 @@ def change_visibility(sqs: SQSClient, urls: QueueUrls, deferrals: list[Deferral]
     return problems
 
 
-def requeue(sqs: SQSClient, urls: QueueUrls, queue_arn: str, body: str, requeues: int, delay: int) -> str:
+def requeue(
+    sqs: SQSClient,
+    urls: QueueUrls,
+    queue_arn: str,
+    body: str,
+    requeues: int,
+    delay: int,
+    continuation: int | None = None,
+) -> str:
     """Send ``body`` again to its own queue as a fresh message (receive count 0), delayed by ``delay``
-    seconds (capped by SQS); returns the new message's id."""
+    seconds (capped by SQS); returns the new message's id. ``requeues`` is carried as the breaker's
+    bound; ``continuation`` marks the copy that continues a checkpointed file."""
+    attributes: dict[str, MessageAttributeValueTypeDef] = {
+        QueueAttribute.REQUEUES.value: {"DataType": "Number", "StringValue": str(requeues)}
+    }
+    if continuation is not None:
+        attributes[QueueAttribute.CONTINUATION.value] = {
+            "DataType": "Number",
+            "StringValue": str(continuation),
+        }
     response = sqs.send_message(
         QueueUrl=urls.url(sqs, queue_arn),
         MessageBody=body,
         DelaySeconds=min(max(delay, 0), MAX_DELAY_SECONDS),
-        MessageAttributes={
-            QueueAttribute.REQUEUES.value: {"DataType": "Number", "StringValue": str(requeues)}
-        },
+        MessageAttributes=attributes,
     )
     return response["MessageId"]

@@ -90,6 +90,8 @@ class Metric(StrEnum):
     FILES_FAILED = "FilesFailed"
     FILES_RETRIED = "FilesRetried"
     FILES_SUPERSEDED = "FilesSuperseded"
+    FILES_CONTINUED = "FilesContinued"
+    """A file that outgrew its invocation was checkpointed and handed to a fresh message (not a failure)."""
     RECORDS_PROCESSED = "RecordsProcessed"
     RECORDS_REJECTED = "RecordsRejected"
     BYTES_READ = "BytesRead"
@@ -114,6 +116,8 @@ class QueueAttribute(StrEnum):
 
     REQUEUES = "filepipe-requeues"
     """How many fresh copies preceded this one (the bound on re-sending while the breaker is not closed)."""
+    CONTINUATION = "filepipe-continuation"
+    """Set on the fresh copy that continues a checkpointed file: how many invocations it took so far."""
 
 
 class BreakerState(StrEnum):
@@ -188,6 +192,16 @@ class StateAttribute(StrEnum):
     ERROR_TYPE = "error_type"
     ERROR = "error"
     """The reason of a FAILED or SUPERSEDED version, or the last transient error of a retried one."""
+    CONTINUATION = "continuation"
+    """While a file is continued across invocations: its checkpoint (JSON: where reading resumes, the
+    multipart uploads and their parts' ETags, the counts so far). Removed with the outcome."""
+    CARRY = "carry"
+    """Output written after the last part at the checkpoint (zlib), the start of the next part."""
+    REJECTS_CARRY = "rejects_carry"
+    RESUME_OFFSET = "resume_offset"
+    """Byte offset in the object where the next invocation resumes (``filepipe status`` shows it)."""
+    CONTINUATIONS = "continuations"
+    """How many times the file was handed to a fresh invocation so far."""
 
 
 ATTENTION_INDEX: Final = "needs-attention"

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
+from .continuation import Checkpoint, pack_carry, unpack_carry
 from .errors import FilepipeError, LeaseHeldError, StateConflictError, StateTableError
 from .events import ObjectRef
 from .settings import FileStatus, StateAttribute
@@ -56,6 +57,7 @@ A = StateAttribute
 # number of clauses, out of the local pipeline's way.)
 _SUCCESS_ATTRIBUTES = (A.OUTPUT_KEY, A.REJECTS_KEY, A.RECORDS, A.REJECTED, A.BYTES_READ, A.LATENCY_MS)
 _FAILURE_ATTRIBUTES = (A.ERROR_TYPE, A.ERROR, A.DLQ_MESSAGE_ID, A.ATTENTION)
+_CONTINUATION_ATTRIBUTES = (A.CONTINUATION, A.CARRY, A.REJECTS_CARRY, A.RESUME_OFFSET, A.CONTINUATIONS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +67,10 @@ class Lease:
     ref: ObjectRef
     token: str
     started_at: float
+    resume: Checkpoint | None = None
+    """The checkpoint this version's last invocation left: processing continues from it."""
+    abandoned: Checkpoint | None = None
+    """A checkpoint of another (older) version of the key: its uploads are to be aborted."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +106,14 @@ class StateStore(Protocol):
     def release(self, lease: Lease, error: FilepipeError) -> None:
         """Give the lease back after a transient error so that the retry is not blocked."""
 
+    @property
+    def can_checkpoint(self) -> bool:
+        """Whether :meth:`checkpoint` can hand a file to the next invocation."""
+
+    def checkpoint(self, lease: Lease, checkpoint: Checkpoint, resume_offset: int) -> None:
+        """Record ``checkpoint`` and give the lease back (the file stays PROCESSING); raises
+        :class:`StateConflictError` if the lease was lost meanwhile."""
+
 
 class NullStateStore:
     """No state table configured: idempotency rests on the deterministic output key alone."""
@@ -124,6 +138,13 @@ class NullStateStore:
 
     def release(self, lease: Lease, error: FilepipeError) -> None:
         return None
+
+    @property
+    def can_checkpoint(self) -> bool:
+        return False  # nowhere to keep a checkpoint
+
+    def checkpoint(self, lease: Lease, checkpoint: Checkpoint, resume_offset: int) -> None:
+        raise NotImplementedError("a pipeline without a state table cannot continue a file")
 
 
 class _HasDynamoDB(Protocol):
@@ -194,6 +215,29 @@ class _Update:
         return " ".join(clauses)
 
 
+def _end_continuation(update: _Update, lease: Lease) -> None:
+    """An outcome ends the continuation: remove the checkpoint (only where one can exist, so the common
+    outcome write stays small)."""
+    if lease.resume is not None or lease.abandoned is not None:
+        update.remove(*_CONTINUATION_ATTRIBUTES)
+
+
+def _binary(item: dict[str, Any], name: str) -> bytes:
+    value = item.get(name)
+    raw = value.get("B") if isinstance(value, dict) else None
+    return bytes(raw) if raw else b""
+
+
+def _checkpoint(item: dict[str, Any]) -> Checkpoint | None:
+    """The checkpoint an item holds, if any."""
+    document = _string(item, A.CONTINUATION)
+    if document is None:
+        return None
+    return Checkpoint.parse(
+        document, unpack_carry(_binary(item, A.CARRY)), unpack_carry(_binary(item, A.REJECTS_CARRY))
+    )
+
+
 def order_token(sequencer: str) -> str:
     """A sequencer in a form that compares as S3 orders events of one key.
 
@@ -228,16 +272,19 @@ class DynamoStateStore:
     def _client(self) -> DynamoDBClient:
         return self._clients.dynamodb
 
-    def _write(self, ref: ObjectRef, update: _Update, condition: str) -> None:
-        self._client.update_item(
+    def _write(self, ref: ObjectRef, update: _Update, condition: str) -> dict[str, Any]:
+        """Write; returns the item as it was before (``begin`` resumes from its checkpoint)."""
+        response = self._client.update_item(
             TableName=self._table,
             Key={A.PK: _s(ref.state_pk)},
             UpdateExpression=update.expression(),
             ConditionExpression=condition,
             ExpressionAttributeNames=update.names,
             ExpressionAttributeValues=update.values,
+            ReturnValues="ALL_OLD",
             ReturnValuesOnConditionCheckFailure="ALL_OLD",
         )
+        return dict(response.get("Attributes") or {})
 
     def _current(self, ref: ObjectRef, exc: Exception) -> dict[str, Any]:
         item = getattr(exc, "response", {}).get("Item")
@@ -299,12 +346,17 @@ class DynamoStateStore:
             f" OR ({no_lease} AND ({newer} OR ({same} AND {unfinished})))"
         )
         try:
-            self._write(ref, update, condition)
+            before = self._write(ref, update, condition)
         except Exception as exc:
             if _error_code(exc) != "ConditionalCheckFailedException":
                 raise StateTableError(f"state table write failed: {exc}") from exc
             return self._refused(ref, self._current(ref, exc), now)
-        return Lease(ref, token, now)
+        checkpoint = _checkpoint(before)
+        if checkpoint is None:
+            return Lease(ref, token, now)
+        if checkpoint.version == ref.version_token:
+            return Lease(ref, token, now, resume=checkpoint)
+        return Lease(ref, token, now, abandoned=checkpoint)
 
     def _refused(self, ref: ObjectRef, item: dict[str, Any], now: float) -> FileStatus:
         """Why ``begin``'s condition refused ``ref``, from the item as it was (raises if it must wait)."""
@@ -353,6 +405,7 @@ class DynamoStateStore:
                 update.remove(attribute)  # a previous version's value must not describe this one
             else:
                 update.set(attribute, _n(value) if isinstance(value, int) else _s(value))
+        _end_continuation(update, lease)
         self._finish(lease, update)
 
     def fail(self, lease: Lease, error: FilepipeError) -> None:
@@ -364,6 +417,7 @@ class DynamoStateStore:
         update.set(A.ERROR_TYPE, _s(error.error_type))
         update.set(A.ERROR, _s(error.reason[:MAX_ERROR_CHARS]))
         update.remove(*_SUCCESS_ATTRIBUTES)
+        _end_continuation(update, lease)
         self._finish(lease, update, keep_lease=True)
 
     def parked(self, lease: Lease, dlq_message_id: str) -> None:
@@ -379,7 +433,42 @@ class DynamoStateStore:
         update.set(A.DURATION_MS, _n(int((now - lease.started_at) * 1000)))
         update.set(A.ERROR, _s(reason[:MAX_ERROR_CHARS]))
         update.remove(A.ERROR_TYPE, *_SUCCESS_ATTRIBUTES)
+        _end_continuation(update, lease)
         self._finish(lease, update)
+
+    @property
+    def can_checkpoint(self) -> bool:
+        return True
+
+    def checkpoint(self, lease: Lease, checkpoint: Checkpoint, resume_offset: int) -> None:
+        update = _Update()
+        now = self._clock()
+        update.set(A.UPDATED_AT, _s(_iso(now)))
+        update.set(A.EXPIRES_AT, _n(int(now) + self._ttl_seconds))
+        update.set(A.CONTINUATION, _s(checkpoint.document()))
+        update.set(A.RESUME_OFFSET, _n(resume_offset))
+        update.set(A.CONTINUATIONS, _n(checkpoint.continuations))
+        for attribute, carry in (
+            (A.CARRY, checkpoint.output.upload.carry),
+            (A.REJECTS_CARRY, checkpoint.rejects.upload.carry if checkpoint.rejects is not None else b""),
+        ):
+            packed = pack_carry(carry)
+            if packed:
+                update.set(attribute, {"B": packed})
+            else:
+                update.remove(attribute)
+        # Given back as in ``release`` (expired, token kept): the fresh copy's delivery takes it at once,
+        # and a late write of this invocation fails its condition once that delivery holds the lease.
+        update.set(A.LEASE_UNTIL, _n(int(now) - 1))
+        token = update.value("token", _s(lease.token))
+        try:
+            self._write(lease.ref, update, f"{update.name(A.LEASE_TOKEN)} = {token}")
+        except Exception as exc:
+            if _error_code(exc) != "ConditionalCheckFailedException":
+                raise StateTableError(f"state table write failed: {exc}") from exc
+            raise StateConflictError(
+                "the processing lease was lost before the checkpoint was recorded"
+            ) from None
 
     def release(self, lease: Lease, error: FilepipeError) -> None:
         update = _Update()
@@ -431,7 +520,9 @@ def requeue(
     now = clock()
     requeued = update.set(A.STATUS, _s(FileStatus.REQUEUED))
     update.set(A.UPDATED_AT, _s(_iso(now)))
-    update.remove(A.DLQ_MESSAGE_ID, A.ATTENTION, A.LEASE_UNTIL, A.LEASE_TOKEN)
+    # A replay starts the file afresh: a checkpoint left by an interrupted continuation is dropped (its
+    # uploads are aborted by the bucket's lifecycle rule for incomplete multipart uploads).
+    update.remove(A.DLQ_MESSAGE_ID, A.ATTENTION, A.LEASE_UNTIL, A.LEASE_TOKEN, *_CONTINUATION_ATTRIBUTES)
     lease_until, status = update.name(A.LEASE_UNTIL), update.name(A.STATUS)
     condition = (
         f"{update.name(A.VERSION)} = {update.value('version', _s(ref.version_token))}"

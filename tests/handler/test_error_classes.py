@@ -49,7 +49,8 @@ def test_only_known_temporary_errors_are_transient(exc: BaseException, transient
 
 
 def test_deeply_nested_content_is_parked_at_once_with_a_reason(aws: Aws, context: FakeContext) -> None:
-    # GIVEN a record with a 10,000-deep nested field (valid JSON; Python's encoder cannot recurse that far)
+    # GIVEN a record with a 10,000-deep nested field (valid JSON, deeper than Python's recursion limit:
+    # the reader refuses it, rather than building a record nothing downstream could encode)
     body = '[{"id": 1, "deep": ' + '{"n": ' * 10_000 + "1" + "}" * 10_000 + "}]"
     put = aws.put("in/deep.json", body)
 
@@ -61,8 +62,8 @@ def test_deeply_nested_content_is_parked_at_once_with_a_reason(aws: Aws, context
     [parked] = aws.dlq_messages()
     reason = dlq_attributes(parked)
     assert (reason[DlqAttribute.ERROR_TYPE], reason[DlqAttribute.REASON]) == (
-        "OutputShapeError",
-        "record nests too deeply to be encoded as JSON",
+        "InvalidContentError",
+        "invalid JSON: nested too deeply",
     )
     [item] = aws.state_items()
     assert item["status"] == FileStatus.FAILED

@@ -9,7 +9,7 @@ import pytest
 
 from filepipe.handler.settings import FileStatus
 
-from .conftest import Aws, FakeContext, failures, ids
+from .conftest import BUCKET, Aws, FakeContext, failures, ids
 from .events import s3_body
 
 
@@ -230,17 +230,20 @@ def test_near_timeout_for_the_whole_batch_reports_every_record(aws: Aws) -> None
     assert aws.state_items() == []
 
 
-def test_a_file_cut_by_the_deadline_is_aborted_and_its_lease_released(aws: Aws) -> None:
-    # GIVEN time runs out while the file is being streamed
+def test_a_file_started_late_and_cut_by_the_deadline_without_a_state_table_is_aborted_and_retried(
+    aws: Aws,
+) -> None:
+    # GIVEN a pipeline without a state table (nowhere to keep a checkpoint), and a file that starts with
+    # a third of the invocation left, then runs out of time while it is streamed
     put = aws.put("in/long.json", json.dumps([{"n": n} for n in range(2000)]))
     event = aws.batch(s3_body(key="in/long.json", put=put))
-    context = FakeContext(60_000, 60_000, 60_000, 1_000)
+    context = FakeContext(60_000, 20_000, 20_000, 1_000)
 
     # WHEN
-    response = aws.handler(timeout_margin_ms=10_000)(event, context)
+    response = aws.handler(timeout_margin_ms=10_000, state_table=None)(event, context)
 
-    # THEN
+    # THEN it is retried (a fresh invocation gives it the whole time), and nothing is left behind
     assert response == failures(*ids(event))
     assert aws.keys("out/") == []
-    [item] = aws.state_items()
-    assert (item["status"], item["error_type"]) == (FileStatus.PROCESSING, "DeadlineError")
+    assert aws.s3.list_multipart_uploads(Bucket=BUCKET).get("Uploads", []) == []
+    assert aws.dlq_messages() == []

@@ -19,7 +19,7 @@ from filepipe.handler.errors import (
 from filepipe.handler.events import parse_body
 from filepipe.handler.keys import output_key, rejects_key
 from filepipe.handler.queues import backoff_seconds, parse_queue_arn
-from filepipe.handler.readers import CheckedStream, iter_records
+from filepipe.handler.readers import CHUNK_BYTES, SourceStream, open_reader
 from filepipe.handler.settings import FileFormat
 
 from .events import load_event
@@ -88,7 +88,7 @@ def test_unknown_bodies_are_permanent(body: str) -> None:
 
 
 def records(data: bytes, file_format: FileFormat, max_bytes: int = 10**9) -> list[Any]:
-    return list(iter_records(CheckedStream(io.BytesIO(data), max_bytes), file_format))
+    return list(open_reader(SourceStream(io.BytesIO(data), max_bytes), file_format))
 
 
 @pytest.mark.parametrize(
@@ -154,12 +154,12 @@ def test_readers_stream_without_reading_the_whole_file(file_format: FileFormat) 
         source = io.BytesIO(b"".join(json.dumps({"n": n}).encode() + b"\n" for n in range(200_000)))
 
     # WHEN the first records are taken
-    stream = CheckedStream(source, 10**12)
-    first = [record for _, record in zip(range(3), iter_records(stream, file_format), strict=False)]
+    stream = SourceStream(source, 10**12)
+    first = [record for _, record in zip(range(3), open_reader(stream, file_format), strict=False)]
 
-    # THEN they arrive after reading a bounded prefix
+    # THEN they arrive after reading a bounded prefix (the read buffer and one chunk at most)
     assert first == [{"n": 0}, {"n": 1}, {"n": 2}]
-    assert stream.bytes_read <= 1024 * 1024
+    assert stream.bytes_read <= 2 * CHUNK_BYTES
 
 
 @pytest.mark.parametrize(

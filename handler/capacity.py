@@ -1,0 +1,43 @@
+"""How fast the handler reads each format, and what that means for a Lambda function's size.
+
+One place for the numbers the component checks a pipeline's limits against (``max_file_bytes`` against
+``timeout_seconds`` and ``memory_mb``) and the handler estimates a file's time with. The rates are the
+handler's own, measured by ``bench/throughput.py`` on one core (docs/performance.md) and rounded down;
+Lambda gives a function CPU in proportion to its memory, one vCPU at 1,769 MB.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Final
+
+from .settings import FileFormat
+
+LAMBDA_MB_PER_VCPU: Final = 1769
+"""Lambda's documented memory for one full vCPU (CPU share is proportional to memory below it)."""
+
+MB_PER_VCPU_SECOND: Final = {
+    FileFormat.JSON: 25.0,
+    FileFormat.NDJSON: 45.0,
+    FileFormat.CSV: 30.0,
+}
+"""Input megabytes (10**6 bytes) the handler reads, validates nothing and writes in one vCPU-second."""
+
+
+def vcpu_share(memory_mb: int) -> float:
+    """The share of a vCPU a function of ``memory_mb`` gets (capped at one core: the handler is single-threaded)."""
+    return min(1.0, memory_mb / LAMBDA_MB_PER_VCPU)
+
+
+def expected_seconds(size_bytes: int, input_format: FileFormat, memory_mb: int) -> float:
+    """The time to process ``size_bytes`` of ``input_format`` at ``memory_mb`` (no schema, no processor)."""
+    return size_bytes / 1e6 / (MB_PER_VCPU_SECOND[input_format] * vcpu_share(memory_mb))
+
+
+def expected_invocations(
+    size_bytes: int, input_format: FileFormat, memory_mb: int, usable_seconds: float
+) -> int:
+    """Invocations a continued file of ``size_bytes`` needs when each has ``usable_seconds`` of work."""
+    return max(
+        1, math.ceil(expected_seconds(size_bytes, input_format, memory_mb) / max(usable_seconds, 0.001))
+    )

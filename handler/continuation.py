@@ -1,0 +1,119 @@
+"""A file that outgrows one invocation: the checkpoint one invocation hands to the next.
+
+When the remaining time runs low, the handler stops between two records and records, in the file's
+state item and under its lease, everything the next invocation needs to go on as if nothing happened:
+where reading resumes (a byte offset for a ranged GET, the CSV header, the line count), each output's
+multipart upload (its id and its parts' ETags) and the bytes written after its last part (the carry),
+the encoder's state (the JSON envelope's time, the CSV columns) and the counts so far. The message is
+then sent again as a fresh copy, so a continuation is neither a retry nor a receive toward the queue's
+``maxReceiveCount``.
+
+Each output is durable up to a record index: records before it are in uploaded parts or in the carry.
+A carry is kept only while it fits in the state item (:data:`CARRY_BUDGET_BYTES`, compressed); an
+output whose carry does not fit falls back to its last part, and the next invocation reads again from
+there, skipping for each output the records it already holds. Nothing is written twice, and the
+output is byte for byte the one a single invocation writes.
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from dataclasses import dataclass
+from typing import Any
+
+from .readers import ReaderState
+from .writers import UploadState
+
+CARRY_BUDGET_BYTES = 128 * 1024
+"""Compressed carries kept in the state item, both outputs together: DynamoDB items hold 400 KB, and
+the parts' ETags (about 35 bytes a part) and the rest of the item need the remainder."""
+
+
+@dataclass(slots=True)
+class DurablePoint:
+    """How far one output is safe: through record ``index`` (exclusive), with the reader state there."""
+
+    reader: ReaderState
+    index: int
+    records: int
+    """Output records it holds (written records for the output, rejected ones for the rejects)."""
+    upload: UploadState
+
+    def to_item(self) -> dict[str, Any]:
+        return {
+            "reader": self.reader.to_item(),
+            "index": self.index,
+            "records": self.records,
+            "upload_id": self.upload.upload_id,
+            "etags": self.upload.etags,
+        }
+
+    @classmethod
+    def from_item(cls, item: dict[str, Any], carry: bytes) -> DurablePoint:
+        return cls(
+            reader=ReaderState.from_item(item["reader"]),
+            index=int(item["index"]),
+            records=int(item["records"]),
+            upload=UploadState(item.get("upload_id"), [str(etag) for etag in item.get("etags", [])], carry),
+        )
+
+
+@dataclass(slots=True)
+class Checkpoint:
+    """Everything one invocation hands to the next for one object version."""
+
+    version: str
+    """The version token it belongs to: a checkpoint of another version is abandoned, never resumed."""
+    output: DurablePoint
+    rejects: DurablePoint | None
+    encoder: dict[str, Any]
+    started_at: float
+    """When the first invocation started on the file (the outcome's duration spans every one)."""
+    continuations: int
+
+    @property
+    def resume(self) -> DurablePoint:
+        """The point reading starts again from: the least advanced output's."""
+        if self.rejects is not None and self.rejects.index < self.output.index:
+            return self.rejects
+        return self.output
+
+    @property
+    def upload_ids(self) -> list[str]:
+        points = [self.output] + ([self.rejects] if self.rejects is not None else [])
+        return [point.upload.upload_id for point in points if point.upload.upload_id]
+
+    def document(self) -> str:
+        return json.dumps(
+            {
+                "version": self.version,
+                "output": self.output.to_item(),
+                "rejects": self.rejects.to_item() if self.rejects is not None else None,
+                "encoder": self.encoder,
+                "started_at": self.started_at,
+                "continuations": self.continuations,
+            },
+            separators=(",", ":"),
+        )
+
+    @classmethod
+    def parse(cls, document: str, carry: bytes, rejects_carry: bytes) -> Checkpoint:
+        item = json.loads(document)
+        rejects = item.get("rejects")
+        return cls(
+            version=str(item["version"]),
+            output=DurablePoint.from_item(item["output"], carry),
+            rejects=DurablePoint.from_item(rejects, rejects_carry) if rejects is not None else None,
+            encoder=dict(item.get("encoder") or {}),
+            started_at=float(item["started_at"]),
+            continuations=int(item.get("continuations", 0)),
+        )
+
+
+def pack_carry(carry: bytes) -> bytes:
+    return zlib.compress(carry, 1) if carry else b""
+
+
+def unpack_carry(packed: bytes) -> bytes:
+    return zlib.decompress(packed) if packed else b""
