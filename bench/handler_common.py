@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import platform
+import shutil
 import socket
 import subprocess
 import sys
@@ -60,11 +61,15 @@ server.stop()
 
 
 @contextlib.contextmanager
-def moto_server() -> Iterator[str]:
-    """A moto server in a separate process (its memory is not the handler's); yields the endpoint."""
+def moto_server(cpu: int | None = None) -> Iterator[str]:
+    """A moto server in a separate process (its memory is not the handler's), pinned to core ``cpu`` when
+    given (so the handler measured on another core has that core to itself); yields the endpoint."""
     port = free_port()
+    command = [sys.executable, "-c", _SERVER, str(port)]
+    if cpu is not None and hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1:
+        command = ["taskset", "-c", str(cpu), *command] if shutil.which("taskset") else command
     process = subprocess.Popen(
-        [sys.executable, "-c", _SERVER, str(port)],
+        command,
         stdin=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -40,6 +40,11 @@ class DurablePoint:
     """Output records it holds (written records for the output, rejected ones for the rejects)."""
     upload: UploadState
 
+    @property
+    def pristine(self) -> bool:
+        """Nothing of the output exists yet (not even the JSON envelope's head): it starts afresh."""
+        return self.records == 0 and not self.upload.etags and not self.upload.carry
+
     def to_item(self) -> dict[str, Any]:
         return {
             "reader": self.reader.to_item(),

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import contextlib
-import copy
+import gc
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, NoReturn, Protocol
@@ -55,8 +56,23 @@ from .writers import (
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
-DEADLINE_CHECK_EVERY = 256
-"""Records between two looks at the remaining time while streaming a file."""
+GC_THRESHOLD_WHILE_STREAMING = 50_000
+"""Allocations between two of the cyclic garbage collector's youngest-generation passes while a file
+is streamed (Python's default is 700). Records are fresh dicts and lists that die young and hold no
+cycles, yet every pass walks them: at the default, collection takes about a third of the time
+(``bench/throughput.py``)."""
+
+
+@contextlib.contextmanager
+def _fewer_collections() -> Iterator[None]:
+    previous = gc.get_threshold()
+    gc.set_threshold(GC_THRESHOLD_WHILE_STREAMING, *previous[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*previous)
+
+
 MAX_METADATA_BYTES = 2048
 """S3's limit on user-defined metadata: the UTF-8 bytes of every key and value together."""
 
@@ -343,63 +359,82 @@ class _Attempt:
             if resume.rejects is not None:
                 self.rejects = self._rejects_writer(metadata, resume.rejects.upload)
                 self.handed_over.add(id(self.rejects))
-        reader_state = copy.deepcopy(self.start.reader) if self.start is not None else ReaderState()
+        reader_state = self.start.reader.copy() if self.start is not None else ReaderState()
         stream = SourceStream(opened.body, s.max_file_bytes, start_offset)
-        reader = open_reader(stream, s.input_format, reader_state)
+        validator = files._validator
+        plain = validator is None and files._processor is None
+        reader = open_reader(
+            stream,
+            s.input_format,
+            reader_state,
+            untouched_json=plain and s.output_format is not FileFormat.CSV,
+        )
         if not reader.resumable:
             self._check_document_fits()
         index = self.start.index if self.start is not None else 0
-        out_point = (
-            resume.output if resume is not None else DurablePoint(reader.checkpoint(), 0, 0, UploadState())
-        )
-        rej_point = resume.rejects if resume is not None else None
+        out_point = _Mark.of(resume.output) if resume is not None else _Mark(reader.checkpoint(), 0, 0, 0)
+        rej_point = _Mark.of(resume.rejects) if resume is not None and resume.rejects is not None else None
         # Records before a point are already in that output (in its parts or its carry).
         out_through = out_point.index
         rej_through = rej_point.index if rej_point is not None else index
         written = out_point.records
         rejected = rej_point.records if rej_point is not None else 0
-        if resume is None:
+        if resume is None or resume.output.pristine:
             output.write(encoder.begin())
         errors: list[str] = []
         truncated = False
         reject_file = s.invalid_records is InvalidRecordPolicy.REJECT_FILE
-        validator = files._validator
+        # Records that need no Python work of their own (no schema, no processor) are encoded a
+        # batch at a time.
         try:
-            for record in reader:
-                problem = validator.check(record) if validator is not None else None
-                if problem is not None:
-                    if index >= rej_through:
-                        rejected += 1
-                        if reject_file:
-                            if len(errors) >= s.max_schema_errors:
-                                truncated = True
-                                break
-                            errors.append(f"record {index}: {problem}")
-                            output.abort()  # the file is rejected: stop buffering output
-                        else:
-                            rejects = self.rejects or self._rejects_writer(metadata, None)
-                            self.rejects = rejects
-                            line = reject_encoder.encode({"index": index, "error": problem, "record": record})
-                            if rejects.write(line):
-                                rej_point = DurablePoint(
-                                    reader.checkpoint(), index + 1, rejected, rejects.handover()
-                                )
-                elif index >= out_through and not errors:
-                    transformed = files._transform(index, record)
-                    if transformed is not None:
-                        written += 1
-                        if output.write(encoder.encode(transformed)):
-                            out_point = DurablePoint(
-                                reader.checkpoint(), index + 1, written, output.handover()
-                            )
-                index += 1
-                if index % DEADLINE_CHECK_EVERY == 0 and self.deadline.near(0.5):
-                    if errors:
-                        truncated = True  # not every record was checked: the file is rejected anyway
-                        break
-                    return self._checkpoint(
-                        reader, stream, encoder, index, written, rejected, out_point, rej_point
-                    )
+            with _fewer_collections():
+                for batch in reader.batches():
+                    if plain and not errors:
+                        fresh = batch[out_through - index :] if index < out_through else batch
+                        if fresh:
+                            output.write(encoder.encode_parsed(fresh))
+                            written += len(fresh)
+                        index += len(batch)
+                    else:
+                        for record in batch:
+                            problem = validator.check(record) if validator is not None else None
+                            if problem is not None:
+                                if index >= rej_through:
+                                    rejected += 1
+                                    if reject_file:
+                                        if len(errors) >= s.max_schema_errors:
+                                            truncated = True
+                                            break
+                                        errors.append(f"record {index}: {problem}")
+                                        output.abort()  # the file is rejected: stop buffering output
+                                    else:
+                                        rejects = self.rejects or self._rejects_writer(metadata, None)
+                                        self.rejects = rejects
+                                        rejects.write(
+                                            reject_encoder.encode(
+                                                {"index": index, "error": problem, "record": record}
+                                            )
+                                        )
+                            elif index >= out_through and not errors:
+                                transformed = files._transform(index, record)
+                                if transformed is not None:
+                                    written += 1
+                                    output.write(encoder.encode(transformed))
+                            index += 1
+                        if truncated:
+                            break
+                    # Parts end between batches, where the reader knows how far the input was read.
+                    if not errors and output.flush_full():
+                        out_point = _Mark(reader.checkpoint(), index, written, output.parts_sent)
+                    if self.rejects is not None and self.rejects.flush_full():
+                        rej_point = _Mark(reader.checkpoint(), index, rejected, self.rejects.parts_sent)
+                    if self.deadline.near(0.5):
+                        if errors:
+                            truncated = True  # not every record was checked: the file is rejected anyway
+                            break
+                        return self._checkpoint(
+                            reader, stream, encoder, index, written, rejected, out_point, rej_point
+                        )
         except (OSError, BotoCoreError) as exc:
             # A broken or timed-out response stream (botocore's ReadTimeoutError,
             # ResponseStreamingError, IncompleteReadError) is worth another try.
@@ -466,25 +501,27 @@ class _Attempt:
         index: int,
         written: int,
         rejected: int,
-        out_point: DurablePoint,
-        rej_point: DurablePoint | None,
+        out_mark: _Mark,
+        rej_mark: _Mark | None,
     ) -> Checkpoint:
         """Hand the file to the next invocation, or say why it cannot be."""
         state = self.files._state
         if not state.can_checkpoint:
             self._out_of_time(stream, index, "a pipeline without a state table cannot continue a file")
-        budget = CARRY_BUDGET_BYTES
         here = reader.checkpoint()
         assert self.output is not None
-        out_point, budget = _durable(self.output, out_point, here, index, written, budget)
+        budget = CARRY_BUDGET_BYTES
+        out_point, budget = _durable(self.output, out_mark, here, index, written, budget)
+        rej_point: DurablePoint | None = None
         if self.rejects is not None:
-            fallback = rej_point or DurablePoint(here, index, 0, UploadState())
-            rej_point, budget = _durable(self.rejects, fallback, here, index, rejected, budget)
+            rej_point, budget = _durable(
+                self.rejects, rej_mark or _Mark(here, index, 0, 0), here, index, rejected, budget
+            )
         previous = self.resume.continuations if self.resume is not None else 0
         checkpoint = Checkpoint(
             version=self.ref.version_token,
             output=out_point,
-            rejects=rej_point if self.rejects is not None else None,
+            rejects=rej_point,
             encoder=encoder.state(),
             started_at=self.first_started,
             continuations=previous + 1,
@@ -498,9 +535,31 @@ class _Attempt:
         return checkpoint
 
 
+@dataclass(frozen=True, slots=True)
+class _Mark:
+    """How far an output's parts go, at a point between two batches (the parts' ETags are known once
+    their uploads end; ``resumed``: the checkpoint's own point, carry included, when nothing was sent
+    since it)."""
+
+    reader: ReaderState
+    index: int
+    records: int
+    parts: int
+    resumed: DurablePoint | None = None
+
+    @classmethod
+    def of(cls, point: DurablePoint) -> _Mark:
+        return cls(point.reader, point.index, point.records, len(point.upload.etags), point)
+
+    def point(self, writer: S3StreamWriter) -> DurablePoint:
+        if self.resumed is not None:
+            return self.resumed
+        return DurablePoint(self.reader.copy(), self.index, self.records, writer.handover(through=self.parts))
+
+
 def _durable(
     writer: S3StreamWriter,
-    last: DurablePoint,
+    last: _Mark,
     here: ReaderState,
     index: int,
     records: int,
@@ -509,9 +568,9 @@ def _durable(
     """How far ``writer``'s output is safe at a checkpoint here: sent as a part when S3 takes one that
     small, else kept as a carry while the budget lasts, else only up to its last part (``last``)."""
     if writer.flush_if_possible():
-        return DurablePoint(copy.deepcopy(here), index, records, writer.handover()), budget
+        return DurablePoint(here.copy(), index, records, writer.handover()), budget
     handover = writer.handover()
     packed = len(pack_carry(handover.carry))
     if packed <= budget:
-        return DurablePoint(copy.deepcopy(here), index, records, handover), budget - packed
-    return last, budget
+        return DurablePoint(here.copy(), index, records, handover), budget - packed
+    return last.point(writer), budget

@@ -6,12 +6,14 @@ never leaves a partial object under the output key. Parts end on record boundari
 handed over to the next invocation (:class:`UploadState`): its upload id, its parts' ETags, and the
 bytes not yet in a part (the carry), so that a file that outgrows one invocation is continued.
 
-Records are encoded by orjson (about 10x ``json.dumps``; it writes UTF-8 directly, so non-ASCII text
-is kept as it is). Where orjson would write something ``json.dumps`` refuses or spells differently, the
-standard library decides, so the output's rules are unchanged: integers beyond 64 bits, non-string keys
-and subclasses of built-in types are encoded by ``json.dumps``; ``NaN`` and infinities (which orjson
-writes as ``null``) are refused. Floats are written in orjson's shortest round-trip form, which spells
-some exponents differently (``1e-7`` for ``1e-07``, ``0.00001`` for ``1e-05``): the same number.
+Records are encoded by msgspec (about 10x ``json.dumps`` a record, and as fast again a batch at a
+time; orjson is as fast for a whole list but pays ~4 µs a call for one record). It writes UTF-8
+directly, so non-ASCII text is kept as it is, and integers of any size exactly. Where it would write
+what ``json.dumps`` refuses, the handler still refuses: ``NaN`` and infinities (which msgspec writes as
+``null``) are an :class:`OutputShapeError`, as is a string that is not valid Unicode. Deliberate
+differences from ``json.dumps``: floats with an exponent are written in the shortest form (``1e16``
+for ``1e+16``, ``1e-7`` for ``1e-07``; the same number), and a processor's ``datetime``, ``date``,
+``UUID``, ``Decimal``, ``bytes`` (base64) and ``set`` values are written instead of refused.
 """
 
 from __future__ import annotations
@@ -19,14 +21,15 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
-import json
 import math
+import threading
 from collections.abc import Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
-import orjson
+import msgspec
 
 from .errors import OutputShapeError, OutputTooLargeError
 from .settings import FileFormat
@@ -52,20 +55,7 @@ CONTENT_TYPES = {
     FileFormat.CSV: "text/csv; charset=utf-8",
 }
 
-_ORJSON_OPTIONS = (
-    orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_SUBCLASS
-)
-
-
-def _stdlib_json(value: Any) -> bytes:
-    try:
-        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
-    except (TypeError, ValueError) as exc:
-        raise OutputShapeError(f"record cannot be encoded as JSON: {exc}") from None
-    except RecursionError:
-        raise OutputShapeError("record nests too deeply to be encoded as JSON") from None
-    except UnicodeEncodeError as exc:
-        raise OutputShapeError(f"record cannot be encoded as UTF-8: {exc.reason}") from None
+_encoder = msgspec.json.Encoder()
 
 
 def _has_non_finite(value: Any) -> bool:
@@ -78,15 +68,25 @@ def _has_non_finite(value: Any) -> bool:
     return False
 
 
+def _refused(exc: BaseException) -> OutputShapeError:
+    if isinstance(exc, RecursionError):
+        return OutputShapeError("record nests too deeply to be encoded as JSON")
+    if isinstance(exc, UnicodeEncodeError):
+        return OutputShapeError(f"record cannot be encoded as UTF-8: {exc.reason}")
+    return OutputShapeError(f"record cannot be encoded as JSON: {exc}")
+
+
 def encode_json(value: Any) -> bytes:
-    """``value`` as compact JSON in UTF-8, under ``json.dumps``'s rules (see the module's doc)."""
+    """``value`` as compact JSON in UTF-8 (see the module's doc for what is refused)."""
     try:
-        encoded = orjson.dumps(value, option=_ORJSON_OPTIONS)
-    except orjson.JSONEncodeError:
-        return _stdlib_json(value)  # decides (and words the refusal) as before
-    # orjson writes NaN and infinities as null: only a record with a null can hide one.
+        encoded = _encoder.encode(value)
+    except (TypeError, ValueError, RecursionError, msgspec.EncodeError) as exc:
+        raise _refused(exc) from None
+    # msgspec writes NaN and infinities as null: only a record with a null can hide one.
     if b"null" in encoded and _has_non_finite(value):
-        return _stdlib_json(value)  # raises OutputShapeError
+        raise OutputShapeError(
+            "record cannot be encoded as JSON: Out of range float values are not JSON compliant"
+        )
     return encoded
 
 
@@ -94,9 +94,29 @@ def dump_json(value: Any) -> str:
     return encode_json(value).decode()
 
 
+def encode_json_lines(records: list[Any]) -> bytes:
+    """``records`` as NDJSON, one call for the batch: for records a parser produced (they hold no NaN)."""
+    try:
+        return _encoder.encode_lines(records)
+    except (TypeError, ValueError, RecursionError, msgspec.EncodeError):
+        return b"".join([encode_json(record) + b"\n" for record in records])  # finds and words the culprit
+
+
+def encode_json_items(records: list[Any]) -> bytes:
+    """``records`` joined by commas (the items of a JSON array), one call for the batch: for records a
+    parser produced."""
+    try:
+        return _encoder.encode(records)[1:-1]
+    except (TypeError, ValueError, RecursionError, msgspec.EncodeError):
+        return b",".join([encode_json(record) for record in records])
+
+
 class RecordEncoder(Protocol):
     def begin(self) -> bytes: ...
     def encode(self, record: Any) -> bytes: ...
+    def encode_parsed(self, records: list[Any]) -> bytes:
+        """``encode`` of each record, joined: for records as a parser produced them (no NaN)."""
+
     def end(self, record_count: int) -> bytes: ...
     def state(self) -> dict[str, Any]:
         """What a continuation needs to go on encoding the same output."""
@@ -121,6 +141,13 @@ class EnvelopeEncoder:
             return encode_json(record)
         return b"," + encode_json(record)
 
+    def encode_parsed(self, records: list[Any]) -> bytes:
+        items = encode_json_items(records)
+        if self._first:
+            self._first = False
+            return items
+        return b"," + items
+
     def end(self, record_count: int) -> bytes:
         return envelope_tail(record_count)
 
@@ -138,6 +165,9 @@ class NdjsonEncoder:
 
     def encode(self, record: Any) -> bytes:
         return encode_json(record) + b"\n"
+
+    def encode_parsed(self, records: list[Any]) -> bytes:
+        return encode_json_lines(records)
 
     def end(self, record_count: int) -> bytes:
         return b""
@@ -177,6 +207,9 @@ class CsvEncoder:
         self._buffer.seek(0)
         self._buffer.truncate()
         return encoded
+
+    def encode_parsed(self, records: list[Any]) -> bytes:
+        return b"".join([self.encode(record) for record in records])
 
     def _set_columns(self, columns: list[str]) -> None:
         self._columns = columns
@@ -254,6 +287,9 @@ class S3StreamWriter:
             {"ETag": etag, "PartNumber": number}
             for number, etag in enumerate(resume.etags if resume else [], 1)
         ]
+        self._sent = len(self._parts)
+        """Parts sent or being sent."""
+        self._in_flight: tuple[int, Future[Any]] | None = None
         self._next_flush = part_size(len(self._parts) + 1, part_bytes)
         self.bytes_written = len(self._buffer)
         self.closed = False
@@ -267,10 +303,14 @@ class S3StreamWriter:
     def upload_id(self) -> str | None:
         return self._upload_id
 
-    def write(self, data: bytes) -> bool:
-        """Buffer ``data`` (whole records); True when that completed a part and sent it."""
+    def write(self, data: bytes) -> None:
+        """Buffer ``data`` (whole records); parts are sent by :meth:`flush_full`, between batches, so
+        that every part ends where the reader can say how far the input was read."""
         self._buffer += data
         self.bytes_written += len(data)
+
+    def flush_full(self) -> bool:
+        """Send the buffer as a part once it reached the part size; True if it did."""
         if len(self._buffer) >= self._next_flush:
             self._flush_part()
             return True
@@ -283,12 +323,21 @@ class S3StreamWriter:
             return True
         return not self._buffer
 
-    def handover(self) -> UploadState:
-        """The state the next invocation resumes from (after :meth:`flush_if_possible`)."""
-        return UploadState(self._upload_id, [str(part["ETag"]) for part in self._parts], bytes(self._buffer))
+    @property
+    def parts_sent(self) -> int:
+        return self._sent
+
+    def handover(self, through: int | None = None) -> UploadState:
+        """The state the next invocation resumes from: every part and the buffer as the carry (after
+        :meth:`flush_if_possible`), or only the first ``through`` parts and no carry."""
+        self._wait()
+        etags = [str(part["ETag"]) for part in self._parts]
+        if through is not None:
+            return UploadState(self._upload_id, etags[:through], b"")
+        return UploadState(self._upload_id, etags, bytes(self._buffer))
 
     def _flush_part(self) -> None:
-        number = len(self._parts) + 1
+        number = self._sent + 1
         if number > MAX_PARTS:
             raise OutputTooLargeError(
                 f"s3://{self._bucket}/{self.key} would need more than {MAX_PARTS} parts"
@@ -300,11 +349,29 @@ class S3StreamWriter:
             self._upload_id = created["UploadId"]
         body = bytes(self._buffer)
         self._buffer.clear()
-        part = self._s3.upload_part(
-            Bucket=self._bucket, Key=self.key, UploadId=self._upload_id, PartNumber=number, Body=body
-        )
-        self._parts.append({"ETag": part["ETag"], "PartNumber": number})
+        # One part uploads while the next is produced: reading and encoding go on during the upload
+        # (the socket wait releases the GIL), at the cost of one more part in memory.
+        self._wait()
+        self._sent = number
         self._next_flush = part_size(number + 1, self._base_part_bytes)
+        upload = _uploader().submit(
+            self._s3.upload_part,
+            Bucket=self._bucket,
+            Key=self.key,
+            UploadId=self._upload_id,
+            PartNumber=number,
+            Body=body,
+        )
+        self._in_flight = (number, upload)
+
+    def _wait(self) -> None:
+        """Wait for the part in flight and record its ETag (raises what its upload raised)."""
+        if self._in_flight is None:
+            return
+        number, upload = self._in_flight
+        self._in_flight = None
+        part = upload.result()
+        self._parts.append({"ETag": part["ETag"], "PartNumber": number})
 
     def close(self) -> None:
         if self.closed:
@@ -321,6 +388,7 @@ class S3StreamWriter:
         else:
             if self._buffer:
                 self._flush_part()
+            self._wait()
             self._s3.complete_multipart_upload(
                 Bucket=self._bucket,
                 Key=self.key,
@@ -332,10 +400,25 @@ class S3StreamWriter:
     def abort(self) -> None:
         """Discard what was written; best effort (a lifecycle rule cleans up what this misses)."""
         self._buffer.clear()
+        with contextlib.suppress(Exception):
+            self._wait()  # a part still uploading would otherwise outlive the abort
         if self._upload_id is not None and not self.closed:
             upload_id, self._upload_id = self._upload_id, None
             abort_upload(self._s3, self._bucket, self.key, upload_id)
         self.closed = True
+
+
+_UPLOADER: ThreadPoolExecutor | None = None
+_UPLOADER_LOCK = threading.Lock()
+
+
+def _uploader() -> ThreadPoolExecutor:
+    """The threads that upload parts, shared by every writer of the process (created on first use)."""
+    global _UPLOADER  # noqa: PLW0603 - one pool per process, like the clients
+    with _UPLOADER_LOCK:
+        if _UPLOADER is None:
+            _UPLOADER = ThreadPoolExecutor(max_workers=4, thread_name_prefix="filepipe-upload")
+        return _UPLOADER
 
 
 def abort_upload(s3: S3Client, bucket: str, key: str, upload_id: str) -> None:

@@ -99,8 +99,8 @@ def fake_pip(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[list[str]]
     def install(arguments: Any) -> None:
         calls.append(list(arguments))
         target = Path(arguments[arguments.index("--target") + 1])
-        (target / "orjson").mkdir(parents=True)
-        (target / "orjson" / "__init__.py").write_text("")
+        (target / "msgspec").mkdir(parents=True)
+        (target / "msgspec" / "__init__.py").write_text("")
 
     monkeypatch.setattr(dependencies, "run_pip", install)
     monkeypatch.setenv(dependencies.CACHE_ENV, str(tmp_path / "layer-cache"))

@@ -79,9 +79,11 @@ def test_large_output_is_a_multipart_upload_and_abort_leaves_nothing(aws: Aws) -
     # WHEN one writer completes and the other aborts mid-way
     for _ in range(11):
         complete.write(chunk)
+        complete.flush_full()
     complete.close()
     for _ in range(6):
         aborted.write(chunk)
+        aborted.flush_full()
     aborted.abort()
 
     # THEN

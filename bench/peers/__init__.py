@@ -1,0 +1,1 @@
+"""Handlers that filepipe's own is measured against."""
