@@ -9,7 +9,7 @@ then sent again as a fresh copy, so a continuation is neither a retry nor a rece
 ``maxReceiveCount``.
 
 Each output is durable up to a record index: records before it are in uploaded parts or in the carry.
-A carry is kept only while it fits in the state item (:data:`CARRY_BUDGET_BYTES`, compressed); an
+A carry is kept only while it fits in the state item (:func:`carry_budget`, compressed); an
 output whose carry does not fit falls back to its last part, and the next invocation reads again from
 there, skipping for each output the records it already holds. Nothing is written twice, and the
 output is byte for byte the one a single invocation writes.
@@ -25,9 +25,18 @@ from typing import Any
 from .readers import ReaderState
 from .writers import UploadState
 
-CARRY_BUDGET_BYTES = 128 * 1024
-"""Compressed carries kept in the state item, both outputs together: DynamoDB items hold 400 KB, and
-the parts' ETags (about 35 bytes a part) and the rest of the item need the remainder."""
+ITEM_BUDGET_BYTES = 360_000
+"""What a checkpoint may take of the state item: DynamoDB items hold 400 KB, and the rest of the item
+(key, status, times, the outcome's attributes) needs a few KB."""
+BYTES_PER_PART = 40
+"""A part's ETag in the checkpoint (32 hex digits, quotes, separator)."""
+CHECKPOINT_OVERHEAD_BYTES = 4_000
+"""The checkpoint's other fields: upload ids, the reader state (a CSV header), the encoder state."""
+
+
+def carry_budget(parts: int) -> int:
+    """Compressed carry bytes a checkpoint can keep, both outputs together, with ``parts`` ETags."""
+    return max(0, ITEM_BUDGET_BYTES - CHECKPOINT_OVERHEAD_BYTES - BYTES_PER_PART * parts)
 
 
 @dataclass(slots=True)
@@ -117,7 +126,7 @@ class Checkpoint:
 
 
 def pack_carry(carry: bytes) -> bytes:
-    return zlib.compress(carry, 1) if carry else b""
+    return zlib.compress(carry, 6) if carry else b""
 
 
 def unpack_carry(packed: bytes) -> bytes:

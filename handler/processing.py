@@ -15,7 +15,7 @@ from urllib.parse import quote
 from botocore.exceptions import BotoCoreError
 
 from .capacity import expected_seconds
-from .continuation import CARRY_BUDGET_BYTES, Checkpoint, DurablePoint, pack_carry
+from .continuation import Checkpoint, DurablePoint, carry_budget, pack_carry
 from .deadline import Deadline
 from .errors import (
     DeadlineError,
@@ -325,9 +325,11 @@ class _Attempt:
         try:
             return self._stream(opened, start_offset)
         except BaseException as exc:
-            # A transient failure is retried from the checkpoint, which needs its uploads; anything
-            # else ends this attempt's uploads (and the file's, when it failed for good).
-            keep = isinstance(exc, Exception) and is_transient(exc)
+            # A transient failure is retried from the checkpoint, which needs its uploads, and so is
+            # an invocation that is being killed (a BaseException: in Lambda, a killed process runs no
+            # code at all); a permanent failure ends them. Uploads this attempt started are not in any
+            # checkpoint: they always go.
+            keep = not isinstance(exc, Exception) or is_transient(exc)
             for writer in (self.output, self.rejects):
                 if writer is not None and not (keep and id(writer) in self.handed_over):
                     writer.abort()
@@ -510,7 +512,7 @@ class _Attempt:
             self._out_of_time(stream, index, "a pipeline without a state table cannot continue a file")
         here = reader.checkpoint()
         assert self.output is not None
-        budget = CARRY_BUDGET_BYTES
+        budget = carry_budget(len(self.output.handover(through=self.output.parts_sent).etags))
         out_point, budget = _durable(self.output, out_mark, here, index, written, budget)
         rej_point: DurablePoint | None = None
         if self.rejects is not None:
