@@ -105,20 +105,43 @@ def alarm_states(stack: Stack, pipeline: Pipeline) -> dict[str, str]:
     return {name: states.get(name, "MISSING") for name in pipeline.alarm_names}
 
 
-def file_counts(stack: Stack, pipeline: Pipeline) -> dict[str, int]:
-    """Items per status in the state table (a Scan of the ``status`` attribute only)."""
+def file_census(stack: Stack, pipeline: Pipeline) -> tuple[dict[str, int], list[dict[str, Any]]]:
+    """Items per status in the state table, and the files being continued across invocations with
+    where each resumes (one Scan of those few attributes)."""
     if not pipeline.table_name:
-        return {}
+        return {}, []
     counts: Counter[str] = Counter()
+    in_progress: list[dict[str, Any]] = []
+    names = {
+        "#status": StateAttribute.STATUS,
+        "#pk": StateAttribute.PK,
+        "#offset": StateAttribute.RESUME_OFFSET,
+        "#continuations": StateAttribute.CONTINUATIONS,
+        "#updated": StateAttribute.UPDATED_AT,
+    }
     paginator = stack.dynamodb().get_paginator("scan")
     for page in paginator.paginate(
         TableName=pipeline.table_name,
-        ProjectionExpression="#status",
-        ExpressionAttributeNames={"#status": StateAttribute.STATUS},
+        ProjectionExpression=", ".join(names),
+        ExpressionAttributeNames=names,
     ):
         for item in page.get("Items", []):
-            counts[item.get(StateAttribute.STATUS, {}).get("S", "UNKNOWN")] += 1
-    return {status: counts.get(status, 0) for status in [*FileStatus, *sorted(set(counts) - set(FileStatus))]}
+            status = item.get(StateAttribute.STATUS, {}).get("S", "UNKNOWN")
+            counts[status] += 1
+            offset = item.get(StateAttribute.RESUME_OFFSET, {}).get("N")
+            if status == FileStatus.PROCESSING and offset is not None:
+                in_progress.append(
+                    {
+                        "file": item.get(StateAttribute.PK, {}).get("S", ""),
+                        "resumeOffset": int(offset),
+                        "continuations": int(item.get(StateAttribute.CONTINUATIONS, {}).get("N", "0")),
+                        "at": item.get(StateAttribute.UPDATED_AT, {}).get("S", ""),
+                    }
+                )
+    ordered = {
+        status: counts.get(status, 0) for status in [*FileStatus, *sorted(set(counts) - set(FileStatus))]
+    }
+    return ordered, sorted(in_progress, key=lambda entry: str(entry["file"]))
 
 
 def recent_failures(stack: Stack, pipeline: Pipeline, limit: int = RECENT_FAILURES) -> list[dict[str, str]]:
@@ -149,6 +172,7 @@ def recent_failures(stack: Stack, pipeline: Pipeline, limit: int = RECENT_FAILUR
 
 def pipeline_status(stack: Stack, pipeline: Pipeline) -> dict[str, Any]:
     queue = queue_depth(stack, pipeline.queue_url)
+    counts, in_progress = file_census(stack, pipeline)
     dlq = queue_depth(stack, pipeline.dlq_url)
     return {
         "queue": {
@@ -161,7 +185,8 @@ def pipeline_status(stack: Stack, pipeline: Pipeline) -> dict[str, Any]:
         "mapping": mapping_summary(stack, pipeline),
         "breaker": breaker_status(stack, pipeline),
         "alarms": alarm_states(stack, pipeline),
-        "files": file_counts(stack, pipeline),
+        "files": counts,
+        "inProgress": in_progress,
         "recentFailures": recent_failures(stack, pipeline),
     }
 
@@ -205,6 +230,12 @@ def _render(name: str, status: dict[str, Any]) -> Table:
         table.add_row("alarm", f"[{style}]{state}[/] {alarm}")
     files = ", ".join(f"{count} {state.lower()}" for state, count in status["files"].items() if count)
     table.add_row("files", files or "none recorded")
+    for entry in status["inProgress"][:RECENT_FAILURES]:
+        table.add_row(
+            "in progress",
+            f"{entry['file']} resumes at byte {entry['resumeOffset']:,}"
+            f" ({entry['continuations']} invocation(s) so far)",
+        )
     for failure in status["recentFailures"]:
         table.add_row(
             "failed", f"{failure['file']} [red]{failure['errorType']}[/]: {failure['reason'][:120]}"

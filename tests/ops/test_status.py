@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import time
+from types import SimpleNamespace
+
 import pytest
 
+from filepipe.handler.continuation import Checkpoint, DurablePoint
+from filepipe.handler.events import ObjectRef
+from filepipe.handler.readers import ReaderState
 from filepipe.handler.settings import FileStatus
+from filepipe.handler.state import DynamoStateStore, Lease
+from filepipe.handler.writers import UploadState
 from filepipe.local.runtime import RunningStack
 from tests.ops.conftest import HANG_GUARD_SECONDS, POISON_TRANSACTIONS, Ops, good_transactions, upload
 
@@ -59,3 +67,37 @@ def test_status_for_people_names_the_stack_and_each_pipeline(ops: Ops) -> None:
     assert "stack dev on local endpoint http://127.0.0.1:" in result.stdout
     assert "transactions" in result.stdout
     assert "invoices" in result.stdout
+
+
+def test_status_shows_a_file_being_continued_and_the_byte_it_resumes_at(
+    running: RunningStack, ops: Ops
+) -> None:
+    # GIVEN a file checkpointed by the handler's own state store, as an invocation that ran out of time
+    # leaves it
+    outputs = running.pipeline_outputs("transactions")
+    dynamodb = running.address.client("dynamodb")
+    store = DynamoStateStore(
+        SimpleNamespace(dynamodb=dynamodb), outputs["tableName"], lease_seconds=60, ttl_days=1
+    )
+    ref = ObjectRef(
+        outputs["bucket"], f"{outputs['inputPrefix']}status/big.json", version_id="v1", sequencer="00AA"
+    )
+    lease = store.begin(ref, "message-1", 1)
+    assert isinstance(lease, Lease)
+    point = DurablePoint(
+        ReaderState(offset=123_456_789, seen_content=True), 900, 900, UploadState("u", ['"e"'], b"")
+    )
+    store.checkpoint(lease, Checkpoint(ref.version_token, point, None, {}, time.time(), 2), 123_456_789)
+    try:
+        # WHEN status is asked
+        as_json = ops("status --json transactions")
+        for_people = ops("status transactions")
+
+        # THEN the file is in progress, with where the next invocation resumes
+        assert as_json.exit_code == 0, as_json.stderr
+        [entry] = as_json.json()["pipelines"]["transactions"]["inProgress"]
+        assert entry["file"] == f"{outputs['bucket']}/{ref.key}"
+        assert (entry["resumeOffset"], entry["continuations"]) == (123_456_789, 2)
+        assert "resumes at byte 123,456,789 (2 invocation(s) so far)" in for_people.stdout
+    finally:
+        dynamodb.delete_item(TableName=outputs["tableName"], Key={"pk": {"S": ref.state_pk}})
