@@ -238,8 +238,8 @@ def upload(
 
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--worker":
-        endpoint, dlq_url, case_json, key, put_json, size, schema = sys.argv[2:9]
-        worker(endpoint, dlq_url, case_json, key, put_json, int(size), schema)
+        argv = sys.argv[2:9]
+        worker(argv[0], argv[1], argv[2], argv[3], argv[4], int(argv[5]), argv[6])
         return
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -268,7 +268,9 @@ def main() -> None:
                     uploaded[case.input_format] = upload(endpoint, Path(tmp), case.input_format, size_mb)
                 key, put, size, records = uploaded[case.input_format]
                 # Each case processes the file as new: forget the state the previous case left.
-                client("dynamodb", endpoint).delete_item(TableName=STATE_TABLE, Key={"pk": {"S": f"{BUCKET}/{key}"}})
+                client("dynamodb", endpoint).delete_item(
+                    TableName=STATE_TABLE, Key={"pk": {"S": f"{BUCKET}/{key}"}}
+                )
                 row = measure(endpoint, dlq_url, case, key, put, size, schema)
                 if case.naive:
                     naive_rate = row["mb_per_s"]

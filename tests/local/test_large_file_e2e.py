@@ -47,6 +47,36 @@ def ndjson_body(size: int) -> bytes:
     return b"".join(lines)
 
 
+def large_file_project(root: Path, timeout_seconds: int = 10) -> Path:
+    """A project with one NDJSON pipeline (stack ``large``) whose function times out after ``timeout_seconds``."""
+    project = root / "project"
+    project.mkdir()
+    for name in ("Pulumi.yaml", "__main__.py"):
+        (project / name).write_text((PROJECT_DIR / name).read_text())
+    (project / "Pulumi.large.yaml").write_text(
+        "config:\n"
+        "  aws:region: eu-west-1\n"
+        "  filepipe:forceDestroy: true\n"
+        "  filepipe:pipelines:\n"
+        "    - name: events\n"
+        "      inputPrefix: incoming/events/\n"
+        "      inputFormat: ndjson\n"
+        "      outputFormat: ndjson\n"
+        f"      timeoutSeconds: {timeout_seconds}\n"
+    )
+    return project
+
+
+def large_file_tuning(function_timeout_seconds: float) -> LocalTuning:
+    fast = LocalTuning.fast()
+    return LocalTuning.fast(
+        function_timeout_seconds=function_timeout_seconds,
+        # A margin a loaded machine keeps: the checkpoint (a part, a state write, a message) must end
+        # before the local deadline, as it must in Lambda.
+        environment={**fast.environment, EnvVar.TIMEOUT_MARGIN_MS.value: "4000"},
+    )
+
+
 class PartUploadOutage:
     """After the first checkpoint, S3 refuses ``failures`` part uploads with 503 (more than the SDK's
     own retries), so a later invocation fails between two checkpoints."""
@@ -90,28 +120,8 @@ def test_a_300_mb_file_takes_several_invocations_and_a_failure_between_checkpoin
 ) -> None:
     # GIVEN a project with one NDJSON pipeline, a 10 s function timeout, and a part-upload outage that
     # makes one invocation after the first checkpoint fail (the SDK tries each call 4 times)
-    project = tmp_path / "project"
-    project.mkdir()
-    for name in ("Pulumi.yaml", "__main__.py"):
-        (project / name).write_text((PROJECT_DIR / name).read_text())
-    (project / "Pulumi.large.yaml").write_text(
-        "config:\n"
-        "  aws:region: eu-west-1\n"
-        "  filepipe:forceDestroy: true\n"
-        "  filepipe:pipelines:\n"
-        "    - name: events\n"
-        "      inputPrefix: incoming/events/\n"
-        "      inputFormat: ndjson\n"
-        "      outputFormat: ndjson\n"
-        "      timeoutSeconds: 10\n"
-    )
-    fast = LocalTuning.fast()
-    tuning = LocalTuning.fast(
-        function_timeout_seconds=FUNCTION_TIMEOUT_SECONDS,
-        # A margin a loaded machine keeps: the checkpoint (a part, a state write, a message) must end
-        # before the local deadline, as it must in Lambda.
-        environment={**fast.environment, EnvVar.TIMEOUT_MARGIN_MS.value: "4000"},
-    )
+    project = large_file_project(tmp_path)
+    tuning = large_file_tuning(FUNCTION_TIMEOUT_SECONDS)
     outage = PartUploadOutage(failures=4)
     runtime = LocalRuntime(
         project, "large", state_dir=tmp_path / "state", tuning=tuning, client_hook=outage.hook
@@ -144,7 +154,7 @@ def test_a_300_mb_file_takes_several_invocations_and_a_failure_between_checkpoin
             current = item()
             if StateAttribute.RESUME_OFFSET.value in current:
                 seen_offsets.append(int(current[StateAttribute.RESUME_OFFSET.value]["N"]))
-            return current.get(StateAttribute.STATUS.value, {}).get("S") == FileStatus.SUCCEEDED
+            return bool(current.get(StateAttribute.STATUS.value, {}).get("S") == FileStatus.SUCCEEDED)
 
         assert wait_until(progressed, timeout=HANG_GUARD_SECONDS, interval=0.5)
         assert running.wait_until_idle(timeout=HANG_GUARD_SECONDS)
