@@ -381,15 +381,17 @@ class DynamoStateStore:
     def _finish(self, lease: Lease, update: _Update, keep_lease: bool = False) -> None:
         if not keep_lease:
             update.remove(A.LEASE_UNTIL, A.LEASE_TOKEN)
+        self._write_leased(lease, update, "the outcome")
+
+    def _write_leased(self, lease: Lease, update: _Update, what: str) -> None:
+        """Write only while ``lease`` is the item's (its token): a lost lease is a StateConflictError."""
         token = update.value("token", _s(lease.token))
         try:
             self._write(lease.ref, update, f"{update.name(A.LEASE_TOKEN)} = {token}")
         except Exception as exc:
             if _error_code(exc) != "ConditionalCheckFailedException":
                 raise StateTableError(f"state table write failed: {exc}") from exc
-            raise StateConflictError(
-                "the processing lease was lost before the outcome was recorded"
-            ) from None
+            raise StateConflictError(f"the processing lease was lost before {what} was recorded") from None
 
     def succeed(self, lease: Lease, outcome: Outcome) -> None:
         update = _Update()
@@ -460,15 +462,7 @@ class DynamoStateStore:
         # Given back as in ``release`` (expired, token kept): the fresh copy's delivery takes it at once,
         # and a late write of this invocation fails its condition once that delivery holds the lease.
         update.set(A.LEASE_UNTIL, _n(int(now) - 1))
-        token = update.value("token", _s(lease.token))
-        try:
-            self._write(lease.ref, update, f"{update.name(A.LEASE_TOKEN)} = {token}")
-        except Exception as exc:
-            if _error_code(exc) != "ConditionalCheckFailedException":
-                raise StateTableError(f"state table write failed: {exc}") from exc
-            raise StateConflictError(
-                "the processing lease was lost before the checkpoint was recorded"
-            ) from None
+        self._write_leased(lease, update, "the checkpoint")
 
     def release(self, lease: Lease, error: FilepipeError) -> None:
         update = _Update()

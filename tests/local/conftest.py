@@ -11,6 +11,7 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.awsrequest import AWSResponse, HTTPHeaders
 from moto import mock_aws
 
 from filepipe.local.apply import mock_outputs
@@ -94,3 +95,17 @@ def wait_until(condition: Callable[[], bool], timeout: float = 30.0, interval: f
             return True
         time.sleep(interval)
     return condition()
+
+
+def s3_error_response(request: Any, status: int = 503, code: str = "ServiceUnavailable") -> AWSResponse:
+    """The response S3 gives for ``request`` when it refuses it (a botocore ``before-send`` hook returns
+    it instead of sending)."""
+    body = f"<Error><Code>{code}</Code><Message>injected {code}</Message></Error>".encode()
+
+    class Raw:
+        def stream(self, **_: Any) -> Iterator[bytes]:
+            yield body
+
+    headers = HTTPHeaders()
+    headers["Content-Type"] = "application/xml"
+    return AWSResponse(request.url, status, headers, Raw())

@@ -9,18 +9,16 @@ changes nothing but the number of invocations.
 from __future__ import annotations
 
 import hashlib
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import msgspec
 import pytest
-from botocore.awsrequest import AWSResponse, HTTPHeaders
+from botocore.awsrequest import AWSResponse
 
 from filepipe.handler.settings import EnvVar, FileStatus, StateAttribute
 from filepipe.local.runtime import LocalRuntime, LocalTuning
-from tests.local.conftest import PROJECT_DIR, wait_until
+from tests.local.conftest import PROJECT_DIR, s3_error_response, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -81,14 +79,6 @@ class PartUploadOutage:
     """After the first checkpoint, S3 refuses ``failures`` part uploads with 503 (more than the SDK's
     own retries), so a later invocation fails between two checkpoints."""
 
-    BODY = b"<Error><Code>ServiceUnavailable</Code><Message>outage</Message></Error>"
-
-    def __init__(self, failures: int) -> None:
-        self.remaining = failures
-        self.checkpointed = False
-        self.injected = 0
-        self.lock = threading.Lock()
-
     def hook(self, service: str, client: Any) -> None:
         if service == "s3":
             client.meta.events.register("before-send.s3.UploadPart", self.maybe_fail)
@@ -105,14 +95,7 @@ class PartUploadOutage:
                 return None
             self.remaining -= 1
             self.injected += 1
-
-        class Raw:
-            def stream(self, **kwargs: Any) -> Iterator[bytes]:
-                yield PartUploadOutage.BODY
-
-        headers = HTTPHeaders()
-        headers["Content-Type"] = "application/xml"
-        return AWSResponse(request.url, 503, headers, Raw())
+        return s3_error_response(request)
 
 
 def test_a_300_mb_file_takes_several_invocations_and_a_failure_between_checkpoints_changes_nothing(
