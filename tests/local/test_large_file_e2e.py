@@ -79,6 +79,12 @@ class PartUploadOutage:
     """After the first checkpoint, S3 refuses ``failures`` part uploads with 503 (more than the SDK's
     own retries), so a later invocation fails between two checkpoints."""
 
+    def __init__(self, failures: int) -> None:
+        self.remaining = failures
+        self.checkpointed = False
+        self.injected = 0
+        self.lock = threading.Lock()
+
     def hook(self, service: str, client: Any) -> None:
         if service == "s3":
             client.meta.events.register("before-send.s3.UploadPart", self.maybe_fail)
