@@ -9,6 +9,7 @@ changes nothing but the number of invocations.
 from __future__ import annotations
 
 import hashlib
+import threading
 from pathlib import Path
 from typing import Any
 
