@@ -3,7 +3,7 @@
 One place for the numbers the component checks a pipeline's limits against (``max_file_bytes`` against
 ``timeout_seconds`` and ``memory_mb``) and the handler estimates a file's time with. The rates are the
 handler's own CPU rates measured by ``bench/throughput.py`` on one core (docs/performance.md: about 85
-MB/s for JSON arrays and NDJSON, 27 MB/s for CSV, per CPU-second, no schema), cut by about 40% for the
+MB/s for JSON arrays and NDJSON, 44 MB/s for CSV, per CPU-second, no schema), cut by about 40% for the
 waits on S3 and the state table that CPU time does not show. Lambda gives a function CPU in proportion
 to its memory, one vCPU at 1,769 MB.
 """
@@ -21,7 +21,7 @@ LAMBDA_MB_PER_VCPU: Final = 1769
 MB_PER_VCPU_SECOND: Final = {
     FileFormat.JSON: 50.0,
     FileFormat.NDJSON: 50.0,
-    FileFormat.CSV: 16.0,
+    FileFormat.CSV: 25.0,
 }
 """Input megabytes (10**6 bytes) the handler reads, validates nothing and writes in one vCPU-second."""
 

@@ -44,7 +44,7 @@ import msgspec
 from .errors import EmptyFileError, FileTooLargeError, InvalidContentError, InvalidEncodingError
 from .settings import FileFormat
 
-CHUNK_BYTES = 1024 * 1024
+CHUNK_BYTES = 512 * 1024
 """Bytes per read from S3: large enough that per-call overhead vanishes, small against the memory."""
 _BOM = codecs.BOM_UTF8
 _WHITESPACE = re.compile(r"[ \t\n\r]*")
