@@ -12,6 +12,16 @@ from .handler import settings as handler_settings
 # --- Function -------------------------------------------------------------------------------------
 MEMORY_MB: Final = 512
 TIMEOUT_SECONDS: Final = 60
+MAX_FILE_BYTES: Final = 256 * 1024 * 1024
+"""Chosen with MEMORY_MB and TIMEOUT_SECONDS so the defaults fit together: a file at the cap finishes in
+one invocation in every format (``validation.capacity``; with the rates measured when this was chosen,
+JSON, the slowest, needs about 37 s of the 50 s left after the margin). The handler's own default, 512
+MiB (used only where nothing sets ``FILEPIPE_MAX_FILE_BYTES``; the component always does), needs about
+74 s for JSON and 62 s for CSV here: every default JSON or CSV pipeline would warn at preview that its
+largest files take two invocations (and that a JSON document that is not an array that large cannot be
+processed), and a default pipeline with ``state_table=False`` would be an error. Larger files are a
+choice with its own settings (more memory, which brings more CPU, or a longer timeout; see the README);
+tests/components/test_capacity.py keeps the defaults fitting when the rates change."""
 ARCHITECTURE: Final = "arm64"
 """Graviton: ~20% cheaper per GB-second than x86_64 and as fast for this I/O-bound work."""
 PYTHON_RUNTIME: Final = "python3.13"
@@ -73,7 +83,6 @@ DLQ_RETENTION_SECONDS: Final = 14 * 24 * 3600
 """The maximum. A message keeps its original enqueue time in the DLQ, so it must outlive the source."""
 
 # --- Handler behaviour (the handler's own defaults, so both sides agree) --------------------------
-MAX_FILE_BYTES: Final = handler_settings.DEFAULT_MAX_FILE_BYTES
 BACKOFF_BASE_SECONDS: Final = handler_settings.DEFAULT_BACKOFF_BASE_SECONDS
 BACKOFF_MAX_SECONDS: Final = handler_settings.DEFAULT_BACKOFF_MAX_SECONDS
 STATE_TTL_DAYS: Final = handler_settings.DEFAULT_STATE_TTL_DAYS

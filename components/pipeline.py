@@ -40,6 +40,7 @@ from .policies import (
 from .routing import RoutingTopic, filter_policy, routing_topic
 from .validation import (
     InputFilter,
+    capacity_warnings,
     load_schema,
     validate_bucket_filters,
     validate_bucket_lifecycle,
@@ -95,6 +96,9 @@ class FileProcessingPipeline(pulumi.ComponentResource):
 
         # Then build, section by section; each section returns what the component keeps.
         super().__init__(TYPE_TOKEN, name, None, opts)
+        # Attached to the component, so `pulumi preview` shows them under this pipeline.
+        for warning in capacity_warnings(pipeline, args):
+            pulumi.log.warn(warning, resource=self)
         scope = _Scope(
             name,
             pipeline,
@@ -625,7 +629,7 @@ def _environment(
         EnvVar.MAX_FILE_BYTES: str(args.max_file_bytes),
         EnvVar.DLQ_URL: dlq_url,
         EnvVar.LEASE_SECONDS: str(args.timeout_seconds + 30),
-        EnvVar.TIMEOUT_MARGIN_MS: str(min(defaults.TIMEOUT_MARGIN_MS, args.timeout_seconds * 250)),
+        EnvVar.TIMEOUT_MARGIN_MS: str(args.effective_timeout_margin_ms()),
         EnvVar.BACKOFF_BASE_SECONDS: str(defaults.BACKOFF_BASE_SECONDS),
         EnvVar.BACKOFF_MAX_SECONDS: str(defaults.BACKOFF_MAX_SECONDS),
         EnvVar.MAX_RECEIVE_COUNT: str(args.max_receive_count),

@@ -14,6 +14,7 @@ from pathlib import Path
 from . import defaults
 from .args import PipelineArgs, PrefixLifecycleRule
 from .errors import PipelineConfigError
+from .handler.capacity import expected_invocations, expected_seconds
 from .handler.settings import FileFormat, InvalidRecordPolicy
 from .routing import Route, filter_policy, filter_policy_problems, notified_prefixes
 
@@ -89,6 +90,7 @@ def _validate(args: PipelineArgs) -> None:
     _validate_keys(args)
     _validate_formats(args)
     _validate_function(args)
+    _validate_capacity(args)
     _validate_mapping(args)
     _validate_queues(args)
     _validate_alerts(args)
@@ -185,6 +187,95 @@ def _validate_function(args: PipelineArgs) -> None:
             f"powertools_version={args.powertools_version!r} must be a Powertools 3 release such as "
             f"{defaults.POWERTOOLS_VERSION!r}, or 'latest' (the layer is Powertools V3)."
         )
+
+
+@dataclass(frozen=True)
+class Capacity:
+    """What a file at ``max_file_bytes`` asks of one pipeline's function (estimated by the handler's
+    measured rates, without schema or processor: a real file needs at least this)."""
+
+    input_format: FileFormat
+    seconds: float
+    """Expected time for a file at the cap, at the function's memory."""
+    usable_seconds: float
+    """One invocation's time for work: the timeout minus the handler's margin."""
+    invocations: int
+    """Invocations a continued file at the cap needs."""
+    fitting_bytes: int
+    """The largest file one invocation is expected to finish."""
+
+    @property
+    def fits(self) -> bool:
+        return self.invocations == 1
+
+    def describe(self, args: PipelineArgs) -> str:
+        """The cap's expected time against one invocation's, with the inputs that decide them."""
+        return (
+            f"a {self.input_format.value} file of max_file_bytes={args.max_file_bytes} "
+            f"({args.max_file_bytes / _MB:.0f} MB) needs about {self.seconds:.0f} s at "
+            f"memory_mb={args.memory_mb}, and one invocation has about {self.usable_seconds:.0f} s "
+            f"(timeout_seconds={args.timeout_seconds} minus the handler's "
+            f"{args.effective_timeout_margin_ms() / 1000:g} s margin)"
+        )
+
+
+_MB = 10**6
+"""The unit the handler's rates are given in (megabytes)."""
+
+
+def capacity(args: PipelineArgs) -> Capacity:
+    """How a file at the pipeline's ``max_file_bytes`` fits its function's memory and timeout."""
+    input_format = FileFormat(args.input_format)
+    usable = args.usable_seconds()
+    seconds = expected_seconds(args.max_file_bytes, input_format, args.memory_mb)
+    # The rates are linear in size, so the time of one megabyte gives what one invocation reads.
+    fitting = int(usable / expected_seconds(_MB, input_format, args.memory_mb) * _MB)
+    return Capacity(
+        input_format=input_format,
+        seconds=seconds,
+        usable_seconds=usable,
+        invocations=expected_invocations(args.max_file_bytes, input_format, args.memory_mb, usable),
+        fitting_bytes=fitting,
+    )
+
+
+def _validate_capacity(args: PipelineArgs) -> None:
+    # Without the state table there is nowhere to keep a checkpoint: a file that outgrows one invocation
+    # is parked after a whole invocation's work, every time. The pipeline's own cap must fit.
+    if args.state_table:
+        return
+    needs = capacity(args)
+    if needs.fits:
+        return
+    top = defaults.TIMEOUT_RANGE[1]
+    raise PipelineConfigError(
+        f"{needs.describe(args)}, and without the state table a file cannot be continued in the next "
+        f"invocation: such a file would be parked. Raise timeout_seconds (up to {top}) or memory_mb, "
+        f"lower max_file_bytes (to at most {needs.fitting_bytes}), or keep state_table=True so such a file "
+        "is continued."
+    )
+
+
+def capacity_warnings(pipeline: str, args: PipelineArgs) -> list[str]:
+    """What a pipeline's owner should know about its largest files (shown at preview, not an error):
+    a file at the cap that needs several invocations, and for JSON the documents that cannot."""
+    if not args.state_table:
+        return []  # a cap that does not fit one invocation is an error then (_validate_capacity)
+    needs = capacity(args)
+    if needs.fits:
+        return []
+    message = (
+        f"pipeline {pipeline!r}: {needs.describe(args)}: such a file is continued across about "
+        f"{needs.invocations} invocations. Raise memory_mb or timeout_seconds to need fewer, or lower "
+        "max_file_bytes."
+    )
+    if needs.input_format is FileFormat.JSON:
+        message += (
+            " A JSON document that is not an array is one record and cannot be continued: it must fit one "
+            f"invocation (about {needs.fitting_bytes / _MB:.0f} MB at this memory and timeout), or it is "
+            "parked."
+        )
+    return [message]
 
 
 def _validate_mapping(args: PipelineArgs) -> None:
