@@ -14,13 +14,12 @@ MEMORY_MB: Final = 512
 TIMEOUT_SECONDS: Final = 60
 MAX_FILE_BYTES: Final = 256 * 1024 * 1024
 """Chosen with MEMORY_MB and TIMEOUT_SECONDS so the defaults fit together: a file at the cap finishes in
-one invocation in every format (``validation.capacity``; with the rates measured when this was chosen,
-JSON, the slowest, needs about 37 s of the 50 s left after the margin). The handler's own default, 512
-MiB (used only where nothing sets ``FILEPIPE_MAX_FILE_BYTES``; the component always does), needs about
-74 s for JSON and 62 s for CSV here: every default JSON or CSV pipeline would warn at preview that its
-largest files take two invocations (and that a JSON document that is not an array that large cannot be
-processed), and a default pipeline with ``state_table=False`` would be an error. Larger files are a
-choice with its own settings (more memory, which brings more CPU, or a longer timeout; see the README);
+one invocation in every format (``validation.capacity``; at the rates in ``handler/capacity.py``, CSV, the
+slowest, needs about 37 s of the 50 s left after the margin). The handler's own default, 512 MiB (used
+only where nothing sets ``FILEPIPE_MAX_FILE_BYTES``; the component always does), needs about 74 s for CSV
+here: every default CSV pipeline would warn at preview that its largest files take two invocations, and a
+default CSV pipeline with ``state_table=False`` would be an error. Larger files are a choice with its own
+settings (more memory, which brings more CPU, or a longer timeout; see the README);
 tests/components/test_capacity.py keeps the defaults fitting when the rates change."""
 ARCHITECTURE: Final = "arm64"
 """Graviton: ~20% cheaper per GB-second than x86_64 and as fast for this I/O-bound work."""

@@ -68,7 +68,7 @@ def handler_for(aws: Aws, clock: Clock, clients: Clients | None = None, **overri
 
 def deliveries(aws: Aws) -> list[dict[str, Any]]:
     """The messages waiting on the source queue, each as a one-message Lambda event."""
-    events = []
+    events: list[dict[str, Any]] = []
     while True:
         received = aws.sqs.receive_message(
             QueueUrl=aws.queue_url,
@@ -132,7 +132,7 @@ def without_time(envelope: bytes) -> bytes:
 
 
 def no_uploads_left(aws: Aws) -> bool:
-    return aws.s3.list_multipart_uploads(Bucket=BUCKET).get("Uploads", []) == []
+    return not aws.s3.list_multipart_uploads(Bucket=BUCKET).get("Uploads", [])
 
 
 @pytest.mark.parametrize(
@@ -152,7 +152,7 @@ def test_a_file_continued_over_several_invocations_gives_the_single_run_output(
     suffix: str,
 ) -> None:
     # GIVEN a ~20 MiB file and invocations that each have time for 7 batches (~7 MiB)
-    rows = [
+    rows: list[dict[str, Any]] = [
         {"id": n, "name": f'naïve, "quoted" {n}', "amount": n * 0.25, "note": "x" * 60}
         for n in range(150_000)
     ]
@@ -168,7 +168,7 @@ def test_a_file_continued_over_several_invocations_gives_the_single_run_output(
         body = json.dumps(rows, ensure_ascii=False, indent=1).encode()
     else:
         body = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode()
-    settings = {"input_format": input_format, "output_format": output_format}
+    settings: dict[str, Any] = {"input_format": input_format, "output_format": output_format}
     expected = single_run_output(aws, f"in/big.{suffix}", body, **settings)
     capsys.readouterr()
     clock = Clock()
@@ -230,7 +230,7 @@ def test_between_invocations_the_state_item_shows_where_the_file_resumes(aws: Aw
 def test_a_crash_between_checkpoints_resumes_from_the_last_one_and_writes_nothing_twice(aws: Aws) -> None:
     # GIVEN a file whose second invocation dies (the process is killed) while it uploads a part
     body = ndjson_file(240_000)
-    settings = {"input_format": FileFormat.NDJSON, "output_format": FileFormat.NDJSON}
+    settings: dict[str, Any] = {"input_format": FileFormat.NDJSON, "output_format": FileFormat.NDJSON}
     expected = single_run_output(aws, "in/crash.ndjson", body, **settings)
     clock = Clock()
     put = aws.put("in/crash.ndjson", body)
@@ -270,7 +270,7 @@ def test_a_crash_between_checkpoints_resumes_from_the_last_one_and_writes_nothin
 def test_a_new_version_mid_continuation_abandons_the_old_one_and_aborts_its_upload(aws: Aws) -> None:
     # GIVEN version 1 of a file, checkpointed after its first invocation
     clock = Clock()
-    settings = {"input_format": FileFormat.NDJSON, "output_format": FileFormat.NDJSON}
+    settings: dict[str, Any] = {"input_format": FileFormat.NDJSON, "output_format": FileFormat.NDJSON}
     handler = handler_for(aws, clock, **settings)
     first = aws.put("in/changing.ndjson", ndjson_file(120_000, seed=1))
     assert handler(aws.batch(s3_body(key="in/changing.ndjson", put=first)), cut_after(7)) == {
@@ -299,7 +299,7 @@ def test_a_lease_that_expires_while_the_checkpoint_is_taken_loses_nothing(aws: A
     # GIVEN an invocation that runs out of time; while it records its checkpoint, its lease has expired
     # and a duplicate delivery of the same event takes the file over and finishes it
     body = ndjson_file(120_000)
-    settings = {"input_format": FileFormat.NDJSON, "output_format": FileFormat.NDJSON}
+    settings: dict[str, Any] = {"input_format": FileFormat.NDJSON, "output_format": FileFormat.NDJSON}
     expected = single_run_output(aws, "in/race.ndjson", body, **settings)
     clock = Clock()
     put = aws.put("in/race.ndjson", body)
@@ -376,7 +376,7 @@ def test_rejects_written_across_invocations_are_the_single_run_rejects(aws: Aws,
 def test_an_output_carried_in_the_state_item_continues_a_file_whose_output_is_small(aws: Aws) -> None:
     # GIVEN a pipeline whose processor keeps one record in a thousand: no invocation fills a part
     body = ndjson_file(80_000)
-    settings = {"input_format": FileFormat.NDJSON, "output_format": FileFormat.JSON}
+    settings: dict[str, Any] = {"input_format": FileFormat.NDJSON, "output_format": FileFormat.JSON}
 
     def keep_some(record: Any) -> Any:
         return record if record["id"] % 1000 == 0 else None
