@@ -35,7 +35,7 @@ HANG_GUARD_SECONDS = 900
 
 
 @pytest.fixture
-def start_runtime(tmp_path: Path) -> Iterator[Callable[..., RunningStack]]:
+def start_runtime(tmp_path: Path, e2e_tier: None) -> Iterator[Callable[..., RunningStack]]:
     started: list[LocalRuntime] = []
 
     def start(project_dir: Path = PROJECT_DIR, stack: str = "dev", **kwargs: Any) -> RunningStack:
