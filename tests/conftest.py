@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 import subprocess
@@ -9,6 +10,19 @@ from collections.abc import Iterator
 from typing import Any, NoReturn
 
 import pytest
+from moto import settings as moto_settings
+
+
+# moto runs a Lambda function itself (in docker) when an in-process mock_aws delivers to an event source
+# mapping, and first asks docker for its host address by running `curl`: a subprocess, once per process,
+# in whichever test comes first. No test runs functions in moto's docker (there is none; the local
+# runtime runs them in-process), so the address is fixed here and no test starts that process.
+@functools.cache
+def _moto_server_host() -> str:
+    return "http://host.docker.internal"
+
+
+moto_settings.moto_server_host = _moto_server_host
 
 REGION = "eu-west-1"
 ACCOUNT_ID = "123456789012"

@@ -232,4 +232,9 @@ def test_run_help_prints_only_the_usage_lines() -> None:
         ["bash", str(PROJECT_DIR / "run"), "help"], capture_output=True, text=True, check=True, timeout=30
     )
     lines = result.stdout.splitlines()
-    assert [line.split()[:2] for line in lines] == [["./run", "demo"], ["./run", "test"], ["./run", "<cmd>"]]
+    assert [line.split()[:2] for line in lines] == [
+        ["./run", "demo"],
+        ["./run", "test"],
+        ["./run", "test-fast"],
+        ["./run", "<cmd>"],
+    ]
