@@ -98,6 +98,7 @@ def test_the_demo_passes_from_the_project_root(tmp_path: Path, capsys: pytest.Ca
     assert "ALARM" in (tmp_path / "alerts.log").read_text()
 
 
+@pytest.mark.e2e
 def test_an_unknown_stack_is_one_line_not_a_traceback(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -146,6 +147,7 @@ def _endpoint_file(state_dir: Path, pid: int) -> Path:
     return path
 
 
+@pytest.mark.e2e
 def test_down_does_not_signal_a_reused_pid(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     # GIVEN a state file whose pid now belongs to an unrelated process and whose endpoint is gone
     other = subprocess.Popen(["sleep", "60"])
@@ -162,6 +164,7 @@ def test_down_does_not_signal_a_reused_pid(tmp_path: Path, capsys: pytest.Captur
         other.wait()
 
 
+@pytest.mark.e2e
 @pytest.mark.skipif(not Path("/proc/self/cmdline").is_file(), reason="reads /proc")
 @pytest.mark.parametrize("addressed_by", ["state-dir", "port"])
 def test_down_stops_a_filepipe_process(
@@ -191,7 +194,7 @@ def test_down_stops_a_filepipe_process(
 
 
 @pytest.fixture
-def listening_port() -> Iterator[int]:
+def listening_port(e2e_tier: None) -> Iterator[int]:
     """A port on which something answers HTTP, as a running endpoint would."""
     server = http.server.ThreadingHTTPServer((LOCAL_HOST, 0), http.server.BaseHTTPRequestHandler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -223,9 +226,15 @@ def test_env_finds_the_up_listening_on_a_port(
     assert f"nothing running on port {other}" in capsys.readouterr().out
 
 
+@pytest.mark.e2e
 def test_run_help_prints_only_the_usage_lines() -> None:
     result = subprocess.run(
         ["bash", str(PROJECT_DIR / "run"), "help"], capture_output=True, text=True, check=True, timeout=30
     )
     lines = result.stdout.splitlines()
-    assert [line.split()[:2] for line in lines] == [["./run", "demo"], ["./run", "test"], ["./run", "<cmd>"]]
+    assert [line.split()[:2] for line in lines] == [
+        ["./run", "demo"],
+        ["./run", "test"],
+        ["./run", "test-fast"],
+        ["./run", "<cmd>"],
+    ]

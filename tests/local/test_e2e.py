@@ -35,7 +35,7 @@ HANG_GUARD_SECONDS = 900
 
 
 @pytest.fixture
-def start_runtime(tmp_path: Path) -> Iterator[Callable[..., RunningStack]]:
+def start_runtime(tmp_path: Path, e2e_tier: None) -> Iterator[Callable[..., RunningStack]]:
     started: list[LocalRuntime] = []
 
     def start(project_dir: Path = PROJECT_DIR, stack: str = "dev", **kwargs: Any) -> RunningStack:
@@ -238,7 +238,9 @@ def test_a_handler_that_dies_mid_batch_gets_its_messages_back(
         return handler
 
     runtime = start_runtime(
-        tuning=LocalTuning.fast(function_timeout_seconds=1.5, visibility_timeout_seconds=2, concurrency=1),
+        # A timeout well above what the redelivered batch needs on a busy host (less the handler's
+        # one-second margin), so that only the dying invocation times out.
+        tuning=LocalTuning.fast(function_timeout_seconds=4, visibility_timeout_seconds=5, concurrency=1),
         handler_factory=dying_handler,
     )
     out = runtime.pipeline_outputs("transactions")

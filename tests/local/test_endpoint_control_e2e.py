@@ -30,7 +30,7 @@ HANG_GUARD_SECONDS = 120
 
 
 @pytest.fixture(scope="module")
-def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
+def running(tmp_path_factory: pytest.TempPathFactory, e2e_tier: None) -> Iterator[RunningStack]:
     # DEBUG: the handler logs a line naming each processed file (the default level logs none).
     runtime = LocalRuntime(
         PROJECT_DIR,

@@ -23,6 +23,7 @@ def _endpoint_threads() -> list[threading.Thread]:
     return [thread for thread in threading.enumerate() if thread.name == "moto-server" and thread.is_alive()]
 
 
+@pytest.mark.e2e
 def test_a_runtime_whose_stack_cannot_be_captured_stops_its_endpoint(tmp_path: Path) -> None:
     # GIVEN a stack that does not exist
     runtime = LocalRuntime(PROJECT_DIR, "nope", state_dir=tmp_path)
@@ -34,6 +35,7 @@ def test_a_runtime_whose_stack_cannot_be_captured_stops_its_endpoint(tmp_path: P
     assert not (tmp_path / ENDPOINT_FILE).exists()
 
 
+@pytest.mark.e2e
 def test_an_endpoint_that_fails_to_start_leaves_another_runtimes_state_alone(tmp_path: Path) -> None:
     # GIVEN a state dir that a running `up` owns, listening on a port
     state = tmp_path / "state"

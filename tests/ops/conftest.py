@@ -43,7 +43,7 @@ Ops = Callable[..., Result]
 
 
 @pytest.fixture(scope="module")
-def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
+def running(tmp_path_factory: pytest.TempPathFactory, e2e_tier: None) -> Iterator[RunningStack]:
     """The dev stack on its own endpoint for the whole test module (start-up takes a few seconds)."""
     state_dir = tmp_path_factory.mktemp("state")
     with LocalRuntime(PROJECT_DIR, "dev", state_dir=state_dir, tuning=LocalTuning.fast()) as running:

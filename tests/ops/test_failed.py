@@ -63,7 +63,7 @@ FAULTS = _FlakyReads()
 
 
 @pytest.fixture(scope="module")
-def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
+def running(tmp_path_factory: pytest.TempPathFactory, e2e_tier: None) -> Iterator[RunningStack]:
     fast = LocalTuning.fast()
     tuning = LocalTuning.fast(environment={**fast.environment, EnvVar.MAX_RECEIVE_COUNT.value: "2"})
     state_dir = tmp_path_factory.mktemp("state")

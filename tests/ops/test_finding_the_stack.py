@@ -100,6 +100,7 @@ def test_an_outputs_file_and_the_aws_environment_find_a_deployed_stack(
     assert _dlq_depth(out) == 1
 
 
+@pytest.mark.e2e
 def test_the_pulumi_cli_is_asked_for_the_stack_outputs_when_nothing_runs_locally(
     account: dict[str, Any],
     tmp_path: Path,
@@ -121,6 +122,7 @@ def test_the_pulumi_cli_is_asked_for_the_stack_outputs_when_nothing_runs_locally
     assert _dlq_depth(out) == 1
 
 
+@pytest.mark.e2e
 def test_a_failing_pulumi_cli_is_reported_in_one_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

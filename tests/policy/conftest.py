@@ -22,7 +22,7 @@ VARIANTS = {
 
 
 @pytest.fixture(scope="session")
-def pack() -> Iterator[Pack]:
+def pack(e2e_tier: None) -> Iterator[Pack]:
     running = Pack()
     yield running
     running.close()

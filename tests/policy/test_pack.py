@@ -7,12 +7,14 @@ import subprocess
 import sys
 import tomllib
 
+import pytest
 from pulumi.runtime import proto
 
 from filepipe.policy import POLICIES
 from tests.policy.engine import LEVELS, PACK_DIR, REPO
 
 
+@pytest.mark.e2e
 def test_importing_the_rules_starts_no_policy_server():
     # A PolicyPack never returns: if the import constructed one, this would time out.
     result = subprocess.run(
