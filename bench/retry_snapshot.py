@@ -53,7 +53,7 @@ class ParkCounter:
 
     def hook(self, service: str, client: Any) -> None:
         if service == "sqs":
-            client.meta.events.register("before-call.sqs.SendMessage", self._count)
+            client.meta.events.register("before-parameter-build.sqs.SendMessage", self._count)
 
     def _count(self, params: dict[str, Any], **_: Any) -> None:
         key = params.get("MessageAttributes", {}).get(DlqAttribute.SOURCE_KEY, {}).get("StringValue")
