@@ -47,7 +47,7 @@ from filepipe.local.apply import (
     emulate,
     referenced_function,
 )
-from filepipe.local.capture import CapturedResource, CapturedStack, capture_stack
+from filepipe.local.capture import CapturedResource, CapturedStack, capture_stack, stack_region
 from filepipe.local.endpoint import EndpointAddress, LocalEndpoint
 from filepipe.local.esm import (
     EventSourceMappingRunner,
@@ -319,7 +319,7 @@ class LocalRuntime:
         self.stack_name = stack
         self.state_dir = (state_dir or default_state_dir(self.project_dir, stack)).resolve()
         self.tuning = tuning or LocalTuning()
-        self._endpoint = LocalEndpoint(port)
+        self._endpoint = LocalEndpoint(port, region=stack_region(self.project_dir, stack))
         self.metrics = LocalMetrics(embedded_queue_gauges(self._endpoint.account_id, self._endpoint.region))
         """Before the start already: an EMF capture installed before the handlers are built feeds it."""
         self._on_alert = on_alert

@@ -35,6 +35,7 @@ from filepipe.cli.ops.parked import (
     ParkedSnapshot,
     Retried,
     file_states,
+    iso_ms,
     read_parked,
     retry_batch,
     states_of,
@@ -195,6 +196,7 @@ def _list(args: argparse.Namespace, stack: Stack, out: Output) -> int:
                 "dlqUrl": pipeline.dlq_url,
                 "count": len(messages),
                 "files": _files(messages),
+                "parkedBy": iso_ms(snapshot.parked_by),
                 "parkedSince": snapshot.parked_since,
                 "messages": [message.document(states_of(message, rows)) for message in messages],
             }
@@ -279,6 +281,7 @@ def _export(args: argparse.Namespace, stack: Stack, out: Output) -> int:
                 "pipeline": pipeline.name,
                 "file": str(target),
                 "count": len(messages),
+                "parkedBy": iso_ms(snapshot.parked_by),
                 "parkedSince": snapshot.parked_since,
             }
         )

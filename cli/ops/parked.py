@@ -140,15 +140,16 @@ def _parked(message: MessageTypeDef) -> ParkedMessage:
         },
         message_attributes={name: _send_shape(dict(value)) for name, value in raw_attributes.items()},
         receive_count=int(system.get("ApproximateReceiveCount", "0")),
-        parked_at=(
-            datetime.fromtimestamp(int(sent) / 1000, UTC)
-            .isoformat(timespec="milliseconds")
-            .replace("+00:00", "Z")
-            if sent
-            else ""
-        ),
+        parked_at=iso_ms(int(sent)) if sent else "",
         sent_ms=int(sent) if sent else None,
         files=files,
+    )
+
+
+def iso_ms(epoch_ms: int) -> str:
+    """Epoch milliseconds as ISO-8601 UTC, the form every command prints times in."""
+    return (
+        datetime.fromtimestamp(epoch_ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     )
 
 
@@ -249,6 +250,8 @@ class ParkedSnapshot:
     """What one read of the DLQ found: the messages parked by its start, and how many came after."""
 
     messages: list[ParkedMessage]
+    parked_by: int
+    """The snapshot's bound (epoch milliseconds): :attr:`messages` were parked at or before it."""
     parked_since: int
     """Messages parked while the read ran: seen, left in the DLQ, not in :attr:`messages`."""
 
@@ -260,7 +263,7 @@ def read_parked(stack: Stack, pipeline: Pipeline) -> ParkedSnapshot:
         messages = reader.snapshot()
     finally:
         reader.release()
-    return ParkedSnapshot(messages, reader.parked_since)
+    return ParkedSnapshot(messages, reader.parked_by, reader.parked_since)
 
 
 def file_states(
