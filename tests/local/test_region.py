@@ -22,7 +22,7 @@ STACK_REGION = "us-east-1"
 def _project(root: Path, region_line: str) -> Path:
     """A copy of the project with one stack, ``east``, configured by ``region_line``."""
     project = root / "project"
-    project.mkdir()
+    project.mkdir(parents=True)
     for name in ("Pulumi.yaml", "__main__.py"):
         (project / name).write_text((PROJECT_DIR / name).read_text())
     (project / "Pulumi.east.yaml").write_text(
