@@ -280,10 +280,12 @@ def _print(out: Output, pipeline: Pipeline, done: list[Done], dry_run: bool) -> 
         caption=f"keys under {pipeline.input_prefix}" if pipeline.input_prefix else None,
         caption_justify="left",
     )
-    table.add_column("key", overflow="fold")
-    table.add_column("version", no_wrap=True)
-    table.add_column("bytes", justify="right")
-    table.add_column("")
+    # A key or a version id too long for the terminal is cut with an ellipsis rather than broken over
+    # two lines (``--json`` has them whole); the note wraps between words.
+    table.add_column("key", overflow="ellipsis", min_width=10)
+    table.add_column("version", overflow="ellipsis", min_width=8)
+    table.add_column("bytes", justify="right", no_wrap=True)
+    table.add_column("", overflow="ellipsis")
     for item in done:
         style = "green" if item.sent else ("dim" if dry_run and not item.target.note else "yellow")
         table.add_row(
