@@ -59,7 +59,7 @@ from filepipe.local.esm import (
 from filepipe.local.invocations import FunctionInvoker, ScheduleRunner
 from filepipe.local.lambda_logs import LogShipper, function_output
 from filepipe.local.metrics import LocalMetrics, embedded_queue_gauges
-from filepipe.local.service_metrics import QueueMetricsPublisher
+from filepipe.local.service_metrics import QueueMetricsPublisher, count_sent_messages, embedded_sent_messages
 
 log = logging.getLogger(__name__)
 
@@ -346,6 +346,7 @@ class LocalRuntime:
         self.stop()
 
     def _start(self, started: ExitStack) -> RunningStack:
+        count_sent_messages()  # before anything is sent: SQS's NumberOfMessagesSent counts every send
         address = self._endpoint.start()
         started.callback(self._endpoint.stop)
         captured = self.tuning.applied_to(capture_stack(self.project_dir, self.stack_name, address))
@@ -416,6 +417,7 @@ class LocalRuntime:
             embedded_queue_gauges(address.account_id, address.region),
             lambda: address.client("cloudwatch"),
             period_seconds=self.tuning.alarm_period_seconds,
+            sent=embedded_sent_messages(address.account_id, address.region),
         )
         queue_metrics.start()
         started.callback(queue_metrics.stop)
