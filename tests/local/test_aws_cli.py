@@ -22,8 +22,7 @@ import pytest
 
 from tests.local.conftest import PROJECT_DIR, wait_until
 
-pytestmark = pytest.mark.e2e
-
+README = PROJECT_DIR / "README.md"
 AWS = Path(sys.executable).with_name("aws")
 """The AWS CLI of the project's virtualenv (the ``dev`` extra installs it)."""
 GOOD = b'[{"id": "t-1", "amount": 10.5, "currency": "EUR"}]'
@@ -91,6 +90,7 @@ def local_up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalUp]:
         up.kill()
 
 
+@pytest.mark.e2e
 def test_upload_list_and_download_what_the_pipeline_wrote(local_up: LocalUp, tmp_path: Path) -> None:
     pipeline = local_up.outputs["transactions"]
     bucket, output_prefix = pipeline["bucket"], pipeline["outputPrefix"]
@@ -112,6 +112,7 @@ def test_upload_list_and_download_what_the_pipeline_wrote(local_up: LocalUp, tmp
     assert written["data"] == json.loads(GOOD)
 
 
+@pytest.mark.e2e
 def test_the_queue_reports_number_of_messages_sent_to_cloudwatch(local_up: LocalUp, tmp_path: Path) -> None:
     pipeline = local_up.outputs["transactions"]
     queue_name = pipeline["queueUrl"].rsplit("/", 1)[-1]
@@ -137,6 +138,7 @@ def test_the_queue_reports_number_of_messages_sent_to_cloudwatch(local_up: Local
     assert wait_until(lambda: sent() >= 1, 60)
 
 
+@pytest.mark.e2e
 def test_receive_a_parked_message_from_the_dlq_and_list_the_mappings(
     local_up: LocalUp, tmp_path: Path
 ) -> None:
@@ -167,3 +169,18 @@ def test_receive_a_parked_message_from_the_dlq_and_list_the_mappings(
     by_queue = {mapping["EventSourceArn"]: mapping for mapping in mappings}
     assert by_queue[pipeline["queueArn"]]["UUID"] == pipeline["eventSourceMappingId"]
     assert by_queue[pipeline["queueArn"]]["State"] == "Enabled"
+
+
+def test_the_readme_tells_v1_users_to_pass_the_endpoint_on_every_command() -> None:
+    text = README.read_text(encoding="utf-8")
+    start = text.index("## Running locally")
+    section = text[start : text.index("\n## ", start + 1)]
+    assert "AWS CLI v1" in section and "AWS CLI v2" in section
+    assert 'aws --endpoint-url "$AWS_ENDPOINT_URL" s3 cp' in section
+    commands = [line for line in section.splitlines() if line.startswith("$ aws ")]
+    # Every v1 command shown passes the endpoint, except the one that shows what happens without it.
+    assert [line for line in commands if not line.startswith("$ aws --endpoint-url ")] == [
+        "$ aws sqs list-queues          # v1 without --endpoint-url"
+    ]
+    for api in ("s3 ls", "get-metric-statistics", "receive-message", "list-event-source-mappings"):
+        assert any(api in line for line in commands), api
