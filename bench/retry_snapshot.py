@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from filepipe.cli.ops.parked import SQS_BATCH
 from filepipe.handler.settings import DlqAttribute
 from filepipe.local.runtime import LocalRuntime, LocalTuning, RunningStack
 
@@ -38,7 +39,7 @@ GOOD_BODY = b'[{"id": "t-1", "amount": 10.5, "currency": "EUR"}]'
 BAD_BODY = b'{"id": "t-9", "amount": '
 """Truncated JSON: permanently invalid, parked at once, and again on every retry."""
 HANG_GUARD_SECONDS = 900
-SQS_BATCH = 10
+
 
 RunCommand = Callable[[str], tuple[int, str]]
 """Runs ``filepipe <command>`` against the running stack: (exit code, stdout)."""
