@@ -331,7 +331,7 @@ def _retry(args: argparse.Namespace, stack: Stack, out: Output) -> int:
     results, parked_since = _retry_snapshot(stack, pipeline, out, error_type, key_glob, confirmed_ids)
     sent = [result.message for result in results if result.sent]
     left = [result for result in results if not result.sent]
-    outcomes = _wait_for_files(stack, pipeline, out, sent, args.timeout) if args.wait else None
+    outcomes, rows = _wait_for_files(stack, pipeline, out, sent, args.timeout) if args.wait else (None, {})
     pending = [ref for ref, outcome in (outcomes or {}).items() if outcome is None]
     if out.as_json:
         document: dict[str, Any] = {
@@ -353,13 +353,18 @@ def _retry(args: argparse.Namespace, stack: Stack, out: Output) -> int:
         }
         if outcomes is not None:
             document["outcomes"] = [
-                {"bucket": ref.bucket, "key": ref.key, "outcome": outcome or "pending"}
+                {
+                    "bucket": ref.bucket,
+                    "key": ref.key,
+                    "outcome": outcome or "pending",
+                    "errorType": _error_type(outcome, rows.get(ref.state_pk)),
+                }
                 for ref, outcome in outcomes.items()
             ]
             document["parkedAgain"] = sum(1 for outcome in outcomes.values() if outcome == PARKED_AGAIN)
         out.document(document)
     else:
-        _print_retried(out, pipeline, results, parked_since, outcomes)
+        _print_retried(out, pipeline, results, parked_since, outcomes, rows)
     return EXIT_FAILED if left or pending else 0
 
 
@@ -369,6 +374,7 @@ def _print_retried(
     results: list[Retried],
     parked_since: int,
     outcomes: dict[ObjectRef, str | None] | None,
+    rows: dict[str, dict[str, Any]],
 ) -> None:
     left = [result for result in results if not result.sent]
     for result in left:
@@ -391,7 +397,9 @@ def _print_retried(
     for ref, outcome in outcomes.items():
         shown = outcome or "pending"
         key = escape(ref.key.removeprefix(pipeline.input_prefix))
-        out.console.print(f"  [{styles.get(shown, 'yellow')}]{shown}[/] {key}", soft_wrap=True)
+        error_type = _error_type(outcome, rows.get(ref.state_pk))
+        why = f" ({escape(error_type)})" if error_type else ""
+        out.console.print(f"  [{styles.get(shown, 'yellow')}]{shown}[/] {key}{why}", soft_wrap=True)
     counts = {name: sum(1 for outcome in outcomes.values() if outcome == name) for name in styles}
     pending = sum(1 for outcome in outcomes.values() if outcome is None)
     out.console.print(
@@ -474,12 +482,22 @@ def _outcome(ref: ObjectRef, row: dict[str, Any] | None) -> str | None:
     return None
 
 
+def _error_type(outcome: str | None, row: dict[str, Any] | None) -> str | None:
+    """Why a file was parked again (its state-table row's error type); ``None`` for any other outcome."""
+    if outcome != PARKED_AGAIN or row is None:
+        return None
+    return str(row.get(StateAttribute.ERROR_TYPE) or "") or None
+
+
 def _wait_for_files(
     stack: Stack, pipeline: Pipeline, out: Output, sent: list[ParkedMessage], timeout: float
-) -> dict[ObjectRef, str | None]:
+) -> tuple[dict[ObjectRef, str | None], dict[str, dict[str, Any]]]:
     """Each file of the messages sent back -> its outcome, polled until every one is final or
-    ``timeout`` seconds passed (``None``: still pending then)."""
-    refs = list(dict.fromkeys(ref for message in sent for ref in message.files))
+    ``timeout`` seconds passed (``None``: still pending then); and the files' last state-table rows."""
+    # One per file version (two DLQ messages of one version are one file; their refs differ in event time).
+    refs = list(
+        {(ref.state_pk, ref.version_token): ref for message in sent for ref in message.files}.values()
+    )
     outcomes: dict[ObjectRef, str | None] = dict.fromkeys(refs)
     deadline = time.monotonic() + timeout
     showing = out.progress.is_terminal and not out.as_json
@@ -489,7 +507,7 @@ def _wait_for_files(
             for ref in refs:
                 outcomes[ref] = _outcome(ref, rows.get(ref.state_pk))
             if all(outcomes.values()) or time.monotonic() >= deadline:
-                return outcomes
+                return outcomes, rows
             time.sleep(WAIT_POLL_SECONDS)
 
 

@@ -47,3 +47,6 @@ def test_a_retry_sends_each_parked_message_back_once_and_leaves_the_files_parked
     assert problems(result) == []
     assert (result.document["selected"], result.document["retried"], result.document["left"]) == (35, 35, 0)
     assert (result.document["files"], result.document["parkedAgain"]) == (35, 15)
+    reasons = {entry["key"]: entry["errorType"] for entry in result.document["outcomes"]}
+    assert {reasons[key] for key in result.bad} == {"InvalidContentError"}
+    assert {reasons[key] for key in result.good} == {None}
