@@ -184,6 +184,7 @@ class DlqReader:
         seen: set[str] = set()
         later_only = 0
         while later_only < LATER_ONLY_RECEIVES:
+            self.keep_hidden()  # a DLQ of many thousands takes longer to read than one visibility timeout
             received = self.sqs.receive_message(
                 QueueUrl=self.url,
                 MaxNumberOfMessages=SQS_BATCH,
