@@ -34,7 +34,7 @@ from pulumi.runtime import rpc
 from pulumi.runtime.mocks import MockMonitor
 
 from filepipe.local.apply import mock_outputs
-from filepipe.local.endpoint import EndpointAddress
+from filepipe.local.endpoint import DEFAULT_REGION, EndpointAddress
 
 LOCAL_CONFIG_OVERRIDES: Final = {"filepipe:bundleDependencies": "false"}
 """The handler runs in-process from the installed package: no dependency layer to build."""
@@ -248,6 +248,17 @@ def load_stack_config(
     if local_overrides:
         config.update(LOCAL_CONFIG_OVERRIDES)
     return name, program, config
+
+
+def stack_region(project_dir: Path, stack: str) -> str:
+    """The stack's ``aws:region``, where a local run of it lives (its ARNs, the endpoint's region and
+    ``filepipe local env``'s ``AWS_REGION``); :data:`DEFAULT_REGION` when the stack sets none. A stack
+    that cannot be read gets the default too: the capture that follows says what is wrong with it."""
+    try:
+        _, _, config = load_stack_config(project_dir, stack, local_overrides=False)
+    except (CaptureError, yaml.YAMLError):
+        return DEFAULT_REGION
+    return config.get("aws:region") or DEFAULT_REGION
 
 
 # -- running the program ---------------------------------------------------------------------------------

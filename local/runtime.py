@@ -47,7 +47,7 @@ from filepipe.local.apply import (
     emulate,
     referenced_function,
 )
-from filepipe.local.capture import CapturedResource, CapturedStack, capture_stack
+from filepipe.local.capture import CapturedResource, CapturedStack, capture_stack, stack_region
 from filepipe.local.endpoint import EndpointAddress, LocalEndpoint
 from filepipe.local.esm import (
     EventSourceMappingRunner,
@@ -59,7 +59,7 @@ from filepipe.local.esm import (
 from filepipe.local.invocations import FunctionInvoker, ScheduleRunner
 from filepipe.local.lambda_logs import LogShipper, function_output
 from filepipe.local.metrics import LocalMetrics, embedded_queue_gauges
-from filepipe.local.service_metrics import QueueMetricsPublisher
+from filepipe.local.service_metrics import QueueMetricsPublisher, count_sent_messages, embedded_sent_messages
 
 log = logging.getLogger(__name__)
 
@@ -319,7 +319,7 @@ class LocalRuntime:
         self.stack_name = stack
         self.state_dir = (state_dir or default_state_dir(self.project_dir, stack)).resolve()
         self.tuning = tuning or LocalTuning()
-        self._endpoint = LocalEndpoint(port)
+        self._endpoint = LocalEndpoint(port, region=stack_region(self.project_dir, stack))
         self.metrics = LocalMetrics(embedded_queue_gauges(self._endpoint.account_id, self._endpoint.region))
         """Before the start already: an EMF capture installed before the handlers are built feeds it."""
         self._on_alert = on_alert
@@ -346,6 +346,7 @@ class LocalRuntime:
         self.stop()
 
     def _start(self, started: ExitStack) -> RunningStack:
+        count_sent_messages()  # before anything is sent: SQS's NumberOfMessagesSent counts every send
         address = self._endpoint.start()
         started.callback(self._endpoint.stop)
         captured = self.tuning.applied_to(capture_stack(self.project_dir, self.stack_name, address))
@@ -416,6 +417,7 @@ class LocalRuntime:
             embedded_queue_gauges(address.account_id, address.region),
             lambda: address.client("cloudwatch"),
             period_seconds=self.tuning.alarm_period_seconds,
+            sent=embedded_sent_messages(address.account_id, address.region),
         )
         queue_metrics.start()
         started.callback(queue_metrics.stop)

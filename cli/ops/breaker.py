@@ -87,8 +87,8 @@ def _run(args: argparse.Namespace, stack: Stack, out: Output) -> int:
 
 def render(name: str, status: dict[str, Any], transitions: int = 5) -> Table:
     table = Table(title=f"[bold]{name}[/] circuit breaker", title_justify="left", show_header=False, box=None)
-    table.add_column(style="dim")
-    table.add_column()
+    table.add_column(style="dim", no_wrap=True)
+    table.add_column(overflow="ellipsis")  # wraps between words; a word too long is cut, not broken
     style = {"CLOSED": "green", "OPEN": "bold red"}.get(status["state"], "bold yellow")
     held = " (held open by hand)" if status["held"] else ""
     table.add_row("state", f"[{style}]{status['state']}[/]{held} since {status['since'] or 'deployment'}")

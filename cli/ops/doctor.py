@@ -944,7 +944,7 @@ def _render(name: str, results: Sequence[CheckResult]) -> Table:
     table = Table(title=f"[bold]{name}[/]", title_justify="left", show_header=False, box=None, padding=(0, 1))
     table.add_column(no_wrap=True)
     table.add_column(style="bold", no_wrap=True)
-    table.add_column()
+    table.add_column(overflow="ellipsis")  # wraps between words; a word too long is cut, not broken
     for result in results:
         symbol, style = _SYMBOLS[result.verdict]
         table.add_row(Text(symbol, style=style), result.name, Text(result.detail))

@@ -1,11 +1,16 @@
 """Reading a pipeline's DLQ without losing or double-counting a message, and putting messages back.
 
 SQS has no "peek": a message is read by receiving it, which hides it for the visibility timeout given and
-raises its ``ApproximateReceiveCount``. :func:`read_parked` receives page after page with
-:data:`READ_VISIBILITY_SECONDS`, so that a message already seen stays hidden while the rest is read,
-until a receive brings no message it has not seen (SQS may return one message twice); the caller then
-hands every message it does not delete back with :meth:`DlqReader.release` (visibility 0), so a listing
-leaves the DLQ as it found it, apart from the receive counts.
+raises its ``ApproximateReceiveCount``. :class:`DlqReader` receives page after page with
+:data:`READ_VISIBILITY_SECONDS`, so that a message already seen stays hidden while the rest is read; the
+caller then hands every message it does not delete back with :meth:`DlqReader.release` (visibility 0), so
+a listing leaves the DLQ as it found it, apart from the receive counts.
+
+A read is a snapshot: it takes the messages parked at or before the moment it began (their
+``SentTimestamp``), and stops once receives bring nothing new from before then. A pipeline that keeps
+parking while the command runs adds messages the read sees but does not take (it counts them and hands
+them back), so every command that reads the DLQ ends, and ``failed retry`` never meets the files it
+sent back and the pipeline parked again.
 
 :func:`retry_batch` is the replay rule of the state table (``filepipe.handler.state.requeue``) applied
 to DLQ messages: reset each file's state, send the original body and message attributes to the source
@@ -16,6 +21,7 @@ later: sent once more, which the state table turns into a skip) or already on th
 from __future__ import annotations
 
 import fnmatch
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -34,10 +40,18 @@ if TYPE_CHECKING:
 READ_VISIBILITY_SECONDS: Final = 120
 """How long a received DLQ message stays hidden while the rest is read (it is handed back at the end).
 Long enough for thousands of messages; a killed command's messages reappear after it."""
+RENEW_AFTER_SECONDS: Final = READ_VISIBILITY_SECONDS // 3
+"""A command that holds messages longer than this (a retry of thousands) hides them again for
+:data:`READ_VISIBILITY_SECONDS`, so none reappears, to be read twice, before the command is done with it."""
 RECEIVE_WAIT_SECONDS: Final = 1
 """Long polling: SQS then asks all of its servers, so an empty answer means an empty (rest of the) queue."""
+LATER_ONLY_RECEIVES: Final = 2
+"""A read stops after this many receives in a row that bring only messages parked after it began: what
+the snapshot takes is then read (SQS hands out older messages first as a rule, not as a promise, hence
+more than one), and a pipeline parking faster than the read cannot keep it going."""
 SQS_BATCH: Final = 10
-"""The most messages one ReceiveMessage, SendMessageBatch or DeleteMessageBatch takes."""
+"""The most entries one ReceiveMessage, SendMessageBatch, DeleteMessageBatch or
+ChangeMessageVisibilityBatch takes."""
 BATCH_GET_KEYS: Final = 100
 """The most keys one BatchGetItem takes."""
 
@@ -56,6 +70,8 @@ class ParkedMessage:
     receive_count: int
     """DLQ receives, ours included: each listing raises it by one."""
     parked_at: str
+    sent_ms: int | None
+    """``SentTimestamp`` (epoch milliseconds, the DLQ's clock): when it was parked."""
     files: tuple[ObjectRef, ...]
     """The object versions the body announces (several for a multi-record notification)."""
 
@@ -124,30 +140,51 @@ def _parked(message: MessageTypeDef) -> ParkedMessage:
         },
         message_attributes={name: _send_shape(dict(value)) for name, value in raw_attributes.items()},
         receive_count=int(system.get("ApproximateReceiveCount", "0")),
-        parked_at=(
-            datetime.fromtimestamp(int(sent) / 1000, UTC)
-            .isoformat(timespec="milliseconds")
-            .replace("+00:00", "Z")
-            if sent
-            else ""
-        ),
+        parked_at=iso_ms(int(sent)) if sent else "",
+        sent_ms=int(sent) if sent else None,
         files=files,
     )
 
 
+def iso_ms(epoch_ms: int) -> str:
+    """Epoch milliseconds as ISO-8601 UTC, the form every command prints times in."""
+    return (
+        datetime.fromtimestamp(epoch_ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    )
+
+
+def now_ms() -> int:
+    """This moment in epoch milliseconds, the unit of ``SentTimestamp``."""
+    return int(time.time() * 1000)
+
+
 @dataclass
 class DlqReader:
-    """Receives a DLQ's messages page by page and remembers what it holds hidden, to hand it back."""
+    """Receives a DLQ's messages page by page and remembers what it holds hidden, to hand it back.
+
+    ``parked_by`` (epoch milliseconds, default: when the reader is made) bounds the snapshot: messages
+    parked later are received (and held, so they are not received again) but not returned; they are
+    counted in :attr:`parked_since`. SQS stamps ``SentTimestamp`` with its own clock: a local clock that
+    runs behind leaves out the latest messages before the start, one that runs ahead takes a few after.
+    """
 
     sqs: SQSClient
     url: str
+    parked_by: int = field(default_factory=now_ms)
     held: dict[str, str] = field(default_factory=dict)
     """Message id -> the latest receipt handle (only the latest is sure to work)."""
+    parked_since: int = 0
+    """Messages received that were parked after :attr:`parked_by` (left in the DLQ, not returned)."""
+    _held_since: float | None = None
+    """``time.monotonic()`` of the oldest receive (or renewal) whose visibility still runs."""
 
     def pages(self) -> Iterator[list[ParkedMessage]]:
-        """Pages of messages not seen before, until a receive brings nothing new."""
+        """Pages of messages of the snapshot not seen before, until receives bring none (see
+        :data:`LATER_ONLY_RECEIVES`)."""
         seen: set[str] = set()
-        while True:
+        later_only = 0
+        while later_only < LATER_ONLY_RECEIVES:
+            self.keep_hidden()  # a DLQ of many thousands takes longer to read than one visibility timeout
             received = self.sqs.receive_message(
                 QueueUrl=self.url,
                 MaxNumberOfMessages=SQS_BATCH,
@@ -156,13 +193,35 @@ class DlqReader:
                 MessageAttributeNames=["All"],
                 MessageSystemAttributeNames=["All"],
             ).get("Messages", [])
+            if received and self._held_since is None:
+                self._held_since = time.monotonic()
             for message in received:
                 self.held[message["MessageId"]] = message["ReceiptHandle"]
             new = [_parked(message) for message in received if message["MessageId"] not in seen]
             if not new:
                 return
             seen.update(message.message_id for message in new)
-            yield new
+            taken = [
+                message for message in new if message.sent_ms is None or message.sent_ms <= self.parked_by
+            ]
+            self.parked_since += len(new) - len(taken)
+            later_only = 0 if taken else later_only + 1
+            if taken:
+                yield taken
+
+    def snapshot(self) -> list[ParkedMessage]:
+        """Every message of the snapshot, oldest first, each held hidden until :meth:`release`."""
+        found = [message for page in self.pages() for message in page]
+        return sorted(found, key=lambda message: (message.parked_at, message.message_id))
+
+    def keep_hidden(self) -> None:
+        """Hide the held messages again for :data:`READ_VISIBILITY_SECONDS` once they have been held
+        :data:`RENEW_AFTER_SECONDS` (a no-op before): a long retry must not see its own messages
+        reappear, to be received by another reader, before it sent or released them."""
+        if self._held_since is None or time.monotonic() - self._held_since < RENEW_AFTER_SECONDS:
+            return
+        self._change_visibility(READ_VISIBILITY_SECONDS)
+        self._held_since = time.monotonic()
 
     def forget(self, message_ids: Sequence[str]) -> None:
         """Messages deleted: nothing to hand back."""
@@ -171,28 +230,41 @@ class DlqReader:
 
     def release(self) -> None:
         """Make every message still held visible again at once (best effort: the timeout does it too)."""
-        entries = [
-            {"Id": str(index), "ReceiptHandle": handle} for index, handle in enumerate(self.held.values())
-        ]
+        self._change_visibility(0)
         self.held.clear()
+        self._held_since = None
+
+    def _change_visibility(self, seconds: int) -> None:
+        entries = [
+            {"Id": str(index), "ReceiptHandle": handle, "VisibilityTimeout": seconds}
+            for index, handle in enumerate(self.held.values())
+        ]
         for start in range(0, len(entries), SQS_BATCH):
-            chunk = entries[start : start + SQS_BATCH]
             self.sqs.change_message_visibility_batch(
                 QueueUrl=self.url,
-                Entries=[{**entry, "VisibilityTimeout": 0} for entry in chunk],  # type: ignore[typeddict-item]
+                Entries=entries[start : start + SQS_BATCH],  # type: ignore[arg-type]
             )
 
 
-def read_parked(stack: Stack, pipeline: Pipeline) -> list[ParkedMessage]:
-    """Every message in the pipeline's DLQ, oldest first, each left in the DLQ as it was."""
+@dataclass(frozen=True, slots=True)
+class ParkedSnapshot:
+    """What one read of the DLQ found: the messages parked by its start, and how many came after."""
+
+    messages: list[ParkedMessage]
+    parked_by: int
+    """The snapshot's bound (epoch milliseconds): :attr:`messages` were parked at or before it."""
+    parked_since: int
+    """Messages parked while the read ran: seen, left in the DLQ, not in :attr:`messages`."""
+
+
+def read_parked(stack: Stack, pipeline: Pipeline) -> ParkedSnapshot:
+    """Every message parked in the pipeline's DLQ by now, oldest first, each left in the DLQ as it was."""
     reader = DlqReader(stack.sqs(), pipeline.dlq_url)
-    found: list[ParkedMessage] = []
     try:
-        for page in reader.pages():
-            found.extend(page)
+        messages = reader.snapshot()
     finally:
         reader.release()
-    return sorted(found, key=lambda message: (message.parked_at, message.message_id))
+    return ParkedSnapshot(messages, reader.parked_by, reader.parked_since)
 
 
 def file_states(

@@ -10,6 +10,11 @@ measures the reprocessing, not the object's age.
 
 Reprocessing FAILED files leaves their DLQ messages in place: retried later, those are skipped as
 duplicates once the file succeeded (``filepipe failed purge`` clears them).
+
+The objects are listed before the first is sent, and only those that existed when the command began:
+with ``--prefix`` the objects last modified by then, with ``--state FAILED`` the files that failed by
+then (the attention index is ordered by ``updated_at``; a file that fails again while the command runs
+re-enters it later, and would otherwise be met again, and again). Each key is sent at most once a run.
 """
 
 from __future__ import annotations
@@ -28,13 +33,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
 from filepipe.cli.ops.command import EXIT_FAILED, Output, add_json_argument, ops_command
+from filepipe.cli.ops.parked import SQS_BATCH
 from filepipe.cli.ops.stack import OpsError, Pipeline, Stack, add_stack_arguments
 from filepipe.handler.events import ObjectRef
 from filepipe.handler.settings import ATTENTION_INDEX, FileStatus, StateAttribute
 from filepipe.handler.state import requeue
 
-SEND_BATCH: Final = 10
-"""The most messages one SendMessageBatch takes."""
 CONFIGURATION_ID: Final = "filepipe-reprocess"
 """The notification's ``configurationId``: says in the event (and the logs) where it came from."""
 
@@ -103,20 +107,25 @@ def s3_event(bucket: str, target: Target, sequencer: str | None, region: str) ->
     return json.dumps({"Records": [record]})
 
 
-def _keys(args: argparse.Namespace, stack: Stack, pipeline: Pipeline) -> list[str]:
+def _keys(args: argparse.Namespace, stack: Stack, pipeline: Pipeline, started: datetime) -> list[str]:
+    """The keys to reprocess, each once, as they were at ``started``."""
     chosen = [bool(args.keys), args.prefix is not None, args.state is not None]
     if sum(chosen) != 1:
         raise OpsError("name the objects: KEY…, --prefix P or --state FAILED (one of them)")
     if args.keys:
         return list(dict.fromkeys(args.keys))
     if args.prefix is not None:
-        return [key for key in _listed(stack, pipeline, args.prefix) if takes(pipeline, key)]
+        return list(
+            dict.fromkeys(
+                key for key in _listed(stack, pipeline, args.prefix, started) if takes(pipeline, key)
+            )
+        )
     if not pipeline.table_name:
         raise OpsError(f"pipeline {pipeline.name} keeps no state table: name keys or a --prefix")
-    return list(_failed_keys(stack, pipeline))
+    return list(dict.fromkeys(_failed_keys(stack, pipeline, started)))
 
 
-def _listed(stack: Stack, pipeline: Pipeline, prefix: str) -> Iterator[str]:
+def _listed(stack: Stack, pipeline: Pipeline, prefix: str, started: datetime) -> Iterator[str]:
     # A prefix above the input prefix lists only the input prefix: nothing else would be taken.
     start = prefix if prefix.startswith(pipeline.input_prefix) else pipeline.input_prefix
     if not start.startswith(prefix):
@@ -125,18 +134,24 @@ def _listed(stack: Stack, pipeline: Pipeline, prefix: str) -> Iterator[str]:
         )
     for page in stack.s3().get_paginator("list_objects_v2").paginate(Bucket=pipeline.bucket, Prefix=start):
         for item in page.get("Contents", []):
-            yield item["Key"]
+            # LastModified has whole seconds: an object written within the command's first second may be
+            # taken too (once, like the rest).
+            if item["LastModified"] <= started:
+                yield item["Key"]
 
 
-def _failed_keys(stack: Stack, pipeline: Pipeline) -> Iterator[str]:
+def _failed_keys(stack: Stack, pipeline: Pipeline, started: datetime) -> Iterator[str]:
     paginator = stack.dynamodb().get_paginator("query")
     head = f"{pipeline.bucket}/"
     for page in paginator.paginate(
         TableName=pipeline.table_name,
         IndexName=ATTENTION_INDEX,
-        KeyConditionExpression="#attention = :failed",
-        ExpressionAttributeNames={"#attention": StateAttribute.ATTENTION},
-        ExpressionAttributeValues={":failed": {"S": FileStatus.FAILED}},
+        KeyConditionExpression="#attention = :failed AND #updated <= :started",
+        ExpressionAttributeNames={
+            "#attention": StateAttribute.ATTENTION,
+            "#updated": StateAttribute.UPDATED_AT,
+        },
+        ExpressionAttributeValues={":failed": {"S": FileStatus.FAILED}, ":started": {"S": _iso(started)}},
     ):
         for item in page.get("Items", []):
             pk = item.get(StateAttribute.PK, {}).get("S", "")
@@ -174,9 +189,14 @@ class Done:
         }
 
 
+def _iso(moment: datetime) -> str:
+    """``updated_at``'s form (the state table's ISO-8601 UTC), so that string order is time order."""
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 def _reprocess(args: argparse.Namespace, stack: Stack, out: Output) -> int:
     pipeline = stack.pipeline(args.pipeline)
-    keys = _keys(args, stack, pipeline)
+    keys = _keys(args, stack, pipeline, datetime.now(UTC))
     region = stack.s3().meta.region_name
     done: list[Done] = []
     columns = (
@@ -188,8 +208,8 @@ def _reprocess(args: argparse.Namespace, stack: Stack, out: Output) -> int:
         *columns, console=out.progress, disable=out.as_json or not out.progress.is_terminal
     ) as progress:
         task = progress.add_task("reprocess", total=len(keys))
-        for start in range(0, len(keys), SEND_BATCH):
-            targets = [_target(stack, pipeline, key) for key in keys[start : start + SEND_BATCH]]
+        for start in range(0, len(keys), SQS_BATCH):
+            targets = [_target(stack, pipeline, key) for key in keys[start : start + SQS_BATCH]]
             done.extend(_send(stack, pipeline, targets, region, args.dry_run))
             progress.advance(task, len(targets))
     skipped = [item for item in done if not item.sent]
@@ -260,10 +280,12 @@ def _print(out: Output, pipeline: Pipeline, done: list[Done], dry_run: bool) -> 
         caption=f"keys under {pipeline.input_prefix}" if pipeline.input_prefix else None,
         caption_justify="left",
     )
-    table.add_column("key", overflow="fold")
-    table.add_column("version", no_wrap=True)
-    table.add_column("bytes", justify="right")
-    table.add_column("")
+    # A key or a version id too long for the terminal is cut with an ellipsis rather than broken over
+    # two lines (``--json`` has them whole); the note wraps between words.
+    table.add_column("key", overflow="ellipsis", min_width=10)
+    table.add_column("version", overflow="ellipsis", min_width=8)
+    table.add_column("bytes", justify="right", no_wrap=True)
+    table.add_column("", overflow="ellipsis")
     for item in done:
         style = "green" if item.sent else ("dim" if dry_run and not item.target.note else "yellow")
         table.add_row(

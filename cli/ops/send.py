@@ -104,6 +104,8 @@ def _send(args: argparse.Namespace, stack: Stack, out: Output) -> int:
         out.document({"pipeline": pipeline.name, "bucket": pipeline.bucket, "uploaded": sent})
     else:
         for entry in sent:
-            out.console.print(f"sent {entry['file']} → s3://{pipeline.bucket}/{entry['key']}")
+            # soft_wrap: a key longer than the terminal is left to the terminal to wrap; rich would
+            # break it at the last column, which reads as two keys.
+            out.console.print(f"sent {entry['file']} → s3://{pipeline.bucket}/{entry['key']}", soft_wrap=True)
         out.console.print(f"{len(sent)} file(s) sent to {pipeline.name}; see them with `filepipe status`")
     return 0

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
+from rich.markup import escape
 from rich.table import Table
 
 from filepipe.cli.ops.breaker import breaker_status
@@ -206,8 +207,10 @@ def _status(args: argparse.Namespace, stack: Stack, out: Output) -> int:
 def _render(name: str, status: dict[str, Any]) -> Table:
     queue, dlq, mapping = status["queue"], status["dlq"], status["mapping"]
     table = Table(title=f"[bold]{name}[/]", title_justify="left", show_header=False, box=None, padding=(0, 2))
-    table.add_column(style="dim")
-    table.add_column()
+    # Text wraps between words; a word too long for the terminal (a key) is cut with an ellipsis, not
+    # broken in two (``--json`` has it whole).
+    table.add_column(style="dim", no_wrap=True)
+    table.add_column(overflow="ellipsis")
     age = queue["oldestAgeSeconds"]
     table.add_row(
         "queue",
@@ -238,6 +241,7 @@ def _render(name: str, status: dict[str, Any]) -> Table:
         )
     for failure in status["recentFailures"]:
         table.add_row(
-            "failed", f"{failure['file']} [red]{failure['errorType']}[/]: {failure['reason'][:120]}"
+            "failed",
+            f"{escape(failure['file'])} [red]{escape(failure['errorType'])}[/]: {escape(failure['reason'][:120])}",
         )
     return table
