@@ -236,7 +236,7 @@ def _render(name: str, status: dict[str, Any]) -> Table:
     for entry in status["inProgress"][:RECENT_FAILURES]:
         table.add_row(
             "in progress",
-            f"{entry['file']} resumes at byte {entry['resumeOffset']:,}"
+            f"{escape(entry['file'])} resumes at byte {entry['resumeOffset']:,}"
             f" ({entry['continuations']} invocation(s) so far)",
         )
     for failure in status["recentFailures"]:
