@@ -59,6 +59,11 @@ def main() -> None:
                 time.sleep(0.5)
             elapsed = time.monotonic() - started
             running.wait_until_idle(timeout=600)
+            if item[StateAttribute.STATUS.value]["S"] != FileStatus.SUCCEEDED:
+                error = item.get(StateAttribute.ERROR.value, {}).get("S", "")
+                raise SystemExit(
+                    f"the file FAILED: {item.get(StateAttribute.ERROR_TYPE.value, {}).get('S')}: {error}"
+                )
             output = s3.get_object(Bucket=bucket, Key=f"{out['outputPrefix']}day.ndjson")["Body"]
             check = hashlib.sha256()
             for chunk in iter(lambda: output.read(8 * 1024 * 1024), b""):

@@ -151,7 +151,7 @@ def test_a_file_continued_over_several_invocations_gives_the_single_run_output(
     output_format: FileFormat,
     suffix: str,
 ) -> None:
-    # GIVEN a ~20 MiB file and invocations that each have time for 7 batches (~7 MiB)
+    # GIVEN a ~20 MiB file and invocations that each have time for 14 batches (~7 MiB)
     rows: list[dict[str, Any]] = [
         {"id": n, "name": f'naïve, "quoted" {n}', "amount": n * 0.25, "note": "x" * 60}
         for n in range(150_000)
@@ -176,7 +176,7 @@ def test_a_file_continued_over_several_invocations_gives_the_single_run_output(
 
     # WHEN it is delivered and each fresh copy is handled in turn
     handler = handler_for(aws, clock, **settings)
-    invocations = run_to_the_end(aws, handler, aws.batch(s3_body(key=f"in/big.{suffix}", put=put)), 7)
+    invocations = run_to_the_end(aws, handler, aws.batch(s3_body(key=f"in/big.{suffix}", put=put)), 14)
 
     # THEN it took several invocations, and wrote exactly the single-run output once
     assert invocations >= 3
@@ -210,7 +210,7 @@ def test_between_invocations_the_state_item_shows_where_the_file_resumes(aws: Aw
     handler = handler_for(aws, Clock(), input_format=FileFormat.NDJSON, output_format=FileFormat.NDJSON)
 
     # WHEN the first invocation ends
-    assert handler(aws.batch(s3_body(key="in/progress.ndjson", put=put)), cut_after(7)) == {
+    assert handler(aws.batch(s3_body(key="in/progress.ndjson", put=put)), cut_after(14)) == {
         "batchItemFailures": []
     }
 
@@ -235,7 +235,7 @@ def test_a_crash_between_checkpoints_resumes_from_the_last_one_and_writes_nothin
     clock = Clock()
     put = aws.put("in/crash.ndjson", body)
     handler = handler_for(aws, clock, **settings)
-    assert handler(aws.batch(s3_body(key="in/crash.ndjson", put=put)), cut_after(7)) == {
+    assert handler(aws.batch(s3_body(key="in/crash.ndjson", put=put)), cut_after(14)) == {
         "batchItemFailures": []
     }
     [second] = deliveries(aws)
@@ -251,13 +251,13 @@ def test_a_crash_between_checkpoints_resumes_from_the_last_one_and_writes_nothin
 
     aws.s3.meta.events.register("before-parameter-build.s3.UploadPart", kill)
     with pytest.raises(Killed):
-        handler(second, cut_after(30))
+        handler(second, cut_after(60))
     aws.s3.meta.events.unregister("before-parameter-build.s3.UploadPart", kill)
 
     # WHEN the message comes back after the dead invocation's lease expired
     clock.now += aws.settings.lease_seconds + 1
     retried = aws.redeliver(second)
-    invocations = run_to_the_end(aws, handler, retried, 7)
+    invocations = run_to_the_end(aws, handler, retried, 14)
 
     # THEN the output is the single-run output: the parts sent after the checkpoint were sent again
     [item] = aws.state_items()
@@ -273,7 +273,7 @@ def test_a_new_version_mid_continuation_abandons_the_old_one_and_aborts_its_uplo
     settings: dict[str, Any] = {"input_format": FileFormat.NDJSON, "output_format": FileFormat.NDJSON}
     handler = handler_for(aws, clock, **settings)
     first = aws.put("in/changing.ndjson", ndjson_file(120_000, seed=1))
-    assert handler(aws.batch(s3_body(key="in/changing.ndjson", put=first)), cut_after(7)) == {
+    assert handler(aws.batch(s3_body(key="in/changing.ndjson", put=first)), cut_after(14)) == {
         "batchItemFailures": []
     }
     [old_copy] = deliveries(aws)
@@ -322,7 +322,7 @@ def test_a_lease_that_expires_while_the_checkpoint_is_taken_loses_nothing(aws: A
     aws.dynamodb.meta.events.register("before-parameter-build.dynamodb.UpdateItem", take_over)
 
     # WHEN the slow invocation's checkpoint write goes through (after the rival finished)
-    response = slow(event, cut_after(7))
+    response = slow(event, cut_after(14))
 
     # THEN its checkpoint is refused (the rival holds the file), it gives up its own upload, the rival's
     # output is the single-run output, and the slow message's retry is skipped as a duplicate
@@ -361,7 +361,7 @@ def test_rejects_written_across_invocations_are_the_single_run_rejects(aws: Aws,
 
     # WHEN processed over several invocations
     handler = handler_for(aws, Clock(), **settings)
-    invocations = run_to_the_end(aws, handler, aws.batch(s3_body(key="in/mixed.ndjson", put=put)), 7)
+    invocations = run_to_the_end(aws, handler, aws.batch(s3_body(key="in/mixed.ndjson", put=put)), 14)
 
     # THEN both outputs are the single run's (the rejects, too small for a part, were carried in the
     # state item), and the counts too
@@ -389,7 +389,7 @@ def test_an_output_carried_in_the_state_item_continues_a_file_whose_output_is_sm
     put = aws.put("in/filtered.ndjson", body)
     expected_records = [json.loads(line) for line in body.splitlines() if json.loads(line)["id"] % 1000 == 0]
 
-    # WHEN each invocation has time for two batches
+    # WHEN each invocation has time for four batches
     invocations = run_to_the_end(
         aws, handler_keeping(Clock()), aws.batch(s3_body(key="in/filtered.ndjson", put=put)), 2
     )
@@ -404,7 +404,7 @@ def test_an_output_carried_in_the_state_item_continues_a_file_whose_output_is_sm
 def test_an_invocation_too_short_to_make_any_output_durable_parks_the_file_with_what_it_needs(
     aws: Aws,
 ) -> None:
-    # GIVEN output that does not compress into the state item and an invocation with time for one batch
+    # GIVEN output that does not compress into the state item and an invocation with time for two batches
     rng = random.Random(9)
     body = b"".join(json.dumps({"r": rng.randbytes(40).hex()}).encode() + b"\n" for _ in range(40_000))
     assert len(body) > 2 * CHUNK_BYTES
@@ -412,7 +412,7 @@ def test_an_invocation_too_short_to_make_any_output_durable_parks_the_file_with_
     handler = handler_for(aws, Clock(), input_format=FileFormat.NDJSON, output_format=FileFormat.NDJSON)
 
     # WHEN it runs out of time
-    response = handler(aws.batch(s3_body(key="in/noise.ndjson", put=put)), cut_after(1))
+    response = handler(aws.batch(s3_body(key="in/noise.ndjson", put=put)), cut_after(2))
 
     # THEN it is parked at once (not retried five times), saying why and what to change
     assert response == {"batchItemFailures": []}
@@ -426,7 +426,7 @@ def test_an_invocation_too_short_to_make_any_output_durable_parks_the_file_with_
 def test_without_a_state_table_a_file_that_had_the_whole_invocation_is_parked_not_retried(aws: Aws) -> None:
     put = aws.put("in/long.json", json.dumps([{"n": n, "pad": "x" * 40} for n in range(60_000)]))
 
-    response = aws.handler(state_table=None)(aws.batch(s3_body(key="in/long.json", put=put)), cut_after(1))
+    response = aws.handler(state_table=None)(aws.batch(s3_body(key="in/long.json", put=put)), cut_after(2))
 
     assert response == {"batchItemFailures": []}
     [parked] = aws.dlq_messages()
@@ -468,3 +468,28 @@ def test_part_sizes_grow_so_that_s3s_largest_object_fits_in_its_part_limit() -> 
     assert total >= five_terabytes
     assert number < MAX_PARTS
     assert part_size(1) == 8 * 1024 * 1024  # a file of a few GB keeps small parts (and memory)
+
+
+def test_an_output_whose_carry_does_not_fit_resumes_from_its_last_part_and_writes_nothing_twice(
+    aws: Aws,
+) -> None:
+    # GIVEN incompressible records, and invocations that each get past one part (8 MiB) but stop with
+    # 4 MiB after it: too little for a part, too much for the state item
+    rng = random.Random(5)
+    body = b"".join(
+        json.dumps({"n": n, "r": rng.randbytes(48).hex()}).encode() + b"\n" for n in range(200_000)
+    )
+    settings: dict[str, Any] = {"input_format": FileFormat.NDJSON, "output_format": FileFormat.NDJSON}
+    expected = single_run_output(aws, "in/noisy.ndjson", body, **settings)
+    put = aws.put("in/noisy.ndjson", body)
+
+    # WHEN processed with 24 batches (12 MiB) per invocation
+    handler = handler_for(aws, Clock(), **settings)
+    invocations = run_to_the_end(aws, handler, aws.batch(s3_body(key="in/noisy.ndjson", put=put)), 24)
+
+    # THEN each invocation went on from the end of its last part, and the output is the single run's
+    [item] = aws.state_items()
+    assert invocations >= 2
+    assert aws.read("out/noisy.ndjson") == expected
+    assert int(item["records"]) == 200_000
+    assert no_uploads_left(aws)

@@ -25,6 +25,8 @@ pytestmark = pytest.mark.e2e
 
 FILE_BYTES = 300 * 1000 * 1000
 FUNCTION_TIMEOUT_SECONDS = 10.0
+MAX_FILE_BYTES = 5 * 1000**3
+"""The pipeline's cap: far above what one invocation can read, as large-file pipelines set it."""
 HANG_GUARD_SECONDS = 1800
 
 
@@ -47,7 +49,8 @@ def ndjson_body(size: int) -> bytes:
 
 
 def large_file_project(root: Path, timeout_seconds: int = 10) -> Path:
-    """A project with one NDJSON pipeline (stack ``large``) whose function times out after ``timeout_seconds``."""
+    """A project with one NDJSON pipeline (stack ``large``) whose function times out after
+    ``timeout_seconds``, for files up to :data:`MAX_FILE_BYTES`."""
     project = root / "project"
     project.mkdir()
     for name in ("Pulumi.yaml", "__main__.py"):
@@ -62,6 +65,7 @@ def large_file_project(root: Path, timeout_seconds: int = 10) -> Path:
         "      inputFormat: ndjson\n"
         "      outputFormat: ndjson\n"
         f"      timeoutSeconds: {timeout_seconds}\n"
+        f"      maxFileBytes: {MAX_FILE_BYTES}\n"
     )
     return project
 
