@@ -67,6 +67,22 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "e2e_tier" in getattr(item, "fixturenames", ()) and item.get_closest_marker("e2e") is None:
             item.add_marker(pytest.mark.e2e)
+        if _shares_a_module_endpoint(item):
+            # `./run test` distributes with `--dist loadgroup`: the tests of a module that share one
+            # endpoint stay on one worker (it starts once); every other test goes wherever a worker is
+            # free, so a module of independent end-to-end tests spreads over all workers.
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
+
+
+def _shares_a_module_endpoint(item: pytest.Item) -> bool:
+    info = getattr(item, "_fixtureinfo", None)
+    if info is None:
+        return False
+    return any(
+        definition.scope == "module" and "e2e_tier" in definition.argnames
+        for definitions in info.name2fixturedefs.values()
+        for definition in definitions
+    )
 
 
 def in_fast_tier(item: pytest.Item) -> bool:

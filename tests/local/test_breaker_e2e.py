@@ -21,7 +21,7 @@ from botocore.awsrequest import AWSResponse
 from botocore.compat import HTTPHeaders
 
 from filepipe.handler.breaker import read_status
-from filepipe.handler.settings import BreakerState, DlqAttribute, EnvVar, FileStatus, StateAttribute
+from filepipe.handler.settings import BreakerState, DlqAttribute, FileStatus, StateAttribute
 from filepipe.local.alerts import Alert
 from filepipe.local.emf import EmfCapture
 from filepipe.local.runtime import LocalRuntime, LocalTuning, RunningStack
@@ -106,17 +106,11 @@ def test_a_downstream_outage_pauses_the_pipeline_before_any_good_file_is_parked(
     # GIVEN the dev stack (breaker on) whose handler's S3 reads can be made to fail
     outage = Outage()
     alerts: list[Alert] = []
-    # A good file is parked if its deliveries run out before the breaker opens. The fast tuning's
-    # backoff (1-2 s) spends them in about 7 s, which a busy host's alarm evaluation (one-second
-    # periods, competing for the CPU) can miss; this backoff spends them in about 21 s, a margin the
-    # outcome does not depend on.
-    fast = LocalTuning.fast()
-    backoff = {EnvVar.BACKOFF_BASE_SECONDS.value: "3", EnvVar.BACKOFF_MAX_SECONDS.value: "6"}
     runtime = LocalRuntime(
         PROJECT_DIR,
         "dev",
         state_dir=tmp_path / "state",
-        tuning=LocalTuning.fast(environment={**fast.environment, **backoff}),
+        tuning=LocalTuning.fast(),
         client_hook=outage.hook,
         on_alert=alerts.append,
     )
