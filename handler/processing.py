@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -63,15 +64,34 @@ cycles, yet every pass walks them: at the default, collection takes about a thir
 (``bench/throughput.py``)."""
 
 
-@contextlib.contextmanager
-def _fewer_collections() -> Iterator[None]:
-    previous = gc.get_threshold()
-    gc.set_threshold(GC_THRESHOLD_WHILE_STREAMING, *previous[1:])
-    try:
-        yield
-    finally:
-        gc.set_threshold(*previous)
+class _FewerCollections:
+    """Raise the collector's threshold while any file streams, and restore it when the last one ends.
 
+    The threshold is the process's: invocations that run side by side (the local runtime's pollers,
+    tests) must not restore it under each other, hence the count."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._streaming = 0
+        self._saved: tuple[int, int, int] | None = None
+
+    @contextlib.contextmanager
+    def __call__(self) -> Iterator[None]:
+        with self._lock:
+            if self._streaming == 0:
+                self._saved = gc.get_threshold()
+                gc.set_threshold(GC_THRESHOLD_WHILE_STREAMING, *self._saved[1:])
+            self._streaming += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._streaming -= 1
+                if self._streaming == 0 and self._saved is not None:
+                    gc.set_threshold(*self._saved)
+
+
+_fewer_collections = _FewerCollections()
 
 MAX_METADATA_BYTES = 2048
 """S3's limit on user-defined metadata: the UTF-8 bytes of every key and value together."""

@@ -172,3 +172,19 @@ def test_backoff(receive_count: int, expected: int) -> None:
 
 def test_queue_arn() -> None:
     assert parse_queue_arn("arn:aws:sqs:eu-west-1:123456789012:orders") == ("orders", "123456789012")
+
+
+def test_the_collector_threshold_is_restored_when_the_last_of_overlapping_files_ends() -> None:
+    import gc
+
+    from filepipe.handler.processing import GC_THRESHOLD_WHILE_STREAMING, _FewerCollections
+
+    fewer = _FewerCollections()
+    before = gc.get_threshold()
+    first, second = fewer(), fewer()
+    first.__enter__()
+    second.__enter__()
+    first.__exit__(None, None, None)  # the first file ends while the second still streams
+    assert gc.get_threshold()[0] == GC_THRESHOLD_WHILE_STREAMING
+    second.__exit__(None, None, None)
+    assert gc.get_threshold() == before
