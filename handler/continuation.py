@@ -61,6 +61,7 @@ class DurablePoint:
             "records": self.records,
             "upload_id": self.upload.upload_id,
             "etags": self.upload.etags,
+            "size": self.upload.size,
         }
 
     @classmethod
@@ -69,7 +70,12 @@ class DurablePoint:
             reader=ReaderState.from_item(item["reader"]),
             index=int(item["index"]),
             records=int(item["records"]),
-            upload=UploadState(item.get("upload_id"), [str(etag) for etag in item.get("etags", [])], carry),
+            upload=UploadState(
+                item.get("upload_id"),
+                [str(etag) for etag in item.get("etags", [])],
+                carry,
+                int(item.get("size", 0)),
+            ),
         )
 
 

@@ -91,6 +91,10 @@ class OutputTooLargeError(PermanentError):
     """The output would need more parts than one S3 multipart upload can hold."""
 
 
+class OutputIntegrityError(PermanentError):
+    """A completed multipart output does not hold exactly the bytes written into it."""
+
+
 class NeedsMoreTimeError(PermanentError):
     """The file cannot be finished at this pipeline's timeout and memory, and cannot be continued (a
     JSON document that is not an array, no state table to continue with, or an invocation too short to

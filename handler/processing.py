@@ -330,6 +330,7 @@ class _Attempt:
         self.start = self.resume.resume if self.resume is not None else None
         self.output: S3StreamWriter | None = None
         self.rejects: S3StreamWriter | None = None
+        self.at_start: _Mark | None = None
         self.handed_over: set[int] = set()
         """ids of the writers resumed from a checkpoint: a transient failure keeps their uploads."""
 
@@ -394,7 +395,9 @@ class _Attempt:
         if not reader.resumable:
             self._check_document_fits()
         index = self.start.index if self.start is not None else 0
-        out_point = _Mark.of(resume.output) if resume is not None else _Mark(reader.checkpoint(), 0, 0, 0)
+        # Where this invocation starts: an output with nothing durable yet is durable up to here, empty.
+        at_start = self.at_start = _Mark(reader.checkpoint(), index, 0, 0)
+        out_point = _Mark.of(resume.output) if resume is not None else at_start
         rej_point = _Mark.of(resume.rejects) if resume is not None and resume.rejects is not None else None
         # Records before a point are already in that output (in its parts or its carry).
         out_through = out_point.index
@@ -536,8 +539,15 @@ class _Attempt:
         out_point, budget = _durable(self.output, out_mark, here, index, written, budget)
         rej_point: DurablePoint | None = None
         if self.rejects is not None:
+            assert self.at_start is not None
             rej_point, budget = _durable(
-                self.rejects, rej_mark or _Mark(here, index, 0, 0), here, index, rejected, budget
+                # A rejects object begun in this invocation was empty where the invocation started.
+                self.rejects,
+                rej_mark or self.at_start,
+                here,
+                index,
+                rejected,
+                budget,
             )
         previous = self.resume.continuations if self.resume is not None else 0
         checkpoint = Checkpoint(

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import msgspec
 
-from .errors import OutputShapeError, OutputTooLargeError
+from .errors import OutputIntegrityError, OutputShapeError, OutputTooLargeError
 from .settings import FileFormat
 from .transform import envelope_head, envelope_tail
 
@@ -260,6 +260,8 @@ class UploadState:
     """The ETags of parts 1..n, in order."""
     carry: bytes = b""
     """Output written after the last part: the start of the next part."""
+    size: int = 0
+    """Bytes of output so far, in the parts and the carry (the completed object must have exactly these)."""
 
 
 class S3StreamWriter:
@@ -289,9 +291,11 @@ class S3StreamWriter:
         ]
         self._sent = len(self._parts)
         """Parts sent or being sent."""
+        self._sizes: list[int] = [0] * self._sent
+        """Output bytes through each part sent in this invocation (index: part number - 1)."""
         self._in_flight: tuple[int, Future[Any]] | None = None
         self._next_flush = part_size(len(self._parts) + 1, part_bytes)
-        self.bytes_written = len(self._buffer)
+        self.bytes_written = resume.size if resume else 0
         self.closed = False
 
     @property
@@ -333,8 +337,10 @@ class S3StreamWriter:
         self._wait()
         etags = [str(part["ETag"]) for part in self._parts]
         if through is not None:
-            return UploadState(self._upload_id, etags[:through], b"")
-        return UploadState(self._upload_id, etags, bytes(self._buffer))
+            return UploadState(
+                self._upload_id, etags[:through], b"", self._sizes[through - 1] if through else 0
+            )
+        return UploadState(self._upload_id, etags, bytes(self._buffer), self.bytes_written)
 
     def _flush_part(self) -> None:
         number = self._sent + 1
@@ -349,6 +355,7 @@ class S3StreamWriter:
             self._upload_id = created["UploadId"]
         body = bytes(self._buffer)
         self._buffer.clear()
+        self._sizes.append(self.bytes_written)
         # One part uploads while the next is produced: reading and encoding go on during the upload
         # (the socket wait releases the GIL), at the cost of one more part in memory.
         self._wait()
@@ -389,13 +396,26 @@ class S3StreamWriter:
             if self._buffer:
                 self._flush_part()
             self._wait()
-            self._s3.complete_multipart_upload(
+            completed = self._s3.complete_multipart_upload(
                 Bucket=self._bucket,
                 Key=self.key,
                 UploadId=self._upload_id,
                 MultipartUpload={"Parts": self._parts},
             )
+            self._verify_size(completed.get("VersionId"))
         self.closed = True
+
+    def _verify_size(self, version_id: str | None) -> None:
+        """An object assembled from parts of several invocations must hold exactly what was written:
+        anything else is a bug or a race, and the file must fail rather than be recorded as done."""
+        request: dict[str, Any] = {"Bucket": self._bucket, "Key": self.key}
+        if version_id:
+            request["VersionId"] = version_id
+        size = int(self._s3.head_object(**request)["ContentLength"])
+        if size != self.bytes_written:
+            raise OutputIntegrityError(
+                f"s3://{self._bucket}/{self.key} holds {size} bytes but {self.bytes_written} were written"
+            )
 
     def abort(self) -> None:
         """Discard what was written; best effort (a lifecycle rule cleans up what this misses)."""

@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 
 from filepipe.handler import app
+from filepipe.handler.errors import OutputIntegrityError
 from filepipe.handler.settings import EnvVar
-from filepipe.handler.writers import MIN_PART_BYTES, S3StreamWriter
+from filepipe.handler.writers import MIN_PART_BYTES, S3StreamWriter, UploadState
 
 from .conftest import BUCKET, STATE_TABLE, Aws, FakeContext
 from .events import s3_body
@@ -93,3 +94,18 @@ def test_large_output_is_a_multipart_upload_and_abort_leaves_nothing(aws: Aws) -
     assert len(uploads) == 4  # 3 parts, then 1 before the abort
     assert aws.keys("out/") == ["out/big.bin"]
     assert aws.s3.list_multipart_uploads(Bucket=BUCKET).get("Uploads", []) == []
+
+
+def test_a_multipart_output_that_does_not_hold_what_was_written_is_refused(aws: Aws) -> None:
+    # GIVEN an upload handed over with one part of 5 MiB, but a checkpoint that counted more bytes
+    key = "out/handed-over.bin"
+    upload_id = aws.s3.create_multipart_upload(Bucket=BUCKET, Key=key)["UploadId"]
+    part = aws.s3.upload_part(
+        Bucket=BUCKET, Key=key, UploadId=upload_id, PartNumber=1, Body=b"x" * MIN_PART_BYTES
+    )
+    wrong = UploadState(upload_id, [part["ETag"]], b"tail", MIN_PART_BYTES + 4 + 1)
+    writer = S3StreamWriter(aws.s3, BUCKET, key, "application/octet-stream", {}, MIN_PART_BYTES, wrong)
+
+    # WHEN it completes, THEN the mismatch is a permanent error, not a done file
+    with pytest.raises(OutputIntegrityError, match="holds 5242884 bytes but 5242885 were written"):
+        writer.close()
