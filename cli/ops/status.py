@@ -233,7 +233,7 @@ def _render(name: str, status: dict[str, Any]) -> Table:
         table.add_row("alarm", f"[{style}]{state}[/] {alarm}")
     files = ", ".join(f"{count} {state.lower()}" for state, count in status["files"].items() if count)
     table.add_row("files", files or "none recorded")
-    for entry in status["inProgress"][:RECENT_FAILURES]:
+    for entry in status.get("inProgress", [])[:RECENT_FAILURES]:
         table.add_row(
             "in progress",
             f"{escape(entry['file'])} resumes at byte {entry['resumeOffset']:,}"
