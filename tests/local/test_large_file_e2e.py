@@ -1,6 +1,6 @@
 """End to end: a file far larger than one invocation can process, on the local endpoint.
 
-A 300 MB NDJSON file goes through a pipeline whose function times out after 10 s. It is processed in
+A 300 MB NDJSON file goes through a pipeline whose function times out after 6 s. It is processed in
 several invocations, each handing its checkpoint to a fresh message, into exactly the output one run
 writes; an outage of S3's part uploads in a later invocation (the invocation fails after a checkpoint)
 changes nothing but the number of invocations.
@@ -24,7 +24,7 @@ from tests.local.conftest import PROJECT_DIR, s3_error_response, wait_until
 pytestmark = pytest.mark.e2e
 
 FILE_BYTES = 300 * 1000 * 1000
-FUNCTION_TIMEOUT_SECONDS = 10.0
+FUNCTION_TIMEOUT_SECONDS = 6.0
 MAX_FILE_BYTES = 5 * 1000**3
 """The pipeline's cap: far above what one invocation can read, as large-file pipelines set it."""
 HANG_GUARD_SECONDS = 1800
@@ -119,9 +119,9 @@ class PartUploadOutage:
 def test_a_300_mb_file_takes_several_invocations_and_a_failure_between_checkpoints_changes_nothing(
     tmp_path: Path,
 ) -> None:
-    # GIVEN a project with one NDJSON pipeline, a 10 s function timeout, and a part-upload outage that
+    # GIVEN a project with one NDJSON pipeline, a 6 s function timeout, and a part-upload outage that
     # makes one invocation after the first checkpoint fail (the SDK tries each call 4 times)
-    project = large_file_project(tmp_path)
+    project = large_file_project(tmp_path, int(FUNCTION_TIMEOUT_SECONDS))
     tuning = large_file_tuning(FUNCTION_TIMEOUT_SECONDS)
     outage = PartUploadOutage(failures=4)
     runtime = LocalRuntime(
