@@ -213,6 +213,11 @@ class BatchHandler:
                 )
                 transient = transient or error
                 continue
+            if result.restarted is not None:
+                self.logger.warning(
+                    "file started again from its first byte: its checkpoint was inconsistent",
+                    extra={**file_log, "reason": result.restarted},
+                )
             if result.continued is not None:
                 message.continued.append(result)
                 call.count(Metric.FILES_CONTINUED)

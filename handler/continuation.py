@@ -25,19 +25,27 @@ from typing import Any
 from .readers import ReaderState
 from .writers import UploadState
 
-ITEM_BUDGET_BYTES = 200_000
-"""What a checkpoint may take of the state item: DynamoDB items hold 400 KB, the rest of the item (key,
-status, times, the outcome's attributes) needs a few KB, and the local endpoint (moto) measures binary
-attributes larger than DynamoDB does: a checkpoint near the limit was refused there."""
+ITEM_BUDGET_BYTES = 360_000
+"""What a checkpoint (its document and both carries) may take of the state item. DynamoDB items hold
+400 KB (409,600 bytes); the rest of the item needs under 10 KB: its key and the object's, the output and
+rejects keys (up to 1 KB each), the last error (1,000 characters), the times and counts."""
 BYTES_PER_PART = 40
-"""A part's ETag in the checkpoint (32 hex digits, quotes, separator)."""
-CHECKPOINT_OVERHEAD_BYTES = 4_000
-"""The checkpoint's other fields: upload ids, the reader state (a CSV header), the encoder state."""
+"""A part's ETag in the checkpoint document (32 hex digits, escaped quotes, separator)."""
+FIXED_FIELDS_BYTES = 2_000
+"""The document's fields of bounded size: names, upload ids, indexes, counts, sizes, digests, times."""
 
 
-def carry_budget(parts: int) -> int:
-    """Compressed carry bytes a checkpoint can keep, both outputs together, with ``parts`` ETags."""
-    return max(0, ITEM_BUDGET_BYTES - CHECKPOINT_OVERHEAD_BYTES - BYTES_PER_PART * parts)
+def carry_budget(reader: ReaderState, encoder_state: dict[str, Any], parts: int) -> int:
+    """Compressed carry bytes a checkpoint can keep, both outputs together, beside a document with
+    ``parts`` ETags (both outputs'), a reader state like ``reader`` for each output (a CSV header can
+    be long) and ``encoder_state``."""
+    document = (
+        2 * len(json.dumps(reader.to_item()))
+        + len(json.dumps(encoder_state))
+        + BYTES_PER_PART * parts
+        + FIXED_FIELDS_BYTES
+    )
+    return max(0, ITEM_BUDGET_BYTES - document)
 
 
 @dataclass(slots=True)
@@ -63,10 +71,19 @@ class DurablePoint:
             "upload_id": self.upload.upload_id,
             "etags": self.upload.etags,
             "size": self.upload.size,
+            "carry": carry_digest(self.upload.carry),
         }
 
     @classmethod
-    def from_item(cls, item: dict[str, Any], carry: bytes) -> DurablePoint:
+    def from_item(cls, item: dict[str, Any], carry: bytes, verify: bool = True) -> DurablePoint:
+        """The point an item describes; raises :class:`CheckpointMismatchError` if ``carry`` (kept in
+        its own attribute) is not the carry the document was written with, unless not ``verify``."""
+        expected = item.get("carry")
+        if verify and expected is not None and expected != carry_digest(carry):
+            raise CheckpointMismatchError(
+                f"the carry holds {len(carry)} bytes (digest {carry_digest(carry)}), the checkpoint"
+                f" was written with {expected}"
+            )
         return cls(
             reader=ReaderState.from_item(item["reader"]),
             index=int(item["index"]),
@@ -78,6 +95,19 @@ class DurablePoint:
                 int(item.get("size", 0)),
             ),
         )
+
+
+class CheckpointMismatchError(ValueError):
+    """A checkpoint's parts of the state item disagree: resuming from it would write a wrong output."""
+
+
+def carry_digest(carry: bytes) -> str:
+    """The carry's length and CRC-32, recorded in the checkpoint document next to the part list.
+
+    The carry is kept in its own binary attribute of the same item and written by the same UpdateItem,
+    which DynamoDB applies whole or not at all; the digest makes a resume verify that, rather than trust
+    it, because a carry from another checkpoint would put bytes of an earlier offset into the output."""
+    return f"{len(carry)}:{zlib.crc32(carry):08x}"
 
 
 @dataclass(slots=True)
@@ -119,13 +149,15 @@ class Checkpoint:
         )
 
     @classmethod
-    def parse(cls, document: str, carry: bytes, rejects_carry: bytes) -> Checkpoint:
+    def parse(cls, document: str, carry: bytes, rejects_carry: bytes, verify: bool = True) -> Checkpoint:
+        """The checkpoint recorded; raises :class:`CheckpointMismatchError` if a carry does not belong
+        to the document (``verify=False`` reads it anyway, to abort its uploads)."""
         item = json.loads(document)
         rejects = item.get("rejects")
         return cls(
             version=str(item["version"]),
-            output=DurablePoint.from_item(item["output"], carry),
-            rejects=DurablePoint.from_item(rejects, rejects_carry) if rejects is not None else None,
+            output=DurablePoint.from_item(item["output"], carry, verify),
+            rejects=DurablePoint.from_item(rejects, rejects_carry, verify) if rejects is not None else None,
             encoder=dict(item.get("encoder") or {}),
             started_at=float(item["started_at"]),
             continuations=int(item.get("continuations", 0)),

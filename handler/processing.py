@@ -8,7 +8,7 @@ import os
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 from urllib.parse import quote
@@ -129,6 +129,8 @@ class FileResult:
     continued: Checkpoint | None = None
     """Set when the file outgrew the invocation: its checkpoint is recorded and the lease given back;
     the caller hands the message to a fresh invocation."""
+    restarted: str | None = None
+    """Set when the version's checkpoint was inconsistent and the file was processed from its start."""
 
 
 class FileProcessor:
@@ -190,10 +192,16 @@ class FileProcessor:
             )
         lease = claim
         if lease.abandoned is not None:
-            # A newer version took over the key mid-continuation: the older one's output never completes.
+            # A newer version took over the key mid-continuation, or this version's checkpoint cannot
+            # be trusted: that checkpoint's output never completes.
             target = self._abandoned_target(ref)
             if target:
                 self._abandon(lease.abandoned, target, ref.bucket)
+        result = self._leased(lease, attempt, deadline, last_delivery)
+        return replace(result, restarted=lease.restarted) if lease.restarted else result
+
+    def _leased(self, lease: Lease, attempt: int, deadline: Deadline, last_delivery: bool) -> FileResult:
+        ref = lease.ref
         try:
             target = self.output_key_for(ref)
             outcome = self._run(lease, target, deadline)
@@ -352,7 +360,11 @@ class _Attempt:
             # checkpoint: they always go.
             keep = not isinstance(exc, Exception) or is_transient(exc)
             for writer in (self.output, self.rejects):
-                if writer is not None and not (keep and id(writer) in self.handed_over):
+                if writer is None:
+                    continue
+                if keep and id(writer) in self.handed_over:
+                    writer.settle()
+                else:
                     writer.abort()
             raise
         finally:
@@ -535,7 +547,10 @@ class _Attempt:
             self._out_of_time(stream, index, "a pipeline without a state table cannot continue a file")
         here = reader.checkpoint()
         assert self.output is not None
-        budget = carry_budget(len(self.output.handover(through=self.output.parts_sent).etags))
+        writers = [writer for writer in (self.output, self.rejects) if writer is not None]
+        # Each output may send one more part below, at the checkpoint.
+        parts = sum(writer.parts_sent + 1 for writer in writers)
+        budget = carry_budget(here, encoder.state(), parts)
         out_point, budget = _durable(self.output, out_mark, here, index, written, budget)
         rej_point: DurablePoint | None = None
         if self.rejects is not None:

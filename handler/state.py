@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
-from .continuation import Checkpoint, pack_carry, unpack_carry
+from .continuation import Checkpoint, CheckpointMismatchError, pack_carry, unpack_carry
 from .errors import FilepipeError, LeaseHeldError, StateConflictError, StateTableError
 from .events import ObjectRef
 from .settings import FileStatus, StateAttribute
@@ -70,7 +70,10 @@ class Lease:
     resume: Checkpoint | None = None
     """The checkpoint this version's last invocation left: processing continues from it."""
     abandoned: Checkpoint | None = None
-    """A checkpoint of another (older) version of the key: its uploads are to be aborted."""
+    """A checkpoint that is not resumed: of another (older) version of the key, or of this version but
+    inconsistent (``restarted`` says why). Its uploads are to be aborted."""
+    restarted: str | None = None
+    """Why this version's own checkpoint could not be resumed: the file is processed from its start."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,13 +231,16 @@ def _binary(item: dict[str, Any], name: str) -> bytes:
     return bytes(raw) if raw else b""
 
 
-def _checkpoint(item: dict[str, Any]) -> Checkpoint | None:
-    """The checkpoint an item holds, if any."""
+def _checkpoint(item: dict[str, Any], verify: bool = True) -> Checkpoint | None:
+    """The checkpoint an item holds, if any (raises :class:`CheckpointMismatchError`, if ``verify``)."""
     document = _string(item, A.CONTINUATION)
     if document is None:
         return None
     return Checkpoint.parse(
-        document, unpack_carry(_binary(item, A.CARRY)), unpack_carry(_binary(item, A.REJECTS_CARRY))
+        document,
+        unpack_carry(_binary(item, A.CARRY)),
+        unpack_carry(_binary(item, A.REJECTS_CARRY)),
+        verify,
     )
 
 
@@ -351,7 +357,13 @@ class DynamoStateStore:
             if _error_code(exc) != "ConditionalCheckFailedException":
                 raise StateTableError(f"state table write failed: {exc}") from exc
             return self._refused(ref, self._current(ref, exc), now)
-        checkpoint = _checkpoint(before)
+        try:
+            checkpoint = _checkpoint(before)
+        except CheckpointMismatchError as mismatch:
+            # Resuming would write bytes that do not belong where they would go. Starting the file again
+            # costs time and loses nothing: the output is written only when the file completes.
+            inconsistent = _checkpoint(before, verify=False)
+            return Lease(ref, token, now, abandoned=inconsistent, restarted=str(mismatch))
         if checkpoint is None:
             return Lease(ref, token, now)
         if checkpoint.version == ref.version_token:

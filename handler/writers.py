@@ -291,8 +291,11 @@ class S3StreamWriter:
         ]
         self._sent = len(self._parts)
         """Parts sent or being sent."""
-        self._sizes: list[int] = [0] * self._sent
-        """Output bytes through each part sent in this invocation (index: part number - 1)."""
+        self._resumed_parts = self._sent
+        self._resumed_size = resume.size - len(resume.carry) if resume else 0
+        """Output bytes in the parts the checkpoint handed over (all it wrote but its carry)."""
+        self._sizes: list[int] = []
+        """Output bytes through each part sent in this invocation (index: part number - resumed - 1)."""
         self._in_flight: tuple[int, Future[Any]] | None = None
         self._next_flush = part_size(len(self._parts) + 1, part_bytes)
         self.bytes_written = resume.size if resume else 0
@@ -337,10 +340,25 @@ class S3StreamWriter:
         self._wait()
         etags = [str(part["ETag"]) for part in self._parts]
         if through is not None:
-            return UploadState(
-                self._upload_id, etags[:through], b"", self._sizes[through - 1] if through else 0
-            )
+            return UploadState(self._upload_id, etags[:through], b"", self._size_through(through))
         return UploadState(self._upload_id, etags, bytes(self._buffer), self.bytes_written)
+
+    def _size_through(self, parts: int) -> int:
+        """Output bytes in the first ``parts`` parts."""
+        if parts == 0:
+            return 0
+        if parts == self._resumed_parts:
+            return self._resumed_size
+        if parts < self._resumed_parts:
+            # Only the total of the handed-over parts is known; no checkpoint goes back inside them.
+            raise ValueError(f"the size through part {parts} of {self._resumed_parts} resumed is unknown")
+        return self._sizes[parts - self._resumed_parts - 1]
+
+    def settle(self) -> None:
+        """Wait for the part in flight, whatever its upload's fate (after a failure that keeps the upload
+        for a retry: a part still uploading could land after the retry's part of the same number)."""
+        with contextlib.suppress(Exception):
+            self._wait()
 
     def _flush_part(self) -> None:
         number = self._sent + 1
@@ -420,8 +438,7 @@ class S3StreamWriter:
     def abort(self) -> None:
         """Discard what was written; best effort (a lifecycle rule cleans up what this misses)."""
         self._buffer.clear()
-        with contextlib.suppress(Exception):
-            self._wait()  # a part still uploading would otherwise outlive the abort
+        self.settle()  # a part still uploading would otherwise outlive the abort
         if self._upload_id is not None and not self.closed:
             upload_id, self._upload_id = self._upload_id, None
             abort_upload(self._s3, self._bucket, self.key, upload_id)

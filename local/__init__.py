@@ -8,7 +8,8 @@ with LocalRuntime(Path("."), "dev", tuning=LocalTuning.fast()) as running:
 
 Modules: ``endpoint`` (moto server), ``s3_fidelity`` (S3 behaviour moto lacks: event fields, limits,
 conditional completion), ``sns_fidelity`` (SNS behaviour moto lacks: subscription redrive,
-filter-policy complexity), ``lambda_fidelity`` (Lambda behaviour moto lacks: mappings it never runs,
+filter-policy complexity), ``dynamodb_fidelity`` (an atomic UpdateItem, DynamoDB's item size),
+``lambda_fidelity`` (Lambda behaviour moto lacks: mappings it never runs,
 states that follow the local runner, logging config), ``capture`` (the Pulumi mocks, and the stack
 program run under them), ``apply`` (the per-type table: mock outputs, applied, emulated), ``esm`` (SQS
 event source mapping runner), ``lambda_logs`` (function output to CloudWatch Logs), ``alarms`` +

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal, overload
 import boto3
 from botocore.config import Config
 
-from filepipe.local import lambda_fidelity, s3_fidelity, sns_fidelity
+from filepipe.local import dynamodb_fidelity, lambda_fidelity, s3_fidelity, sns_fidelity
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudwatch import CloudWatchClient
@@ -282,6 +282,7 @@ class LocalEndpoint:
         s3_fidelity.apply()
         sns_fidelity.apply()
         lambda_fidelity.apply()
+        dynamodb_fidelity.apply()
         self._app = app = SerializedApp(DomainDispatcherApplication(create_backend_app))
 
         class KeepAliveHandler(MotoRequestHandler):

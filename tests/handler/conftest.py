@@ -18,7 +18,7 @@ from filepipe.handler.app import build_handler
 from filepipe.handler.batch import BatchHandler
 from filepipe.handler.clients import Clients
 from filepipe.handler.settings import ATTENTION_INDEX, HandlerSettings, StateAttribute
-from filepipe.local import s3_fidelity
+from filepipe.local import dynamodb_fidelity, s3_fidelity
 from tests.conftest import REGION
 
 BUCKET = "filepipe-test"
@@ -199,9 +199,10 @@ class Aws:
 
 @pytest.fixture
 def aws() -> Iterator[Aws]:
-    # moto enforces none of S3's key and metadata limits; the local runtime's patch makes it refuse
-    # what S3 refuses, so a write S3 would reject fails here too.
+    # moto enforces none of S3's key and metadata limits, and its UpdateItem is neither atomic nor sized
+    # as DynamoDB's; the local runtime's patches make it behave as S3 and DynamoDB do, here too.
     s3_fidelity.apply()
+    dynamodb_fidelity.apply()
     with mock_aws():
         clients = Clients(
             s3=boto3.client("s3", region_name=REGION, config=NO_RETRIES),

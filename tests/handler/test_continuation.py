@@ -18,6 +18,7 @@ import pytest
 
 from filepipe.handler.batch import BatchHandler
 from filepipe.handler.clients import Clients
+from filepipe.handler.continuation import pack_carry
 from filepipe.handler.processing import FileProcessor
 from filepipe.handler.readers import CHUNK_BYTES
 from filepipe.handler.settings import (
@@ -26,10 +27,18 @@ from filepipe.handler.settings import (
     FileStatus,
     HandlerSettings,
     InvalidRecordPolicy,
+    StateAttribute,
 )
 from filepipe.handler.state import DynamoStateStore
 from filepipe.handler.validation import load_validator
-from filepipe.handler.writers import MAX_PART_BYTES, MAX_PARTS, MIN_PART_BYTES, part_size
+from filepipe.handler.writers import (
+    MAX_PART_BYTES,
+    MAX_PARTS,
+    MIN_PART_BYTES,
+    S3StreamWriter,
+    UploadState,
+    part_size,
+)
 from tests.conftest import REGION
 
 from .conftest import BUCKET, NO_RETRIES, STATE_TABLE, Aws, FakeContext, dlq_attributes
@@ -265,6 +274,100 @@ def test_a_crash_between_checkpoints_resumes_from_the_last_one_and_writes_nothin
     assert aws.read(item["output_key"]) == expected
     assert int(item["records"]) == 240_000
     assert no_uploads_left(aws)
+
+
+def is_checkpoint(params: dict[str, Any]) -> bool:
+    return "#continuation" in params.get("ExpressionAttributeNames", {})
+
+
+def test_a_refused_checkpoint_write_retries_from_the_previous_checkpoint_and_writes_nothing_twice(
+    aws: Aws,
+) -> None:
+    # GIVEN a file checkpointed once, whose second checkpoint write the state table refuses (as it
+    # refuses an item over 400 KB); the invocation had sent parts of its own after the first checkpoint
+    body = ndjson_file(360_000)
+    settings: dict[str, Any] = {"input_format": FileFormat.NDJSON, "output_format": FileFormat.NDJSON}
+    expected = single_run_output(aws, "in/refused.ndjson", body, **settings)
+    clock = Clock()
+    put = aws.put("in/refused.ndjson", body)
+    handler = handler_for(aws, clock, **settings)
+    assert handler(aws.batch(s3_body(key="in/refused.ndjson", put=put)), cut_after(20)) == {
+        "batchItemFailures": []
+    }
+    [second] = deliveries(aws)
+    first_checkpoint = json.loads(aws.state_items()[0]["continuation"])
+    aws.faults.fail(aws.dynamodb, "UpdateItem", "ValidationException", 400, times=1, when=is_checkpoint)
+
+    # WHEN the second invocation runs out of time and cannot record its checkpoint
+    refused = handler(second, cut_after(30))
+
+    # THEN it fails transiently, the item still holds the first checkpoint, and the retry resumes from
+    # it into exactly the single-run output
+    assert refused == {"batchItemFailures": [{"itemIdentifier": second["Records"][0]["messageId"]}]}
+    [item] = aws.state_items()
+    assert json.loads(item["continuation"]) == first_checkpoint
+    invocations = run_to_the_end(aws, handler, aws.redeliver(second), 20)
+    [item] = aws.state_items()
+    assert invocations >= 2
+    assert item["status"] == FileStatus.SUCCEEDED
+    assert aws.read(item["output_key"]) == expected
+    assert no_uploads_left(aws)
+
+
+def test_a_checkpoint_whose_carry_is_not_its_own_is_not_resumed_and_the_file_starts_again(
+    aws: Aws, caplog: pytest.LogCaptureFixture
+) -> None:
+    # GIVEN a file checkpointed once, whose state item then holds a carry that is not the checkpoint's
+    # (what a half-applied write would leave: the new part list with an older carry)
+    body = ndjson_file(120_000)
+    settings: dict[str, Any] = {"input_format": FileFormat.NDJSON, "output_format": FileFormat.NDJSON}
+    expected = single_run_output(aws, "in/mixed.ndjson", body, **settings)
+    clock = Clock()
+    put = aws.put("in/mixed.ndjson", body)
+    handler = handler_for(aws, clock, **settings)
+    assert handler(aws.batch(s3_body(key="in/mixed.ndjson", put=put)), cut_after(14)) == {
+        "batchItemFailures": []
+    }
+    [second] = deliveries(aws)
+    assert len(aws.s3.list_multipart_uploads(Bucket=BUCKET)["Uploads"]) == 1
+    stale = pack_carry(body[:4096])
+    aws.dynamodb.update_item(
+        TableName=STATE_TABLE,
+        Key={"pk": {"S": f"{BUCKET}/in/mixed.ndjson"}},
+        UpdateExpression="SET #carry = :carry",
+        ExpressionAttributeNames={"#carry": StateAttribute.CARRY.value},
+        ExpressionAttributeValues={":carry": {"B": stale}},
+    )
+
+    # WHEN its continuation is delivered
+    invocations = run_to_the_end(aws, handler, second, 60)
+
+    # THEN the file was processed again from its first byte into the single-run output, the
+    # inconsistent checkpoint's upload was aborted, and the restart was logged with its reason
+    [item] = aws.state_items()
+    assert item["status"] == FileStatus.SUCCEEDED
+    assert aws.read(item["output_key"]) == expected
+    assert int(item["records"]) == 120_000
+    assert no_uploads_left(aws)
+    assert invocations == 1
+    # (caplog: the service's Powertools handler keeps the stdout of the test that first built it)
+    [restart] = [r for r in caplog.records if "checkpoint was inconsistent" in r.getMessage()]
+    assert restart.levelname == "WARNING"
+    assert "the carry holds 4096 bytes" in restart.__dict__["reason"]
+
+
+def test_a_resumed_writer_knows_the_size_of_the_parts_it_was_handed(aws: Aws) -> None:
+    # GIVEN a writer resumed from a checkpoint of two parts and a 3-byte carry, 100 bytes in all
+    resumed = UploadState("upload-1", ['"etag-1"', '"etag-2"'], b"abc", 100)
+    writer = S3StreamWriter(aws.s3, BUCKET, "out/x.ndjson", "application/x-ndjson", {}, resume=resumed)
+
+    # THEN a checkpoint through its handed-over parts says they hold all but the carry
+    assert writer.handover(through=2) == UploadState("upload-1", ['"etag-1"', '"etag-2"'], b"", 97)
+    assert writer.handover(through=0).size == 0
+    assert writer.handover() == resumed
+    # and no checkpoint can point inside them (their sizes one by one were never recorded)
+    with pytest.raises(ValueError, match="unknown"):
+        writer.handover(through=1)
 
 
 def test_a_new_version_mid_continuation_abandons_the_old_one_and_aborts_its_upload(aws: Aws) -> None:
