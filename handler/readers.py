@@ -23,7 +23,8 @@ Why these parsers:
   is tried, and in the end the standard library's scanner (``JSONDecoder.raw_decode``) reads the chunk
   item by item, which also words the errors.
 - CSV is the standard library's C reader over the decoded chunk; a row whose quoted field goes on past
-  the chunk is carried to the next one.
+  the chunk is carried to the next one. A chunk with no quote, no bare carriage return and no NUL (most
+  of most feeds) is split with ``str.split`` instead, which reads the same rows about a third faster.
 """
 
 from __future__ import annotations
@@ -212,7 +213,12 @@ def _after_last_newline(data: bytes) -> int:
 
 
 def _after_last_line_end(data: bytes) -> int:
-    return max(data.rfind(b"\n"), data.rfind(b"\r")) + 1
+    end = max(data.rfind(b"\n"), data.rfind(b"\r")) + 1
+    if end == len(data) and data.endswith(b"\r"):
+        # A CR at the end may be the first half of a CRLF: cut at the line end before it instead, so
+        # that the LF in the next chunk is not read as one more (empty) line.
+        end = max(data.rfind(b"\n", 0, end - 1), data.rfind(b"\r", 0, end - 1)) + 1
+    return end
 
 
 class NdjsonReader(RecordReader):
@@ -301,7 +307,11 @@ class CsvReader(RecordReader):
                 state.header = header
                 state.seen_content = True
             header = state.header
+            # (Once the reader has read the header from ``text``, it reads the rest of it too.)
+            plain = _plain_lines(text) if rows.line_num == 0 else None
             try:
+                if plain is not None:
+                    return self._split_rows(plain, header), len(text), len(plain)
                 if self.as_structs:
                     make = _csv_row_type(tuple(header))
                     records: list[Any] = [make(*row) for row in rows if row]
@@ -315,6 +325,13 @@ class CsvReader(RecordReader):
                 return self._complete_rows(text)
             raise InvalidContentError(f"invalid CSV: {exc}") from None
         return records, len(text), rows.line_num
+
+    def _split_rows(self, lines: list[str], header: list[str]) -> list[Any]:
+        """The records of :func:`_plain_lines` (an empty line is no record, as for the CSV reader)."""
+        if self.as_structs:
+            make = _csv_row_type(tuple(header))
+            return [make(*line.split(",")) for line in lines if line]
+        return [dict(zip(header, line.split(","), strict=True)) for line in lines if line]
 
     def _complete_rows(self, text: str) -> tuple[list[Any], int, int]:
         source = io.StringIO(text, newline="")
@@ -348,6 +365,26 @@ class CsvReader(RecordReader):
                     f"CSV line {self.state.line + rows.line_num}: {len(row)} fields, header has {len(header)}"
                 )
         return InvalidContentError("CSV row width differs from the header")  # pragma: no cover
+
+
+def _plain_lines(text: str) -> list[str] | None:
+    """The lines of ``text`` if the CSV reader would read each as its fields split at commas: no quote
+    (quoting is the only way a field holds a comma or a line end), no carriage return but in CRLF line
+    ends, no NUL. ``None``: the CSV reader reads ``text``. (Hand-written, not the library's reader,
+    because splitting is about a third faster and these are the rows most feeds consist of.)"""
+    if '"' in text or "\x00" in text:
+        return None
+    returns = text.count("\r")
+    if returns == 0:
+        end = "\n"
+    elif returns == text.count("\n") == text.count("\r\n"):
+        end = "\r\n"  # every line ends in CRLF, as RFC 4180 writes CSV
+    else:
+        return None
+    lines = text.split(end)
+    if lines and lines[-1] == "":
+        lines.pop()  # the line end of the last line, not an empty line after it
+    return lines
 
 
 def _finite_float(text: str) -> float:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import csv
 import io
 import json
+import random
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,7 +21,7 @@ from filepipe.handler.errors import (
 from filepipe.handler.events import parse_body
 from filepipe.handler.keys import output_key, rejects_key
 from filepipe.handler.queues import backoff_seconds, parse_queue_arn
-from filepipe.handler.readers import CHUNK_BYTES, SourceStream, open_reader
+from filepipe.handler.readers import CHUNK_BYTES, ReaderState, SourceStream, open_reader
 from filepipe.handler.settings import FileFormat
 
 from .events import load_event
@@ -122,6 +124,44 @@ def test_readers(data: bytes, file_format: FileFormat, expected: list[Any]) -> N
 def test_reader_errors(data: bytes, file_format: FileFormat, error: type[Exception]) -> None:
     with pytest.raises(error):
         records(data, file_format, max_bytes=100)
+
+
+def random_csv(rng: random.Random, line_end: str, quoted: bool, rows: int) -> str:
+    """A CSV text of ``rows`` rows: fields with spaces, backslashes, non-ASCII, empty values and lines."""
+    alphabet = "abc xyz,\\é€1.5-" if quoted else "abc xyz\\é€1.5-"
+    notes = ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 30))) for _ in range(500)]
+    if quoted:  # some quoted, with line ends inside
+        notes = [f'"{note}\r\n"' if "," in note or n % 10 == 0 else note for n, note in enumerate(notes)]
+    lines = ["id,name,note"]
+    lines += [
+        "" if n % 50 == 49 else f"{n},{'' if n % 7 == 0 else f'name {n}'},{rng.choice(notes)}"
+        for n in range(rows)
+    ]
+    ends = {"lf": ["\n"], "crlf": ["\r\n"], "mixed": ["\n", "\r\n", "\r"]}[line_end]
+    text = "".join([line + rng.choice(ends) for line in lines])
+    return text if rng.random() < 0.5 else text.rstrip("\r\n")
+
+
+@pytest.mark.parametrize("line_end", ["lf", "crlf", "mixed"])
+@pytest.mark.parametrize("quoted", [False, True], ids=["unquoted", "quoted"])
+def test_csv_records_are_the_standard_csv_readers_rows(line_end: str, quoted: bool) -> None:
+    # GIVEN random CSV texts spanning several chunks (unquoted chunks are split without the CSV reader)
+    rng = random.Random(f"{line_end}-{quoted}")
+    for _ in range(2):
+        text = random_csv(rng, line_end, quoted, rows=rng.randint(50_000, 70_000))
+        data = text.encode()
+        assert len(data) > 2 * CHUNK_BYTES
+
+        # WHEN read
+        state = ReaderState()
+        got = list(open_reader(SourceStream(io.BytesIO(data), 10**9), C, state))
+
+        # THEN the records, the lines counted and the bytes consumed are the standard reader's
+        reference = csv.reader(io.StringIO(text, newline=""), strict=True)
+        header = next(row for row in reference if row)
+        expected = [dict(zip(header, row, strict=True)) for row in reference if row]
+        assert got == expected
+        assert (state.line, state.offset) == (reference.line_num, len(data))
 
 
 class EndlessArray(io.RawIOBase):

@@ -109,13 +109,6 @@ class PartUploadOutage:
         return s3_error_response(request)
 
 
-@pytest.mark.xfail(
-    reason=(
-        "open defect: some runs end with an output about 1 MiB short of the input, caught by the output "
-        "integrity check (OutputIntegrityError, the file parked); cause not found yet"
-    ),
-    strict=False,
-)
 def test_a_300_mb_file_takes_several_invocations_and_a_failure_between_checkpoints_changes_nothing(
     tmp_path: Path,
 ) -> None:
