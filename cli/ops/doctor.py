@@ -30,8 +30,8 @@ from filepipe.cli.ops.command import EXIT_FAILED, Output, add_json_argument, ops
 from filepipe.cli.ops.iam_check import Decision, Request, evaluate, evaluate_with_boundary
 from filepipe.cli.ops.stack import Pipeline, Stack, add_stack_arguments
 from filepipe.cli.ops.status import oldest_message_age
-from filepipe.handler.events import event_key
 from filepipe.extras import missing_local_modules, needs_local_extra
+from filepipe.handler.events import event_key
 from filepipe.monitoring import AlarmSpec, alarm_specs
 from filepipe.notifications import OBJECT_CREATED
 from filepipe.policies import function_role_policy
