@@ -73,12 +73,10 @@ def local_stack(
 ) -> Iterator[LocalStack]:
     """The test's own stack program, applied to an embedded AWS endpoint on a free port, with its event
     source mappings, alarms and alert subscriptions running; stopped after the test, pass or fail."""
-    from filepipe.extras import MissingExtraError, require_local_extra
+    from filepipe.extras import missing_local_modules, needs_local_extra
 
-    try:
-        require_local_extra("filepipe.testing")
-    except MissingExtraError as error:
-        pytest.fail(str(error), pytrace=False)
+    if missing_local_modules():
+        pytest.fail(needs_local_extra("filepipe.testing"), pytrace=False)
 
     from filepipe.local.alerts import Alert
     from filepipe.local.runtime import LocalRuntime, LocalTuning

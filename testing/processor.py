@@ -5,13 +5,11 @@ function itself), classifies what it raises as the handler does (:class:`Process
 :class:`RetryLaterError` retries it), reads a file with the handler's readers, checks records against the
 schema with the handler's validator and writes the output with the handler's encoders. What it leaves
 out is the AWS around them (the lease, the state table, multipart uploads, continuation), which the
-``local_stack`` fixture runs.
+``local_stack`` fixture runs::
 
->>> case = processor_case("transforms:normalise", schema="schemas/order.schema.json")
->>> case.record({"id": "a", "amount": "10"})
-{'id': 'a', 'amount': 10.0}
->>> case.file(b'[{"id": "a", "amount": "10"}]').records
-[{'id': 'a', 'amount': 10.0}]
+    case = processor_case("transforms:normalise", schema="schemas/order.schema.json", code_dir="src")
+    case.record({"id": "a", "amount": "10"})  # {"id": "a", "amount": 10.0}, or raises ProcessorError
+    case.file(b'[{"id": "a", "amount": "10"}]').records  # [{"id": "a", "amount": 10.0}]
 """
 
 from __future__ import annotations
@@ -90,8 +88,11 @@ class ProcessorCase:
         problem: str | None = self._validator.check(record)
         return problem
 
-    def file(self, content: bytes | str) -> FileCaseResult:
-        """Read, validate, process and encode a whole file as the handler does.
+    def file(
+        self, content: bytes | str, *, source_file: str = SOURCE_FILE, processed_at: datetime | None = None
+    ) -> FileCaseResult:
+        """Read, validate, process and encode a whole file as the handler does (``source_file`` and
+        ``processed_at``: what a JSON output's envelope records; default now).
 
         Raises the handler's permanent errors for what it would park: ``InvalidContentError``,
         ``EmptyFileError``, ``SchemaValidationError`` (with ``invalid_records="reject-file"``),
@@ -101,7 +102,7 @@ class ProcessorCase:
 
         data = content.encode("utf-8") if isinstance(content, str) else content
         reader = open_reader(SourceStream(io.BytesIO(data), self.max_file_bytes), self.input_format)
-        encoder = make_encoder(self.output_format, SOURCE_FILE, datetime.now(UTC))
+        encoder = make_encoder(self.output_format, source_file, processed_at or datetime.now(UTC))
         parts = [encoder.begin()]
         errors: list[str] = []
         rejects: list[dict[str, Any]] = []

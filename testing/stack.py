@@ -87,7 +87,9 @@ def decode_output(content: bytes, content_type: str) -> list[Any]:
         records: list[Any] = document["data"]
         return records
     if file_format is FileFormat.NDJSON:
-        return [json.loads(line) for line in text.splitlines() if line]
+        # Records end at "\n" only: str.splitlines() would also split at U+2028 and other separators
+        # that JSON strings hold as they are.
+        return [json.loads(line) for line in text.split("\n") if line]
     if file_format is FileFormat.CSV:
         return list(csv.DictReader(io.StringIO(text)))
     raise ValueError(f"not a filepipe output (content type {content_type!r})")

@@ -58,5 +58,7 @@ def test_a_file_is_read_validated_processed_and_written_as_the_handler_writes_it
 
 
 def test_an_order_without_a_currency_rejects_the_whole_file(orders):
-    with pytest.raises(SchemaValidationError, match=r"record 1: \$: \$ must contain \['currency'\] properties"):
+    with pytest.raises(
+        SchemaValidationError, match=r"record 1: \$: \$ must contain \['currency'\] properties"
+    ):
         orders.file(b'{"id": "a", "amount": 1, "currency": "EUR"}\n{"id": "b", "amount": 2}\n')
