@@ -1,5 +1,7 @@
 """The stack program itself, on the local twin: the `local_stack` fixture runs Pulumi.dev.yaml's stack."""
 
+import json
+
 ORDERS = "orders"
 
 
@@ -19,10 +21,14 @@ def test_an_invalid_order_is_parked_with_its_reason_and_raises_the_alarm(local_s
 
     final = local_stack.wait_until_final(ORDERS, key)
 
-    assert final.status == "FAILED" and final.error_type == "SchemaValidationError"
+    assert final.status == "FAILED"
+    assert final.error_type == "SchemaValidationError"
     (parked,) = local_stack.parked(ORDERS)
     assert parked.keys == [key]
-    assert parked.error_type == "SchemaValidationError" and "currency" in parked.reason
+    assert parked.error_type == "SchemaValidationError"
+    assert "currency" in parked.reason
     alert = local_stack.wait_for_alert("orders-dlq-depth")
     assert alert.state == "ALARM"
-    assert any(key in line for line in [local_stack.wait_for_log(ORDERS, key)])
+    logged = json.loads(local_stack.wait_for_log(ORDERS, "file failed permanently"))
+    assert logged["key"] == key
+    assert logged["error_type"] == "SchemaValidationError"

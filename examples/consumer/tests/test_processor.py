@@ -54,7 +54,8 @@ def test_a_file_is_read_validated_processed_and_written_as_the_handler_writes_it
     )
     assert result.records == [{"id": "a", "amount": 1.25, "currency": "EUR"}]
     envelope = json.loads(result.output)
-    assert envelope["record_count"] == 1 and envelope["data"] == result.records
+    assert envelope["record_count"] == 1
+    assert envelope["data"] == result.records
 
 
 def test_an_order_without_a_currency_rejects_the_whole_file(orders):
