@@ -151,6 +151,53 @@ def test_wheel_installs_and_runs_a_consumer_program_outside_the_repo(
     assert report["local"] == []
 
 
+WITHOUT_LOCAL_EXTRA = textwrap.dedent(
+    """
+    import runpy, sys
+    # As if only `pip install filepipe` were installed: Python refuses to import a module set to None.
+    for module in ("moto", "flask", "werkzeug", "aws_lambda_powertools", "fastjsonschema"):
+        sys.modules[module] = None
+    if sys.argv[1] == "program":
+        runpy.run_path("program.py", run_name="__main__")
+    else:
+        from filepipe.cli.main import main
+        sys.exit(main(sys.argv[2:]))
+    """
+)
+
+
+@pytest.mark.packaging
+def test_without_the_local_extra_programs_and_ops_commands_work_and_local_says_what_to_install(
+    installed: Installed, tmp_path: Path
+) -> None:
+    # GIVEN the installed wheel without the `local` extra's packages
+    (tmp_path / "program.py").write_text(CONSUMER)
+    (tmp_path / "without_local.py").write_text(WITHOUT_LOCAL_EXTRA)
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [installed.python, "without_local.py", *args],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            check=False,
+            env=CLEAN_ENV,
+        )
+
+    # WHEN a program declares a pipeline, an ops command runs, and `filepipe local up` is asked for
+    program = run("program")
+    status = run("cli", "status", "--help")
+    local = run("cli", "local", "up", "--project-dir", str(tmp_path))
+
+    # THEN the first two work, and the third is one line naming the extra
+    assert program.returncode == 0, program.stderr
+    assert json.loads(program.stdout.strip().splitlines()[-1])["queue"] == "Queue"
+    assert status.returncode == 0, status.stderr
+    assert "usage: filepipe status" in status.stdout
+    assert (local.returncode, local.stdout) == (2, "")
+    assert local.stderr == "`filepipe local` needs `pip install 'filepipe[local]'`\n"
+
+
 @pytest.mark.packaging
 def test_the_embedded_aws_and_the_plugin_are_the_local_extra(installed: Installed) -> None:
     # GIVEN the wheel's metadata
