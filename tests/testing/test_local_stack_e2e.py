@@ -10,7 +10,8 @@ import pytest
 
 from filepipe.testing import LocalStack, PipelineTimeoutError
 
-pytestmark = [pytest.mark.e2e, pytest.mark.filepipe_stack(project_dir="../../examples/consumer")]
+# No `e2e` marker on the tests that use `local_stack`: the fixture puts them in that tier (tests/conftest.py).
+pytestmark = pytest.mark.filepipe_stack(project_dir="../../examples/consumer")
 
 CONSUMER = Path(__file__).resolve().parents[2] / "examples" / "consumer"
 
@@ -45,6 +46,7 @@ def test_a_file_retried_by_its_processor_is_seen_as_it_runs(local_stack: LocalSt
     assert local_stack.wait_until_final("orders", key).status == "SUCCEEDED"
 
 
+@pytest.mark.e2e  # its inner session starts the stack
 def test_the_stack_is_stopped_after_a_failing_test(pytester: pytest.Pytester) -> None:
     # GIVEN a user's test that starts the stack and fails
     pytester.makepyfile(
