@@ -27,6 +27,7 @@ from rich.live import Live
 from rich.spinner import Spinner
 from rich.table import Table
 
+from filepipe.extras import MissingExtraError, require_local_extra
 from filepipe.local.alerts import Alert
 from filepipe.local.apply import RESOURCE_TYPES, ApplyError, Handling
 from filepipe.local.capture import CaptureError
@@ -68,7 +69,7 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     up.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"endpoint port (default {DEFAULT_PORT})")
     up.add_argument("--fast", action="store_true", help="seconds instead of minutes for retries and timeouts")
     up.add_argument("--quiet", action="store_true", help="hide the handlers' log lines")
-    up.set_defaults(command=_up)
+    up.set_defaults(command=_with_local_extra(_up))
 
     down = commands.add_parser("down", help="stop a running `filepipe local up`")
     env = commands.add_parser("env", help="print `export` lines for the running endpoint (eval them)")
@@ -84,7 +85,22 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     demo = commands.add_parser("demo", help="process a valid and an invalid file locally, and check it all")
     common(demo)
     demo.add_argument("--port", type=int, default=0, help="endpoint port (default: any free port)")
-    demo.set_defaults(command=_demo)
+    demo.set_defaults(command=_with_local_extra(_demo))
+
+
+def _with_local_extra(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """``command``, refused in one line when the ``local`` extra is not installed. Only the commands that
+    run the embedded AWS need it: ``down`` and ``env`` read state files and work without it."""
+
+    def checked(args: argparse.Namespace) -> int:
+        try:
+            require_local_extra("filepipe local")
+        except MissingExtraError as error:
+            print(error, file=sys.stderr)
+            return 2
+        return command(args)
+
+    return checked
 
 
 def _state_dir(args: argparse.Namespace) -> Path:

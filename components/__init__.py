@@ -3,14 +3,34 @@
 from filepipe import FileProcessingPipeline, PipelineArgs
 
 FileProcessingPipeline("orders", PipelineArgs(input_prefix="incoming/orders/"))
+
+The names below load on first use (``bench/import_time.py`` measures it): ``import filepipe`` is paid by
+everything under the package — every ops command, the pytest plugin in every test session — and only
+a program that declares a pipeline needs the Pulumi AWS provider the components import.
 """
 
-from .args import CircuitBreakerArgs, PipelineArgs
-from .bucket import PipelineBucket, PipelineBucketArgs
-from .errors import PipelineConfigError
-from .group import PipelineGroup, PipelineGroupArgs
-from .handler.settings import FileFormat, InvalidRecordPolicy
-from .pipeline import FileProcessingPipeline
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .args import CircuitBreakerArgs, PipelineArgs
+    from .bucket import PipelineBucket, PipelineBucketArgs
+    from .errors import PipelineConfigError
+    from .group import PipelineGroup, PipelineGroupArgs
+    from .handler.settings import FileFormat, InvalidRecordPolicy
+    from .pipeline import FileProcessingPipeline
+
+_MODULES = {
+    ".args": ("CircuitBreakerArgs", "PipelineArgs"),
+    ".bucket": ("PipelineBucket", "PipelineBucketArgs"),
+    ".errors": ("PipelineConfigError",),
+    ".group": ("PipelineGroup", "PipelineGroupArgs"),
+    ".handler.settings": ("FileFormat", "InvalidRecordPolicy"),
+    ".pipeline": ("FileProcessingPipeline",),
+}
+_WHERE = {name: module for module, names in _MODULES.items() for name in names}
 
 __all__ = [
     "CircuitBreakerArgs",
@@ -24,3 +44,16 @@ __all__ = [
     "PipelineGroup",
     "PipelineGroupArgs",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value  # once: later lookups are plain attribute reads
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

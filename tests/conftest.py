@@ -63,9 +63,15 @@ def e2e_tier() -> None:
     """
 
 
+ENDPOINT_FIXTURES = ("e2e_tier", "local_stack")
+"""``local_stack`` is the filepipe.testing plugin's: it starts an endpoint but, being the users' fixture,
+cannot request this suite's ``e2e_tier``."""
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        if "e2e_tier" in getattr(item, "fixturenames", ()) and item.get_closest_marker("e2e") is None:
+        fixtures = getattr(item, "fixturenames", ())
+        if any(name in fixtures for name in ENDPOINT_FIXTURES) and item.get_closest_marker("e2e") is None:
             item.add_marker(pytest.mark.e2e)
         if _shares_a_module_endpoint(item):
             # `./run test` distributes with `--dist loadgroup`: the tests of a module that share one

@@ -30,6 +30,7 @@ from filepipe.cli.ops.command import EXIT_FAILED, Output, add_json_argument, ops
 from filepipe.cli.ops.iam_check import Decision, Request, evaluate, evaluate_with_boundary
 from filepipe.cli.ops.stack import Pipeline, Stack, add_stack_arguments
 from filepipe.cli.ops.status import oldest_message_age
+from filepipe.extras import missing_local_modules, needs_local_extra
 from filepipe.handler.events import event_key
 from filepipe.monitoring import AlarmSpec, alarm_specs
 from filepipe.notifications import OBJECT_CREATED
@@ -475,6 +476,10 @@ def _subscription_delivery(
     policy = _json_object(attributes.get("FilterPolicy") or "{}")
     if policy is None:
         problems.append("the subscription's filter policy is not a JSON object")
+    elif missing_local_modules():
+        # The filter policy is judged by moto's implementation of SNS's matching (below), which only the
+        # `local` extra installs; the rest of the check stands without it.
+        warnings.append(f"the filter policy was not evaluated: {needs_local_extra('filepipe doctor')}")
     else:
         scope = attributes.get("FilterPolicyScope") or "MessageAttributes"
         problems += delivery_problems(_subscription_fires(probe, configurations, policy, scope), probe)
@@ -498,8 +503,7 @@ def _subscription_fires(
     """
     # Imported here: moto's SNS package loads its whole backend, paid only when a subscription is judged.
     # SNS's filter-policy language (prefix, numeric, anything-but, $or, nested arrays...) is too large to
-    # copy; moto's implementation of SNS's matching is what the local endpoint delivers by, and moto is
-    # already a runtime dependency.
+    # copy; moto's implementation of SNS's matching is what the local endpoint delivers by.
     from moto.sns.utils import FilterPolicyMatcher
 
     matcher = FilterPolicyMatcher(policy, scope)

@@ -130,6 +130,13 @@ class Stack:
     _session: boto3.session.Session | None = None
     _clients: dict[str, Any] = field(default_factory=dict)
 
+    @classmethod
+    def from_outputs(
+        cls, name: str, where: str, outputs: Mapping[str, Any], endpoint: EndpointAddress | None = None
+    ) -> Stack:
+        """The stack whose ``pulumi stack output --json`` is ``outputs`` (its pipelines among them)."""
+        return cls(name, where, _pipelines(outputs), endpoint=endpoint)
+
     @property
     def is_local(self) -> bool:
         return self.endpoint is not None

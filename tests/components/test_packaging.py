@@ -1,17 +1,23 @@
 """The wheel works for a consumer: installed in a fresh virtualenv, used from a folder outside the repo."""
 
+import json
 import os
+import shutil
 import site
 import subprocess
 import sys
 import textwrap
 import venv
 import zipfile
+from dataclasses import dataclass
+from email.parser import Parser
 from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
 
 REPO = Path(__file__).resolve().parents[2]
+CONSUMER_PROJECT = REPO / "examples" / "consumer"
 # A PYTHONPATH pointing at the repo would let pip see the build's egg-info and skip the install.
 CLEAN_ENV = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
 
@@ -46,15 +52,29 @@ CONSUMER = textwrap.dedent(
         "module": filepipe.__file__,
         "queue": type(created[0].queue).__name__,
         "archive": sorted(archive.assets),
+        # What a declaration loaded of the embedded AWS (the `local` extra): it should be nothing.
+        "local": sorted(m for m in sys.modules if m.split(".")[0] in {"moto", "flask", "werkzeug"}),
     }))
     """
 )
 
 
-@pytest.mark.packaging
-def test_wheel_installs_and_runs_a_consumer_program_outside_the_repo(tmp_path):
-    # GIVEN a wheel built from the repo's files
-    dist = tmp_path / "dist"
+@dataclass(frozen=True)
+class Installed:
+    wheel: Path
+    env: Path
+    python: Path
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
+    """A wheel built from the repo's files, installed in a fresh virtualenv.
+
+    Third-party packages are borrowed read-only from this environment, so the test needs no network;
+    this environment's editable filepipe is not visible.
+    """
+    root = tmp_path_factory.mktemp("packaging")
+    dist = root / "dist"
     subprocess.run(
         [
             sys.executable,
@@ -72,13 +92,7 @@ def test_wheel_installs_and_runs_a_consumer_program_outside_the_repo(tmp_path):
         env=CLEAN_ENV,
     )
     (wheel,) = dist.glob("filepipe-*.whl")
-    names = zipfile.ZipFile(wheel).namelist()
-    assert "filepipe/handler/app.py" in names and "filepipe/handler/requirements.txt" in names
-    assert "filepipe/pipeline.py" in names and not any(n.startswith(("tests/", "components/")) for n in names)
-
-    # AND a fresh virtualenv with the wheel installed (third-party packages borrowed read-only from this
-    # environment, so the test needs no network; this environment's editable filepipe is not visible)
-    env = tmp_path / "venv"
+    env = root / "venv"
     venv.create(env, with_pip=True)
     python = env / "bin" / "python"
     subprocess.run(
@@ -94,19 +108,141 @@ def test_wheel_installs_and_runs_a_consumer_program_outside_the_repo(tmp_path):
         text=True,
     ).stdout.strip()
     Path(purelib, "borrowed_dependencies.pth").write_text("\n".join(site.getsitepackages()) + "\n")
+    return Installed(wheel, env, python)
+
+
+def _metadata(wheel: Path, name: str) -> str:
+    with zipfile.ZipFile(wheel) as archive:
+        (path,) = [n for n in archive.namelist() if n.endswith(f".dist-info/{name}")]
+        return archive.read(path).decode()
+
+
+@pytest.mark.packaging
+def test_wheel_installs_and_runs_a_consumer_program_outside_the_repo(
+    installed: Installed, tmp_path: Path
+) -> None:
+    # GIVEN the wheel: the packages, not the repo's folders
+    names = zipfile.ZipFile(installed.wheel).namelist()
+    assert "filepipe/handler/app.py" in names and "filepipe/handler/requirements.txt" in names
+    assert "filepipe/pipeline.py" in names and "filepipe/testing/plugin.py" in names
+    assert not any(n.startswith(("tests/", "components/", "testing/", "examples/")) for n in names)
 
     # WHEN a consumer program runs from a folder outside the repo
     consumer_dir = tmp_path / "consumer"
     consumer_dir.mkdir()
     (consumer_dir / "program.py").write_text(CONSUMER)
     result = subprocess.run(
-        [python, "program.py"], cwd=consumer_dir, capture_output=True, text=True, check=False, env=CLEAN_ENV
+        [installed.python, "program.py"],
+        cwd=consumer_dir,
+        capture_output=True,
+        text=True,
+        check=False,
+        env=CLEAN_ENV,
     )
 
-    # THEN it uses the installed wheel and the Lambda archive contains the handler
+    # THEN it uses the installed wheel, the Lambda archive contains the handler, and declaring the
+    # pipeline loaded nothing of the embedded AWS
     assert result.returncode == 0, result.stderr
-    report = __import__("json").loads(result.stdout.strip().splitlines()[-1])
-    assert report["module"].startswith(str(env)), report["module"]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["module"].startswith(str(installed.env)), report["module"]
     assert report["queue"] == "Queue"
     assert "handler/app.py" in report["archive"] and "handler/settings.py" in report["archive"]
     assert not any("__pycache__" in name for name in report["archive"])
+    assert report["local"] == []
+
+
+WITHOUT_LOCAL_EXTRA = textwrap.dedent(
+    """
+    import runpy, sys
+    # As if only `pip install filepipe` were installed: Python refuses to import a module set to None.
+    for module in ("moto", "flask", "werkzeug", "aws_lambda_powertools", "fastjsonschema"):
+        sys.modules[module] = None
+    if sys.argv[1] == "program":
+        runpy.run_path("program.py", run_name="__main__")
+    else:
+        from filepipe.cli.main import main
+        sys.exit(main(sys.argv[2:]))
+    """
+)
+
+
+@pytest.mark.packaging
+def test_without_the_local_extra_programs_and_ops_commands_work_and_local_says_what_to_install(
+    installed: Installed, tmp_path: Path
+) -> None:
+    # GIVEN the installed wheel without the `local` extra's packages
+    (tmp_path / "program.py").write_text(CONSUMER)
+    (tmp_path / "without_local.py").write_text(WITHOUT_LOCAL_EXTRA)
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [installed.python, "without_local.py", *args],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            check=False,
+            env=CLEAN_ENV,
+        )
+
+    # WHEN a program declares a pipeline, an ops command runs, and `filepipe local up` is asked for
+    program = run("program")
+    status = run("cli", "status", "--help")
+    local = run("cli", "local", "up", "--project-dir", str(tmp_path))
+
+    # THEN the first two work, and the third is one line naming the extra
+    assert program.returncode == 0, program.stderr
+    assert json.loads(program.stdout.strip().splitlines()[-1])["queue"] == "Queue"
+    assert status.returncode == 0, status.stderr
+    assert "usage: filepipe status" in status.stdout
+    assert (local.returncode, local.stdout) == (2, "")
+    assert local.stderr == "`filepipe local` needs `pip install 'filepipe[local]'`\n"
+
+
+@pytest.mark.packaging
+def test_the_embedded_aws_and_the_plugin_are_the_local_extra(installed: Installed) -> None:
+    # GIVEN the wheel's metadata
+    metadata = Parser().parsestr(_metadata(installed.wheel, "METADATA"))
+    requires = metadata.get_all("Requires-Dist") or []
+    base = {Requirement(r).name for r in requires if "extra ==" not in r}
+    local = {Requirement(r).name for r in requires if 'extra == "local"' in r}
+
+    # THEN a plain install carries the library, the policy rules and the ops commands; `local` the rest
+    assert {"pulumi", "pulumi-aws", "boto3", "pulumi-policy", "rich", "pyyaml"} <= base
+    assert not base & {"moto", "flask", "aws-lambda-powertools", "fastjsonschema", "pytest"}
+    assert {"moto", "aws-lambda-powertools", "fastjsonschema", "pytest"} <= local
+    assert any(r.startswith("filepipe[local]") and 'extra == "dev"' in r for r in requires)
+    # AND pytest finds the plugin through the installed entry point
+    assert "[pytest11]\nfilepipe = filepipe.testing.plugin" in _metadata(installed.wheel, "entry_points.txt")
+
+
+@pytest.mark.packaging
+def test_the_consumer_example_passes_its_own_tests_with_the_installed_wheel(
+    installed: Installed, tmp_path: Path
+) -> None:
+    # GIVEN the example project copied outside the repo, as a user has it
+    project = tmp_path / "consumer"
+    shutil.copytree(CONSUMER_PROJECT, project, ignore=shutil.ignore_patterns(".filepipe", "__pycache__"))
+
+    # WHEN its tests run with the wheel's pytest plugin
+    result = subprocess.run(
+        [installed.python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist", "tests"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        check=False,
+        env=CLEAN_ENV,
+        timeout=600,
+    )
+
+    # THEN they pass, against the installed filepipe
+    assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-2000:]
+    assert "\n8 passed" in result.stdout, result.stdout[-2000:]
+    plugin = subprocess.run(
+        [installed.python, "-c", "import filepipe.testing.plugin as p; print(p.__file__)"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        check=True,
+        env=CLEAN_ENV,
+    ).stdout.strip()
+    assert plugin.startswith(str(installed.env)), plugin

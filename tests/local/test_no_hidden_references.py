@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-SCANNED = ("cli", "local", "tests/local", "docs")
+SCANNED = ("cli", "local", "testing", "examples", "tests/local", "tests/testing", "docs")
 POINTERS = re.compile(
     r"\bthe seed\b|\bseed's\b|\baws[- ]notes\b|\bissue \d+\b|\bsteps? \d+ and \d+\b", re.IGNORECASE
 )

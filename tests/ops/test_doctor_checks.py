@@ -20,6 +20,7 @@ from botocore.compat import HTTPHeaders
 from moto import mock_aws
 
 from filepipe import defaults
+from filepipe.cli.ops import doctor
 from filepipe.cli.ops.doctor import (
     PipelineProbe,
     Verdict,
@@ -453,6 +454,28 @@ def test_a_filter_policy_for_another_suffix_fails_event_delivery(world: World) -
 
     assert world.failing() == ["event-delivery"]
     assert "filepipe-doctor-probe.json is not sent" in world.result("event-delivery").detail
+
+
+def test_without_the_local_extra_the_filter_policy_is_a_warning_saying_what_to_install(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a filter policy that misses the pipeline's files, judged where moto (the matcher) is missing
+    _, subscription = _sns_route(world)
+    world.client("sns").set_subscription_attributes(
+        SubscriptionArn=subscription,
+        AttributeName="FilterPolicy",
+        AttributeValue=json.dumps(filter_policy(Route("transactions", INPUT_PREFIX, (".csv",)))),
+    )
+    monkeypatch.setattr(doctor, "missing_local_modules", lambda: ["moto"])
+
+    result = world.result("event-delivery")
+
+    # THEN the rest of the check stands, and the unjudged policy is a warning with the one line
+    assert result.verdict is Verdict.WARN
+    assert (
+        "the filter policy was not evaluated: `filepipe doctor` needs `pip install 'filepipe[local]'`"
+        in result.detail
+    )
 
 
 def test_a_subscription_without_redrive_fails_event_delivery(world: World) -> None:

@@ -1,0 +1,176 @@
+"""Unit tests of a processor without an endpoint: the handler's own pieces, called in-process.
+
+``processor_case`` loads the processor with the handler's loader (``"module:function"``, or the
+function itself), classifies what it raises as the handler does (:class:`ProcessorError` fails the file,
+:class:`RetryLaterError` retries it), reads a file with the handler's readers, checks records against the
+schema with the handler's validator and writes the output with the handler's encoders. What it leaves
+out is the AWS around them (the lease, the state table, multipart uploads, continuation), which the
+``local_stack`` fixture runs::
+
+    case = processor_case("transforms:normalise", schema="schemas/order.schema.json", code_dir="src")
+    case.record({"id": "a", "amount": "10"})  # {"id": "a", "amount": 10.0}, or raises ProcessorError
+    case.file(b'[{"id": "a", "amount": "10"}]').records  # [{"id": "a", "amount": 10.0}]
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, cast
+
+from filepipe.extras import require_local_extra
+from filepipe.handler.errors import SchemaValidationError
+from filepipe.handler.settings import (
+    DEFAULT_MAX_FILE_BYTES,
+    DEFAULT_MAX_SCHEMA_ERRORS,
+    FileFormat,
+    InvalidRecordPolicy,
+)
+from filepipe.handler.transform import Processor, load_processor
+from filepipe.handler.writers import CONTENT_TYPES, make_encoder
+from filepipe.testing.stack import decode_output
+
+SOURCE_FILE = "s3://processor-case/input"
+"""The ``source_file`` a JSON output's envelope names (there is no bucket here)."""
+
+
+@dataclass(frozen=True, slots=True)
+class FileCaseResult:
+    """What the handler would write for one file."""
+
+    output: bytes
+    """The output object's bytes, exactly as encoded."""
+    records: list[Any]
+    """The output's records, decoded again."""
+    rejects: list[dict[str, Any]] = field(default_factory=list)
+    """With ``invalid_records="write-rejects"``: ``{"index", "error", "record"}`` per invalid record, as in
+    the ``.rejects.ndjson`` file."""
+
+
+class ProcessorCase:
+    """One pipeline's record path (see :func:`processor_case`)."""
+
+    def __init__(
+        self,
+        processor: Processor | None,
+        validator: Any,
+        input_format: FileFormat,
+        output_format: FileFormat,
+        invalid_records: InvalidRecordPolicy,
+        max_file_bytes: int,
+    ) -> None:
+        from filepipe.handler.processing import FileProcessor
+
+        self.processor = processor
+        self.input_format = input_format
+        self.output_format = output_format
+        self.invalid_records = invalid_records
+        self.max_file_bytes = max_file_bytes
+        self._validator = validator
+        # The handler's own per-record call, which turns what the processor raises into the handler's
+        # error classes. It uses nothing of the file processor but the processor: the AWS parts are None.
+        self._files = FileProcessor(cast(Any, None), cast(Any, None), cast(Any, None), validator, processor)
+
+    def record(self, record: Any, index: int = 0) -> Any:
+        """The processor's result for one record (``None``: dropped). Raises what the handler would
+        record: :class:`ProcessorError` (permanent) or :class:`RetryLaterError` (retried)."""
+        return self._files._transform(index, record)
+
+    def check(self, record: Any) -> str | None:
+        """The schema's complaint about ``record`` as the handler words it, or ``None`` if it is valid."""
+        if self._validator is None:
+            return None
+        problem: str | None = self._validator.check(record)
+        return problem
+
+    def file(
+        self, content: bytes | str, *, source_file: str = SOURCE_FILE, processed_at: datetime | None = None
+    ) -> FileCaseResult:
+        """Read, validate, process and encode a whole file as the handler does (``source_file`` and
+        ``processed_at``: what a JSON output's envelope records; default now).
+
+        Raises the handler's permanent errors for what it would park: ``InvalidContentError``,
+        ``EmptyFileError``, ``SchemaValidationError`` (with ``invalid_records="reject-file"``),
+        ``ProcessorError``, ``OutputShapeError``...
+        """
+        from filepipe.handler.readers import SourceStream, open_reader
+
+        data = content.encode("utf-8") if isinstance(content, str) else content
+        reader = open_reader(SourceStream(io.BytesIO(data), self.max_file_bytes), self.input_format)
+        encoder = make_encoder(self.output_format, source_file, processed_at or datetime.now(UTC))
+        parts = [encoder.begin()]
+        errors: list[str] = []
+        rejects: list[dict[str, Any]] = []
+        written = 0
+        for index, record in enumerate(reader):
+            problem = self.check(record)
+            if problem is not None:
+                if self.invalid_records is InvalidRecordPolicy.REJECT_FILE:
+                    if len(errors) >= DEFAULT_MAX_SCHEMA_ERRORS:
+                        raise SchemaValidationError(errors, truncated=True)
+                    errors.append(f"record {index}: {problem}")
+                else:
+                    rejects.append({"index": index, "error": problem, "record": record})
+                continue
+            if errors:
+                continue  # the file is rejected: only the remaining records' checks matter
+            transformed = self.record(record, index)
+            if transformed is not None:
+                parts.append(encoder.encode(transformed))
+                written += 1
+        if errors:
+            raise SchemaValidationError(errors, truncated=False)
+        parts.append(encoder.end(written))
+        output = b"".join(parts)
+        return FileCaseResult(output, decode_output(output, CONTENT_TYPES[self.output_format]), rejects)
+
+
+def processor_case(
+    processor: str | Callable[[Any], Any] | None = None,
+    *,
+    schema: str | Path | Mapping[str, Any] | None = None,
+    input_format: str = FileFormat.JSON,
+    output_format: str = FileFormat.JSON,
+    invalid_records: str = InvalidRecordPolicy.REJECT_FILE,
+    code_dir: str | Path | None = None,
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+) -> ProcessorCase:
+    """A pipeline's record path for unit tests, configured as ``PipelineArgs`` configures it.
+
+    ``processor``: ``"module:function"`` (imported as the handler imports it, from ``code_dir`` when
+    given: the ``processor_code_dir`` shipped with the function) or the function itself. ``schema``: a
+    JSON Schema file or the schema itself.
+    """
+    require_local_extra("filepipe.testing")
+    if code_dir is not None and str(Path(code_dir).resolve()) not in sys.path:
+        # As Lambda imports the processor from its task root, where processor_code_dir is unpacked.
+        sys.path.insert(0, str(Path(code_dir).resolve()))
+    loaded = load_processor(processor) if isinstance(processor, str) else processor
+    return ProcessorCase(
+        loaded,
+        _validator(schema),
+        FileFormat(input_format),
+        FileFormat(output_format),
+        InvalidRecordPolicy(invalid_records),
+        max_file_bytes,
+    )
+
+
+def _validator(schema: str | Path | Mapping[str, Any] | None) -> Any:
+    from filepipe.handler.validation import load_validator
+
+    if schema is None:
+        return None
+    if isinstance(schema, str | Path):
+        return load_validator(str(Path(schema).resolve()))
+    import fastjsonschema
+
+    from filepipe.handler.validation import Validator
+
+    # The handler compiles a schema file the same way (load_validator); here the schema is inline.
+    return Validator("<inline schema>", fastjsonschema.compile(json.loads(json.dumps(schema))))

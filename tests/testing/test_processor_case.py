@@ -1,0 +1,150 @@
+"""``processor_case``: the handler's loader, error classes and encoders, with no endpoint."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from botocore.exceptions import ClientError
+
+from filepipe.handler.errors import (
+    EmptyFileError,
+    InvalidContentError,
+    OutputShapeError,
+    ProcessorError,
+    RetryLaterError,
+    SchemaValidationError,
+)
+from filepipe.handler.settings import FileFormat
+from filepipe.handler.transform import ProcessorConfigError
+from filepipe.testing import processor_case
+from tests.handler.test_output_identity import GOLDEN, INPUTS, PROCESSED_AT, expected_output
+
+SCHEMA = {"type": "object", "required": ["qty"], "properties": {"qty": {"type": "integer"}}}
+
+
+def _throttled(record: object) -> object:
+    raise ClientError({"Error": {"Code": "SlowDown", "Message": "slow down"}}, "GetItem")
+
+
+def test_a_processor_named_as_in_pipeline_args_is_loaded_and_applied() -> None:
+    case = processor_case("tests.handler.processors:add_total")
+
+    assert case.record({"qty": 2, "price": 1.5}) == {"qty": 2, "price": 1.5, "total": 3.0}
+    assert case.record({"skip": True}) is None
+
+
+@pytest.mark.parametrize(
+    ("processor", "error", "message"),
+    [
+        pytest.param(
+            "tests.handler.processors:explode",
+            ProcessorError,
+            "processor failed on record 3: KeyError: 'no such field'",
+            id="an-exception-fails-the-file",
+        ),
+        pytest.param(
+            "tests.handler.processors:downstream_down",
+            RetryLaterError,
+            "the reference-data service is unavailable",
+            id="retry-later-is-retried",
+        ),
+        pytest.param(
+            _throttled, RetryLaterError, "processor hit a transient error on record 3", id="aws-throttling"
+        ),
+    ],
+)
+def test_what_a_processor_raises_is_classified_as_the_handler_classifies_it(
+    processor: object, error: type[Exception], message: str
+) -> None:
+    case = processor_case(processor)  # type: ignore[arg-type]
+
+    with pytest.raises(error, match=message.replace("(", r"\(")):
+        case.record({"qty": 1}, index=3)
+
+
+def test_a_processor_that_cannot_be_imported_is_a_configuration_error() -> None:
+    with pytest.raises(ProcessorConfigError, match="must look like 'package.module:function'"):
+        processor_case("no_colon")
+
+
+def test_a_processor_is_imported_from_its_code_dir(tmp_path: Path) -> None:
+    (tmp_path / "case_code_dir_processor.py").write_text("def double(r):\n    return {'n': r['n'] * 2}\n")
+
+    case = processor_case("case_code_dir_processor:double", code_dir=tmp_path)
+
+    assert case.record({"n": 21}) == {"n": 42}
+
+
+@pytest.mark.parametrize("output_format", list(FileFormat), ids=lambda f: f"to-{f.value}")
+@pytest.mark.parametrize("name", list(INPUTS))
+def test_a_file_is_written_byte_for_byte_as_the_handler_writes_it(
+    name: str, output_format: FileFormat
+) -> None:
+    # GIVEN the handler's golden inputs and outputs
+    case = processor_case(input_format=INPUTS[name], output_format=output_format)
+
+    # WHEN the case writes the file
+    result = case.file(
+        (GOLDEN / name).read_bytes(), source_file=f"s3://bucket/in/{name}", processed_at=PROCESSED_AT
+    )
+
+    # THEN the bytes are the handler's
+    assert result.output == expected_output(name, output_format)
+
+
+def test_the_records_of_each_output_format_are_decoded() -> None:
+    content = b'{"a": 1, "b": "x"}\n{"a": 2, "b": "y"}\n'
+    expected = {
+        FileFormat.JSON: [{"a": 1, "b": "x"}, {"a": 2, "b": "y"}],
+        FileFormat.NDJSON: [{"a": 1, "b": "x"}, {"a": 2, "b": "y"}],
+        FileFormat.CSV: [{"a": "1", "b": "x"}, {"a": "2", "b": "y"}],  # CSV holds text
+    }
+    for output_format, records in expected.items():
+        assert (
+            processor_case(input_format="ndjson", output_format=output_format).file(content).records
+            == records
+        )
+
+
+def test_an_invalid_record_rejects_the_file_with_every_complaint() -> None:
+    case = processor_case(schema=SCHEMA, input_format="ndjson")
+
+    with pytest.raises(SchemaValidationError) as raised:
+        case.file(b'{"qty": 1}\n{"qty": "two"}\n{}\n')
+
+    assert raised.value.errors == [
+        "record 1: $.qty: $.qty must be integer",
+        "record 2: $: $ must contain ['qty'] properties",
+    ]
+
+
+def test_with_write_rejects_valid_records_are_written_and_invalid_ones_listed(tmp_path: Path) -> None:
+    schema = tmp_path / "schema.json"
+    schema.write_text(json.dumps(SCHEMA))
+    case = processor_case(
+        schema=schema, input_format="ndjson", output_format="ndjson", invalid_records="write-rejects"
+    )
+
+    result = case.file(b'{"qty": 1}\n{"qty": "two"}\n')
+
+    assert result.records == [{"qty": 1}]
+    assert result.rejects == [{"index": 1, "error": "$.qty: $.qty must be integer", "record": {"qty": "two"}}]
+
+
+@pytest.mark.parametrize(
+    ("content", "error"),
+    [
+        pytest.param(b"", EmptyFileError, id="empty"),
+        pytest.param(b'[{"a": ', InvalidContentError, id="truncated-json"),
+    ],
+)
+def test_content_the_handler_parks_raises_the_handlers_error(content: bytes, error: type[Exception]) -> None:
+    with pytest.raises(error):
+        processor_case().file(content)
+
+
+def test_a_record_the_output_format_cannot_hold_raises_the_handlers_error() -> None:
+    with pytest.raises(OutputShapeError, match="CSV output needs object records"):
+        processor_case(output_format="csv").file(b"[1, 2]")
