@@ -26,9 +26,7 @@ from .errors import (
     ObjectSupersededError,
     OutputKeyTooLongError,
     PermanentError,
-    ProcessorError,
     RetriesExhaustedError,
-    RetryLaterError,
     S3UnavailableError,
     SchemaValidationError,
     TransientError,
@@ -41,7 +39,7 @@ from .retryable import classify, is_transient
 from .settings import FileFormat, FileStatus, HandlerSettings, InvalidRecordPolicy
 from .source import OpenedObject, open_object
 from .state import Lease, Outcome, StateStore
-from .transform import Processor
+from .transform import Processor, transform
 from .validation import Validator
 from .writers import (
     CONTENT_TYPES,
@@ -303,16 +301,7 @@ class FileProcessor:
         return _Attempt(self, lease, target, deadline).run()
 
     def _transform(self, index: int, record: Any) -> Any:
-        if self._processor is None:
-            return record
-        try:
-            return self._processor(record)
-        except TransientError:
-            raise  # the processor asked for a retry (RetryLaterError)
-        except Exception as exc:
-            if is_transient(exc):
-                raise RetryLaterError(f"processor hit a transient error on record {index}: {exc}") from exc
-            raise ProcessorError(f"processor failed on record {index}: {type(exc).__name__}: {exc}") from exc
+        return transform(self._processor, index, record)
 
     def _close(self, writer: S3StreamWriter, ref: ObjectRef) -> None:
         try:

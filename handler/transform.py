@@ -13,6 +13,9 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from .errors import ProcessorError, RetryLaterError, TransientError
+from .retryable import is_transient
+
 Processor = Callable[[Any], Any]
 
 
@@ -36,6 +39,22 @@ def load_processor(spec: str) -> Processor:
         raise ProcessorConfigError(f"processor {spec!r} is not callable")
     processor: Processor = target
     return processor
+
+
+def transform(processor: Processor | None, index: int, record: Any) -> Any:
+    """``processor``'s result for record ``index`` (``None``: dropped), with what it raises as the
+    handler's error classes: a transient error (its own :class:`RetryLaterError`, or a throttle or
+    timeout of a service it called) is retried, anything else fails the file (:class:`ProcessorError`)."""
+    if processor is None:
+        return record
+    try:
+        return processor(record)
+    except TransientError:
+        raise  # the processor asked for a retry (RetryLaterError)
+    except Exception as exc:
+        if is_transient(exc):
+            raise RetryLaterError(f"processor hit a transient error on record {index}: {exc}") from exc
+        raise ProcessorError(f"processor failed on record {index}: {type(exc).__name__}: {exc}") from exc
 
 
 def envelope_head(source_file: str, processed_at: datetime) -> bytes:

@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from filepipe.extras import require_local_extra
 from filepipe.handler.errors import SchemaValidationError
@@ -64,22 +64,20 @@ class ProcessorCase:
         invalid_records: InvalidRecordPolicy,
         max_file_bytes: int,
     ) -> None:
-        from filepipe.handler.processing import FileProcessor
-
         self.processor = processor
         self.input_format = input_format
         self.output_format = output_format
         self.invalid_records = invalid_records
         self.max_file_bytes = max_file_bytes
         self._validator = validator
-        # The handler's own per-record call, which turns what the processor raises into the handler's
-        # error classes. It uses nothing of the file processor but the processor: the AWS parts are None.
-        self._files = FileProcessor(cast(Any, None), cast(Any, None), cast(Any, None), validator, processor)
 
     def record(self, record: Any, index: int = 0) -> Any:
         """The processor's result for one record (``None``: dropped). Raises what the handler would
         record: :class:`ProcessorError` (permanent) or :class:`RetryLaterError` (retried)."""
-        return self._files._transform(index, record)
+        from filepipe.handler.transform import transform
+
+        # The handler's own per-record call, which turns what the processor raises into its error classes.
+        return transform(self.processor, index, record)
 
     def check(self, record: Any) -> str | None:
         """The schema's complaint about ``record`` as the handler words it, or ``None`` if it is valid."""
