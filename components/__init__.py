@@ -5,22 +5,35 @@ from filepipe import FileProcessingPipeline, PipelineArgs
 FileProcessingPipeline("orders", PipelineArgs(input_prefix="incoming/orders/"))
 """
 
-from .args import CircuitBreakerArgs, PipelineArgs
-from .bucket import PipelineBucket, PipelineBucketArgs
+from .args import (
+    Architecture,
+    CircuitBreakerArgs,
+    Encryption,
+    NotificationMode,
+    PipelineArgs,
+    PipelineBucketArgs,
+    PipelineGroupArgs,
+    PrefixLifecycleRule,
+)
+from .bucket import PipelineBucket
 from .errors import PipelineConfigError
-from .group import PipelineGroup, PipelineGroupArgs
+from .group import PipelineGroup
 from .handler.settings import FileFormat, InvalidRecordPolicy
 from .pipeline import FileProcessingPipeline
 
 __all__ = [
+    "Architecture",
     "CircuitBreakerArgs",
+    "Encryption",
     "FileFormat",
     "FileProcessingPipeline",
     "InvalidRecordPolicy",
+    "NotificationMode",
     "PipelineArgs",
     "PipelineBucket",
     "PipelineBucketArgs",
     "PipelineConfigError",
     "PipelineGroup",
     "PipelineGroupArgs",
+    "PrefixLifecycleRule",
 ]

@@ -159,10 +159,10 @@ def test_defaults_apply_to_every_pipeline_unless_overridden():
         }
     )
 
-    pipelines = config.groups["data"].pipelines
-    assert (pipelines["a"].timeout_seconds, pipelines["a"].memory_mb) == (120, 1024)
-    assert (pipelines["b"].timeout_seconds, pipelines["b"].memory_mb) == (30, 1024)
-    assert pipelines["b"].alert_emails == ("ops@example.com",)
+    pipelines = config.groups["data"]["pipelines"]
+    assert (pipelines["a"]["timeout_seconds"], pipelines["a"]["memory_mb"]) == (120, 1024)
+    assert (pipelines["b"]["timeout_seconds"], pipelines["b"]["memory_mb"]) == (30, 1024)
+    assert pipelines["b"]["alert_emails"] == ("ops@example.com",)
 
 
 def test_secrets_in_a_stack_file_are_refused(tmp_path):
