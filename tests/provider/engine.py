@@ -124,10 +124,20 @@ class Plugin:
 
 
 @contextmanager
-def run_plugin(python: str | Path, folder: Path, engine_address: str, stderr: IO[bytes]) -> Iterator[Plugin]:
+def run_plugin(
+    python: str | Path,
+    folder: Path,
+    engine_address: str,
+    stderr: IO[bytes],
+    env: Mapping[str, str] | None = None,
+) -> Iterator[Plugin]:
     """Start the plugin as the language host does (``python <folder> <engine>``) and connect to it."""
     process = subprocess.Popen(
-        [str(python), str(folder), engine_address], stdout=subprocess.PIPE, stderr=stderr, cwd=folder.parent
+        [str(python), str(folder), engine_address],
+        stdout=subprocess.PIPE,
+        stderr=stderr,
+        cwd=folder.parent,
+        env=env,
     )
     try:
         assert process.stdout is not None
