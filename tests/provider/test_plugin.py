@@ -6,6 +6,7 @@ project's Pulumi mocks served over gRPC, so every child the component registers 
 """
 
 import json
+import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Any
 
 import grpc  # type: ignore[import-untyped]
 import pytest
+import yaml
 from google.protobuf import empty_pb2  # type: ignore[import-untyped]
 from pulumi.runtime.proto import provider_pb2
 
@@ -180,3 +182,35 @@ def test_a_value_the_components_validation_refuses_fails_the_construct_naming_th
     assert "pipeline 'orders': memory_mb=64 MB is outside AWS's range 128..10240 MB" in (
         error.details() or ""
     )
+
+
+def _readme_yaml_program() -> dict[str, Any]:
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```yaml\n(.*?)```", text, flags=re.DOTALL)
+    (program,) = [block for block in blocks if "runtime: yaml" in block]
+    document: dict[str, Any] = yaml.safe_load(program)
+    return document
+
+
+def test_the_readmes_yaml_program_constructs_and_has_the_outputs_it_exports(plugin):
+    # GIVEN the README's YAML program
+    program = _readme_yaml_program()
+    assert program["packages"]["filepipe"].endswith(".git/provider@v0.1.0")
+
+    # WHEN the engine constructs each of its resources (without the dependency layer: no pip here)
+    with mock_monitor() as (address, _):
+        outputs = {
+            name: construct(plugin, address, resource["type"], name, _offline(resource["properties"]))
+            for name, resource in program["resources"].items()
+        }
+
+    # THEN every output it exports exists
+    for expression in program["outputs"].values():
+        name, output = re.fullmatch(r"\$\{(\w+)\.(\w+)\}", expression).groups()  # type: ignore[union-attr]
+        assert output in outputs[name], expression
+
+
+def _offline(properties: dict[str, Any]) -> dict[str, Any]:
+    if "pipelines" in properties:
+        return {**properties, "pipelines": {k: {**v, **OFFLINE} for k, v in properties["pipelines"].items()}}
+    return {**properties, **OFFLINE}
