@@ -11,6 +11,7 @@ from filepipe import (
     PipelineConfigError,
     defaults,
 )
+from filepipe.handler.settings import EnvVar, HandlerSettings
 from filepipe.resolved import resolve_bucket, resolve_pipeline
 from tests.components.conftest import build, pipeline_args
 
@@ -51,12 +52,24 @@ def test_whole_number_floats_become_ints_at_every_level():
     assert type(bucket.prefix_rules[0].expiration_days) is int
 
 
-def test_a_component_given_floats_registers_ints(mocks):
-    build(
-        lambda: FileProcessingPipeline("orders", pipeline_args({"input_prefix": "in/", "memory_mb": 1024.0}))
-    )
+def test_a_component_given_floats_writes_whole_numbers_into_the_handlers_settings(mocks):
+    # GIVEN integers as floats (as every language's program sends them through the provider)
+    fields = {
+        "input_prefix": "in/",
+        "max_file_bytes": 1_048_576.0,
+        "timeout_seconds": 30.0,
+        "max_receive_count": 7.0,
+    }
 
-    assert mocks.one("aws:lambda/function:Function").inputs["memorySize"] == 1024
+    # WHEN the pipeline is built
+    build(lambda: FileProcessingPipeline("orders", pipeline_args(fields)))
+
+    # THEN the handler's environment holds whole numbers, which it parses with int()
+    variables = mocks.one("aws:lambda/function:Function").inputs["environment"]["variables"]
+    assert variables[EnvVar.MAX_FILE_BYTES] == "1048576"
+    assert variables[EnvVar.LEASE_SECONDS] == "60"
+    assert variables[EnvVar.MAX_RECEIVE_COUNT] == "7"
+    assert HandlerSettings.from_env(variables).max_file_bytes == 1_048_576
 
 
 def test_strings_become_enums():
