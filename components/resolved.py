@@ -198,7 +198,8 @@ _ENUMS: Mapping[str, type[StrEnum]] = {
 }
 """The choices, by the name the settings' annotations give them."""
 
-_SEQUENCES = {"input_suffixes", "alert_emails", "extra_layers"}
+SEQUENCE_FIELDS = frozenset({"input_suffixes", "alert_emails", "extra_layers"})
+"""The pipeline's list fields (kept as tuples)."""
 _PATHS = {"schema", "processor_code_dir"}
 _KEEP_WHEN_ZERO = {"abort_incomplete_multipart_upload_days", "noncurrent_version_expiration_days"}
 """Bucket lifecycle days where 0 (every language) or ``None`` (Python) means "keep forever": a null input
@@ -228,7 +229,7 @@ def _coerce(where: str, name: str, annotation: str, value: Any) -> Any:
             hint = " (a JSON Schema document goes in schema_document)" if name == "schema" else ""
             raise PipelineConfigError(f"{where}{name}={value!r} must be a path{hint}.")
         return os.fspath(value)
-    if name in _SEQUENCES:
+    if name in SEQUENCE_FIELDS:
         if isinstance(value, str) or not isinstance(value, Sequence):
             raise PipelineConfigError(f"{where}{name}={value!r} must be a list.")
         return tuple(value)

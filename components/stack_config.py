@@ -35,7 +35,7 @@ from . import defaults
 from .args import CircuitBreakerArgs, PipelineArgs, PipelineBucketArgs, PipelineGroupArgs
 from .errors import PipelineConfigError
 from .handler.settings import FileFormat, InvalidRecordPolicy
-from .resolved import BreakerSettings, PipelineSettings
+from .resolved import SEQUENCE_FIELDS, BreakerSettings, PipelineSettings
 
 CREATED_BUCKET_GROUP = "data"
 """Name of the group (and its bucket) for pipelines that do not name an existing bucket."""
@@ -129,7 +129,7 @@ def _coerce(where: str, field_name: str, value: Any) -> Any:
     elif "int" in str(_settable_fields()[field_name].type).split(" | "):
         if isinstance(value, bool) or not isinstance(value, int):
             raise PipelineConfigError(f"{where}: {key} must be a whole number, got {value!r}.")
-    elif field_name in {"input_suffixes", "alert_emails", "extra_layers"}:
+    elif field_name in SEQUENCE_FIELDS:
         if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
             raise PipelineConfigError(f"{where}: {key} must be a list of strings, got {value!r}.")
         return tuple(value)
