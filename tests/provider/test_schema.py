@@ -14,6 +14,7 @@ from typing import Any
 
 import jsonschema
 import pytest
+import yaml
 from pulumi.provider.experimental.analyzer import Analyzer
 
 from filepipe import Architecture, Encryption, FileFormat, InvalidRecordPolicy, NotificationMode, plugin
@@ -186,3 +187,18 @@ def test_the_committed_snapshot_is_the_schema_the_code_produces(schema):
         "provider/schema.json differs from the schema of the components: review the change, then "
         "refresh it with `./run python -m filepipe.plugin > provider/schema.json`"
     )
+
+
+def test_the_plugin_folder_is_a_python_plugin_that_installs_this_checkout():
+    folder = REPO / "provider"
+    manifest = yaml.safe_load((folder / "PulumiPlugin.yaml").read_text(encoding="utf-8"))
+    requirements = [
+        line.strip()
+        for line in (folder / "requirements.txt").read_text(encoding="utf-8").splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+
+    assert manifest["runtime"]["name"] == "python"
+    # The language host runs `python provider/`; pip resolves `..` from the plugin folder: the repo root.
+    assert (folder / "__main__.py").is_file() and "host()" in (folder / "__main__.py").read_text()
+    assert requirements == [".."] and (folder.parent / "pyproject.toml").is_file()
