@@ -15,34 +15,56 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .args import CircuitBreakerArgs, PipelineArgs
-    from .bucket import PipelineBucket, PipelineBucketArgs
+    from .args import (
+        Architecture,
+        CircuitBreakerArgs,
+        Encryption,
+        NotificationMode,
+        PipelineArgs,
+        PipelineBucketArgs,
+        PipelineGroupArgs,
+        PrefixLifecycleRule,
+    )
+    from .bucket import PipelineBucket
     from .errors import PipelineConfigError
-    from .group import PipelineGroup, PipelineGroupArgs
+    from .group import PipelineGroup
     from .handler.settings import FileFormat, InvalidRecordPolicy
     from .pipeline import FileProcessingPipeline
 
 _MODULES = {
-    ".args": ("CircuitBreakerArgs", "PipelineArgs"),
-    ".bucket": ("PipelineBucket", "PipelineBucketArgs"),
+    ".args": (
+        "Architecture",
+        "CircuitBreakerArgs",
+        "Encryption",
+        "NotificationMode",
+        "PipelineArgs",
+        "PipelineBucketArgs",
+        "PipelineGroupArgs",
+        "PrefixLifecycleRule",
+    ),
+    ".bucket": ("PipelineBucket",),
     ".errors": ("PipelineConfigError",),
-    ".group": ("PipelineGroup", "PipelineGroupArgs"),
+    ".group": ("PipelineGroup",),
     ".handler.settings": ("FileFormat", "InvalidRecordPolicy"),
     ".pipeline": ("FileProcessingPipeline",),
 }
 _WHERE = {name: module for module, names in _MODULES.items() for name in names}
 
 __all__ = [
+    "Architecture",
     "CircuitBreakerArgs",
+    "Encryption",
     "FileFormat",
     "FileProcessingPipeline",
     "InvalidRecordPolicy",
+    "NotificationMode",
     "PipelineArgs",
     "PipelineBucket",
     "PipelineBucketArgs",
     "PipelineConfigError",
     "PipelineGroup",
     "PipelineGroupArgs",
+    "PrefixLifecycleRule",
 ]
 
 

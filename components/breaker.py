@@ -23,12 +23,12 @@ import pulumi
 import pulumi_aws as aws
 
 from . import defaults
-from .args import CircuitBreakerArgs
 from .handler.settings import METRICS_NAMESPACE, BreakerAttribute, EnvVar, Metric
 from .lambda_code import BREAKER_ENTRY_POINT, code_archive
 from .monitoring import handler_dimensions
 from .naming import scoped
 from .policies import breaker_role_policy, lambda_assume_role_policy
+from .resolved import BreakerSettings
 
 ALARMS_PRINCIPAL = "lambda.alarms.cloudwatch.amazonaws.com"
 """The service principal CloudWatch invokes a Lambda alarm action as."""
@@ -76,9 +76,7 @@ def breaker_table(
     )
 
 
-def handler_environment(
-    breaker: CircuitBreakerArgs, table: aws.dynamodb.Table
-) -> dict[str, pulumi.Input[str]]:
+def handler_environment(breaker: BreakerSettings, table: aws.dynamodb.Table) -> dict[str, pulumi.Input[str]]:
     """What the handler needs to re-send (instead of park) while the breaker is not closed."""
     return {EnvVar.BREAKER_TABLE: table.name, EnvVar.MAX_REQUEUES: str(breaker.max_requeues)}
 
@@ -88,7 +86,7 @@ def create_circuit_breaker(
     *,
     pipeline: str,
     service: str,
-    breaker: CircuitBreakerArgs,
+    breaker: BreakerSettings,
     table: aws.dynamodb.Table,
     mapping: aws.lambda_.EventSourceMapping,
     closed_concurrency: int | None,

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Final
 
+from .args import Architecture
 from .handler import settings as handler_settings
 
 # --- Function -------------------------------------------------------------------------------------
@@ -21,7 +22,7 @@ here: every default CSV pipeline would warn at preview that its largest files ta
 default CSV pipeline with ``state_table=False`` would be an error. Larger files are a choice with its own
 settings (more memory, which brings more CPU, or a longer timeout; see the README);
 tests/components/test_capacity.py keeps the defaults fitting when the rates change."""
-ARCHITECTURE: Final = "arm64"
+ARCHITECTURE: Final = Architecture.ARM64
 """Graviton: ~20% cheaper per GB-second than x86_64 and as fast for this I/O-bound work."""
 PYTHON_RUNTIME: Final = "python3.13"
 SUPPORTED_RUNTIMES: Final = ("python3.11", "python3.12", "python3.13")

@@ -2,9 +2,10 @@
 
 The constructor validates every input first, then builds the pipeline section by section: each section is a
 function below that takes what it needs and returns the resources the component keeps.
-"""
 
-from __future__ import annotations
+No ``from __future__ import annotations``: Pulumi's analyzer reads the component's annotations as live
+objects (its outputs are the annotated public attributes).
+"""
 
 import json
 from collections.abc import Callable
@@ -15,10 +16,10 @@ import pulumi
 import pulumi_aws as aws
 
 from . import defaults
-from .args import PipelineArgs
+from .args import PipelineArgs, PipelineBucketArgs
 from .breaker import CircuitBreaker, breaker_table, create_circuit_breaker, handler_environment
 from .breaker import auto_names as breaker_auto_names
-from .bucket import PipelineBucket, PipelineBucketArgs, bucket_name_of
+from .bucket import PipelineBucket, bucket_name_of
 from .dependencies import build_layer_dir
 from .errors import PipelineConfigError
 from .handler.settings import ATTENTION_INDEX, METRICS_NAMESPACE, EnvVar, StateAttribute
@@ -37,6 +38,7 @@ from .policies import (
     s3_to_queue_policy,
     sns_to_queue_policy,
 )
+from .resolved import PipelineSettings, resolve_bucket, resolve_pipeline
 from .routing import RoutingTopic, filter_policy, routing_topic
 from .validation import (
     InputFilter,
@@ -56,130 +58,233 @@ class FileProcessingPipeline(pulumi.ComponentResource):
 
     bucket_name: pulumi.Output[str]
     """The bucket files arrive in (and outputs are written to)."""
-    queue: aws.sqs.Queue
-    """The queue S3 (or EventBridge) notifies."""
-    dead_letter_queue: aws.sqs.Queue
-    """Where poison files' messages are parked."""
-    function: aws.lambda_.Function
-    """The handler."""
-    event_source_mapping: aws.lambda_.EventSourceMapping
+    input_prefix: str
+    """The key prefix files arrive under."""
+    input_suffixes: list[str]
+    """The key suffixes that trigger processing."""
+    output_prefix: str
+    """Where results are written."""
+    queue_url: pulumi.Output[str]
+    """The queue S3 (or EventBridge, or the routing topic) notifies."""
+    queue_arn: pulumi.Output[str]
+    """ARN of the queue; a bucket notification you manage yourself targets it."""
+    dlq_url: pulumi.Output[str]
+    """Where poison files' messages are parked (the dead-letter queue)."""
+    dlq_arn: pulumi.Output[str]
+    """ARN of the dead-letter queue."""
+    function_name: pulumi.Output[str]
+    """The handler function."""
+    function_arn: pulumi.Output[str]
+    """ARN of the handler function."""
+    log_group_name: pulumi.Output[str]
+    """The function's log group."""
+    event_source_mapping_id: pulumi.Output[str]
     """Queue -> function wiring (pause processing by disabling it)."""
-    table: aws.dynamodb.Table | None
-    """Processing state per file version (``None`` when ``state_table=False``)."""
+    table_name: pulumi.Output[str]
+    """Processing state per file version; empty when ``state_table`` is false."""
     topic_arn: pulumi.Output[str]
     """The SNS topic alerts go to."""
-    alarms: list[aws.cloudwatch.MetricAlarm]
-    """DLQ depth, age of oldest message, function errors, function throttles."""
-    dashboard: aws.cloudwatch.Dashboard
+    alarm_names: pulumi.Output[list[str]]
+    """DLQ depth, age of oldest message, function errors, function throttles (and the breaker's)."""
+    dashboard_name: pulumi.Output[str]
     """The pipeline's CloudWatch dashboard."""
-    circuit_breaker: CircuitBreaker | None
-    """The breaker's table, function, alarms and timer (``None`` without ``circuit_breaker``)."""
-    notification_target: NotificationTarget
-    """What the bucket's (single) notification configuration needs for this pipeline."""
-    subscription: aws.sns.TopicSubscription | None
-    """``sns`` mode: the queue's filtered subscription to the bucket's routing topic."""
-    routing_topic: aws.sns.Topic | None
-    """``sns`` mode: the routing topic, when this pipeline created it (it manages its bucket's notification)."""
-    outputs: dict[str, pulumi.Output[Any]]
-    """Everything a stack exports for this pipeline (camelCase keys, as ``pulumi stack output`` shows)."""
+    breaker_table_name: pulumi.Output[str] | None
+    """The circuit breaker's state table; unset without ``circuit_breaker``."""
+    breaker_function_name: pulumi.Output[str] | None
+    """The circuit breaker's function; unset without ``circuit_breaker``."""
+    routing_topic_arn: pulumi.Output[str] | None
+    """``sns`` mode: the routing topic, when this pipeline created it (it manages its bucket's
+    notification)."""
+
+    # The resources themselves: Python programs read them through the properties below; the schema (every
+    # other language) carries the names and ARNs above.
+    _queue: aws.sqs.Queue
+    _dead_letter_queue: aws.sqs.Queue
+    _function: aws.lambda_.Function
+    _event_source_mapping: aws.lambda_.EventSourceMapping
+    _table: aws.dynamodb.Table | None
+    _alarms: list[aws.cloudwatch.MetricAlarm]
+    _dashboard: aws.cloudwatch.Dashboard
+    _circuit_breaker: CircuitBreaker | None
+    _notification_target: NotificationTarget
+    _subscription: aws.sns.TopicSubscription | None
+    _routing_topic: aws.sns.Topic | None
+    _outputs: dict[str, pulumi.Output[Any]]
 
     def __init__(self, name: str, args: PipelineArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         # Validate first: nothing is registered for an invalid pipeline.
-        pipeline = args.pipeline_name or name
-        input_filter = validate_pipeline(pipeline, args)
-        if args.manage_bucket_notification:
+        settings = resolve_pipeline(args, name)
+        pipeline = settings.pipeline_name or name
+        input_filter = validate_pipeline(pipeline, settings)
+        if settings.manage_bucket_notification:
             validate_bucket_filters(name, [input_filter])
-        check_auto_names(pipeline, auto_names(name, args))
-        _check_bucket_ownership(pipeline, args)
-        schema = load_schema(args.schema)
-        bucket_args = _created_bucket_args(name, pipeline, args)
+        check_auto_names(pipeline, auto_names(name, settings))
+        _check_bucket_ownership(pipeline, settings)
+        schema = load_schema(settings.schema, settings.schema_document)
+        bucket_args = _created_bucket_args(name, pipeline, settings)
 
         # Then build, section by section; each section returns what the component keeps.
         super().__init__(TYPE_TOKEN, name, None, opts)
         # Attached to the component, so `pulumi preview` shows them under this pipeline.
-        for warning in capacity_warnings(pipeline, args):
+        for warning in capacity_warnings(pipeline, settings):
             pulumi.log.warn(warning, resource=self)
         scope = _Scope(
             name,
             pipeline,
-            args,
-            tags={**args.tags, "filepipe:pipeline": pipeline},
+            settings,
+            tags={**settings.tags, "filepipe:pipeline": pipeline},
             parent=self,
             region=aws.get_region_output().region,
             account_id=aws.get_caller_identity_output().account_id,
             partition=aws.get_partition_output().partition,
         )
 
-        bucket = (
-            args.bucket
-            if args.bucket is not None
-            else PipelineBucket(f"{name}-bucket", bucket_args, opts=scope.options())
-        )
-        self.bucket_name = bucket_name_of(bucket)
+        if settings.bucket is not None:
+            self.bucket_name = bucket_name_of(settings.bucket)
+        else:
+            created = PipelineBucket(
+                f"{name}-bucket", bucket_args or PipelineBucketArgs(), opts=scope.options()
+            )
+            self.bucket_name = created.bucket_name
         kms_key_arn = _customer_managed_key_arn(scope)
         queues = _queues(scope, kms_key_arn)
-        self.queue, self.dead_letter_queue = queues
+        self._queue, self._dead_letter_queue = queues
         routes = _own_routing_topic(scope, self.bucket_name, kms_key_arn)
-        self.routing_topic = routes.topic if routes is not None else None
-        topic_arn = routes.topic.arn if routes is not None else args.routing_topic_arn
-        self.notification_target, self.subscription = _event_delivery(
+        self._routing_topic = routes.topic if routes is not None else None
+        topic_arn = routes.topic.arn if routes is not None else settings.routing_topic_arn
+        self._notification_target, self._subscription = _event_delivery(
             scope, input_filter, queues, self.bucket_name, topic_arn
         )
-        if args.manage_bucket_notification:
+        if settings.manage_bucket_notification:
             bucket_notification(
-                name, self.bucket_name, [self.notification_target], parent=self, routes=routes
+                name, self.bucket_name, [self._notification_target], parent=self, routes=routes
             )
-        self.table = _state_table(scope, kms_key_arn) if args.state_table else None
+        self._table = _state_table(scope, kms_key_arn) if settings.state_table else None
         # The breaker's table before the handler: the handler reads it on a message's last delivery.
         state_of_breaker = (
             breaker_table(name, kms_key_arn, scope.tags, scope.options())
-            if args.circuit_breaker is not None
+            if settings.circuit_breaker is not None
             else None
         )
-        self.function, self.event_source_mapping = _function(
+        self._function, self._event_source_mapping = _function(
             scope,
             queues,
-            self.table,
+            self._table,
             kms_key_arn,
             bucket_name=self.bucket_name,
             schema=schema,
             breaker_table=state_of_breaker,
         )
         self.topic_arn = _alert_topic_arn(scope, kms_key_arn)
-        self.alarms, self.dashboard = _monitoring(scope, queues, self.function, self.topic_arn)
-        self.circuit_breaker = (
-            _circuit_breaker(scope, state_of_breaker, self.event_source_mapping, self.topic_arn, kms_key_arn)
+        self._alarms, self._dashboard = _monitoring(scope, queues, self._function, self.topic_arn)
+        self._circuit_breaker = (
+            _circuit_breaker(scope, state_of_breaker, self._event_source_mapping, self.topic_arn, kms_key_arn)
             if state_of_breaker is not None
             else None
         )
 
-        self.outputs = {
+        self.input_prefix = settings.input_prefix
+        self.input_suffixes = list(settings.effective_suffixes())
+        self.output_prefix = settings.effective_output_prefix()
+        self.queue_url, self.queue_arn = self._queue.url, self._queue.arn
+        self.dlq_url, self.dlq_arn = self._dead_letter_queue.url, self._dead_letter_queue.arn
+        self.function_name, self.function_arn = self._function.name, self._function.arn
+        self.log_group_name = self._function.logging_config.apply(
+            lambda config: config.log_group or "" if config is not None else ""
+        )
+        self.event_source_mapping_id = self._event_source_mapping.uuid
+        self.table_name = self._table.name if self._table is not None else pulumi.Output.from_input("")
+        self.alarm_names = pulumi.Output.all(*[alarm.name for alarm in self._alarms])
+        self.dashboard_name = self._dashboard.dashboard_name
+        breaker = self._circuit_breaker
+        self.breaker_table_name = breaker.table.name if breaker is not None else None
+        self.breaker_function_name = breaker.function.name if breaker is not None else None
+        self.routing_topic_arn = self._routing_topic.arn if self._routing_topic is not None else None
+
+        self._outputs = {
             PipelineOutput.PIPELINE: pulumi.Output.from_input(pipeline),
             PipelineOutput.BUCKET: self.bucket_name,
-            PipelineOutput.INPUT_PREFIX: pulumi.Output.from_input(args.input_prefix),
-            PipelineOutput.INPUT_SUFFIXES: pulumi.Output.from_input(list(args.effective_suffixes())),
-            PipelineOutput.OUTPUT_PREFIX: pulumi.Output.from_input(args.effective_output_prefix()),
-            PipelineOutput.QUEUE_URL: self.queue.url,
-            PipelineOutput.QUEUE_ARN: self.queue.arn,
-            PipelineOutput.DLQ_URL: self.dead_letter_queue.url,
-            PipelineOutput.DLQ_ARN: self.dead_letter_queue.arn,
-            PipelineOutput.FUNCTION_NAME: self.function.name,
-            PipelineOutput.FUNCTION_ARN: self.function.arn,
-            PipelineOutput.LOG_GROUP_NAME: self.function.logging_config.apply(
-                lambda config: config.log_group or "" if config is not None else ""
-            ),
-            PipelineOutput.EVENT_SOURCE_MAPPING_ID: self.event_source_mapping.uuid,
+            PipelineOutput.INPUT_PREFIX: pulumi.Output.from_input(self.input_prefix),
+            PipelineOutput.INPUT_SUFFIXES: pulumi.Output.from_input(self.input_suffixes),
+            PipelineOutput.OUTPUT_PREFIX: pulumi.Output.from_input(self.output_prefix),
+            PipelineOutput.QUEUE_URL: self.queue_url,
+            PipelineOutput.QUEUE_ARN: self.queue_arn,
+            PipelineOutput.DLQ_URL: self.dlq_url,
+            PipelineOutput.DLQ_ARN: self.dlq_arn,
+            PipelineOutput.FUNCTION_NAME: self.function_name,
+            PipelineOutput.FUNCTION_ARN: self.function_arn,
+            PipelineOutput.LOG_GROUP_NAME: self.log_group_name,
+            PipelineOutput.EVENT_SOURCE_MAPPING_ID: self.event_source_mapping_id,
             PipelineOutput.TOPIC_ARN: self.topic_arn,
-            PipelineOutput.TABLE_NAME: (
-                self.table.name if self.table is not None else pulumi.Output.from_input("")
-            ),
-            PipelineOutput.ALARM_NAMES: pulumi.Output.all(*[alarm.name for alarm in self.alarms]),
-            PipelineOutput.DASHBOARD_NAME: self.dashboard.dashboard_name,
+            PipelineOutput.TABLE_NAME: self.table_name,
+            PipelineOutput.ALARM_NAMES: self.alarm_names,
+            PipelineOutput.DASHBOARD_NAME: self.dashboard_name,
         }
-        if self.circuit_breaker is not None:
-            self.outputs[PipelineOutput.BREAKER_TABLE_NAME] = self.circuit_breaker.table.name
-            self.outputs[PipelineOutput.BREAKER_FUNCTION_NAME] = self.circuit_breaker.function.name
-        self.register_outputs(self.outputs)
+        if self.breaker_table_name is not None and self.breaker_function_name is not None:
+            self._outputs[PipelineOutput.BREAKER_TABLE_NAME] = self.breaker_table_name
+            self._outputs[PipelineOutput.BREAKER_FUNCTION_NAME] = self.breaker_function_name
+        self.register_outputs(self._outputs)
+
+    # --- Python programs: the resources themselves -------------------------------------------------
+    @property
+    def queue(self) -> aws.sqs.Queue:
+        """The queue S3 (or EventBridge) notifies."""
+        return self._queue
+
+    @property
+    def dead_letter_queue(self) -> aws.sqs.Queue:
+        """Where poison files' messages are parked."""
+        return self._dead_letter_queue
+
+    @property
+    def function(self) -> aws.lambda_.Function:
+        """The handler."""
+        return self._function
+
+    @property
+    def event_source_mapping(self) -> aws.lambda_.EventSourceMapping:
+        """Queue -> function wiring (pause processing by disabling it)."""
+        return self._event_source_mapping
+
+    @property
+    def table(self) -> aws.dynamodb.Table | None:
+        """Processing state per file version (``None`` when ``state_table=False``)."""
+        return self._table
+
+    @property
+    def alarms(self) -> list[aws.cloudwatch.MetricAlarm]:
+        """DLQ depth, age of oldest message, function errors, function throttles."""
+        return self._alarms
+
+    @property
+    def dashboard(self) -> aws.cloudwatch.Dashboard:
+        """The pipeline's CloudWatch dashboard."""
+        return self._dashboard
+
+    @property
+    def circuit_breaker(self) -> CircuitBreaker | None:
+        """The breaker's table, function, alarms and timer (``None`` without ``circuit_breaker``)."""
+        return self._circuit_breaker
+
+    @property
+    def notification_target(self) -> NotificationTarget:
+        """What the bucket's (single) notification configuration needs for this pipeline."""
+        return self._notification_target
+
+    @property
+    def subscription(self) -> aws.sns.TopicSubscription | None:
+        """``sns`` mode: the queue's filtered subscription to the bucket's routing topic."""
+        return self._subscription
+
+    @property
+    def routing_topic(self) -> aws.sns.Topic | None:
+        """``sns`` mode: the routing topic, when this pipeline created it."""
+        return self._routing_topic
+
+    @property
+    def outputs(self) -> dict[str, pulumi.Output[Any]]:
+        """Everything a stack exports for this pipeline (camelCase keys, as ``pulumi stack output`` shows)."""
+        return self._outputs
 
 
 @dataclass(frozen=True)
@@ -191,7 +296,7 @@ class _Scope:
     """The component's resource name: children are ``f"{name}-<role>"``."""
     pipeline: str
     """The pipeline's name (logs, metrics, alarms, dashboard)."""
-    args: PipelineArgs
+    args: PipelineSettings
     tags: dict[str, pulumi.Input[str]]
     parent: pulumi.Resource
     region: pulumi.Output[str]
@@ -225,18 +330,19 @@ def _json(document: Callable[..., PolicyDocument], **inputs: pulumi.Input[Any]) 
     return pulumi.Output.all(**inputs).apply(lambda values: json.dumps(document(**values)))
 
 
-def _created_bucket_args(name: str, pipeline: str, args: PipelineArgs) -> PipelineBucketArgs | None:
-    """The settings of the bucket this pipeline creates, with its input lifecycle rule, validated; ``None``
+def _created_bucket_args(name: str, pipeline: str, args: PipelineSettings) -> PipelineBucketArgs | None:
+    """The inputs of the bucket this pipeline creates, with its input lifecycle rule, validated; ``None``
     when it uses an existing or shared bucket."""
-    if args.bucket is not None:
+    if args.existing_bucket:
         return None
     input_rule = args.input_lifecycle(f"inputs-{pipeline}")
-    bucket_args = PipelineBucketArgs(prefix_rules=[input_rule] if input_rule else [])
+    bucket_args = PipelineBucketArgs(prefix_rules=[input_rule.as_args()] if input_rule else [])
+    bucket = resolve_bucket(bucket_args)
     validate_bucket_lifecycle(
         f"{name}-bucket",
-        abort_incomplete_multipart_upload_days=bucket_args.abort_incomplete_multipart_upload_days,
-        noncurrent_version_expiration_days=bucket_args.noncurrent_version_expiration_days,
-        rules=bucket_args.prefix_rules,
+        abort_incomplete_multipart_upload_days=bucket.abort_incomplete_multipart_upload_days,
+        noncurrent_version_expiration_days=bucket.noncurrent_version_expiration_days,
+        rules=bucket.prefix_rules,
         longest_dlq_retention_seconds=args.dlq_retention_seconds,
     )
     return bucket_args
@@ -726,7 +832,7 @@ def _circuit_breaker(
     )
 
 
-def auto_names(name: str, args: PipelineArgs) -> list[tuple[str, str]]:
+def auto_names(name: str, args: PipelineSettings) -> list[tuple[str, str]]:
     """``(kind, logical name)`` of every child AWS names after its logical name (plus Pulumi's suffix)."""
     names = [
         ("lambda function", f"{name}-function"),
@@ -735,7 +841,7 @@ def auto_names(name: str, args: PipelineArgs) -> list[tuple[str, str]]:
         ("SQS queue", f"{name}-dlq"),
         *(("CloudWatch alarm", f"{name}-{spec.role}") for spec in alarm_specs(args.queue_age_alarm_seconds)),
     ]
-    if args.bucket is None:
+    if not args.existing_bucket:
         names.append(("S3 bucket", f"{name}-bucket"))
     if args.notification_mode == "eventbridge":
         names.append(("EventBridge rule", f"{name}-rule"))
@@ -750,9 +856,9 @@ def auto_names(name: str, args: PipelineArgs) -> list[tuple[str, str]]:
     return names
 
 
-def _check_bucket_ownership(pipeline: str, args: PipelineArgs) -> None:
+def _check_bucket_ownership(pipeline: str, args: PipelineSettings) -> None:
     """Refuse what would silently change an existing bucket's single, bucket-wide configurations."""
-    existing = args.bucket is not None and not isinstance(args.bucket, PipelineBucket)
+    existing = args.existing_bucket
     if (
         args.notification_mode == "sns"
         and not args.manage_bucket_notification
@@ -771,11 +877,11 @@ def _check_bucket_ownership(pipeline: str, args: PipelineArgs) -> None:
             "True to accept that, or manage_bucket_notification=False and merge notification_target into "
             "the resource that owns the bucket's notifications."
         )
-    if args.bucket is not None and args.input_lifecycle("input") is not None:
+    if existing and args.input_lifecycle("input") is not None:
         raise PipelineConfigError(
             f"pipeline {pipeline!r}: input_expiration_days / input_transition_days need a bucket this "
             "pipeline creates (a lifecycle configuration is bucket-wide too). For a shared PipelineBucket "
-            "set PipelineBucketArgs.prefix_rules; for pipelines sharing a created bucket use a PipelineGroup."
+            "set PipelineBucketArgs prefix_rules; for pipelines sharing a created bucket use a PipelineGroup."
         )
 
 
@@ -787,7 +893,7 @@ def powertools_parameter_name(architecture: str, runtime: str, version: str) -> 
 
 
 def powertools_layer_arn(
-    pipeline: str, args: PipelineArgs, partition: pulumi.Output[str]
+    pipeline: str, args: PipelineSettings, partition: pulumi.Output[str]
 ) -> pulumi.Output[str]:
     """The Powertools layer for the function's region, architecture and runtime.
 

@@ -27,16 +27,15 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, cast
 
 import pulumi
 
 from . import defaults
-from .args import CircuitBreakerArgs, PipelineArgs
-from .bucket import PipelineBucketArgs
+from .args import CircuitBreakerArgs, PipelineArgs, PipelineBucketArgs, PipelineGroupArgs
 from .errors import PipelineConfigError
-from .group import PipelineGroupArgs
 from .handler.settings import FileFormat, InvalidRecordPolicy
+from .resolved import SEQUENCE_FIELDS, BreakerSettings, PipelineSettings
 
 CREATED_BUCKET_GROUP = "data"
 """Name of the group (and its bucket) for pipelines that do not name an existing bucket."""
@@ -86,7 +85,7 @@ def camel_case(name: str) -> str:
 
 
 def _settable_fields() -> dict[str, dataclasses.Field[Any]]:
-    return {f.name: f for f in dataclasses.fields(PipelineArgs) if f.name not in _PROGRAM_OWNED}
+    return {f.name: f for f in dataclasses.fields(PipelineSettings) if f.name not in _PROGRAM_OWNED}
 
 
 def _circuit_breaker(where: str, value: Any) -> CircuitBreakerArgs | None:
@@ -95,7 +94,7 @@ def _circuit_breaker(where: str, value: Any) -> CircuitBreakerArgs | None:
         return None
     if value is True:
         return CircuitBreakerArgs()
-    fields = {f.name for f in dataclasses.fields(CircuitBreakerArgs)}
+    fields = {f.name for f in dataclasses.fields(BreakerSettings)}
     if not isinstance(value, Mapping):
         raise PipelineConfigError(f"{where}: circuitBreaker must be true, false or a mapping, got {value!r}.")
     settings: dict[str, int] = {}
@@ -107,7 +106,8 @@ def _circuit_breaker(where: str, value: Any) -> CircuitBreakerArgs | None:
         if isinstance(item, bool) or not isinstance(item, int):
             raise PipelineConfigError(f"{where}: circuitBreaker.{key} must be a whole number, got {item!r}.")
         settings[name] = item
-    return CircuitBreakerArgs(**settings)
+    # Every key is one of BreakerSettings' fields (checked above), and each a whole number.
+    return cast(CircuitBreakerArgs, settings)
 
 
 def _coerce(where: str, field_name: str, value: Any) -> Any:
@@ -129,11 +129,11 @@ def _coerce(where: str, field_name: str, value: Any) -> Any:
     elif "int" in str(_settable_fields()[field_name].type).split(" | "):
         if isinstance(value, bool) or not isinstance(value, int):
             raise PipelineConfigError(f"{where}: {key} must be a whole number, got {value!r}.")
-    elif field_name in {"input_suffixes", "alert_emails", "extra_layers"}:
+    elif field_name in SEQUENCE_FIELDS:
         if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
             raise PipelineConfigError(f"{where}: {key} must be a list of strings, got {value!r}.")
         return tuple(value)
-    elif field_name != "schema" and not isinstance(value, str):
+    elif field_name not in {"schema", "schema_document"} and not isinstance(value, str):
         raise PipelineConfigError(f"{where}: {key} must be a string, got {value!r}.")
     return value
 
@@ -143,6 +143,9 @@ def _pipeline_settings(where: str, raw: Mapping[str, Any]) -> dict[str, Any]:
     settings: dict[str, Any] = {}
     for key, value in raw.items():
         field_name = snake_case(key)
+        if field_name == "schema" and isinstance(value, Mapping):
+            # A schema written inline in the stack config is the document itself, not a path.
+            field_name = "schema_document"
         if field_name not in fields:
             allowed = ", ".join(sorted(camel_case(name) for name in fields))
             raise PipelineConfigError(f"{where}: unknown setting {key!r}. Known settings: {allowed}.")
@@ -228,33 +231,38 @@ def stack_config_from_mapping(config: Mapping[str, Any]) -> StackConfig:
                 f"{where} ({name}): takeOverBucketNotification applies only to a pipeline with bucket (an "
                 "existing bucket); the created bucket's notification is the stack's own."
             )
-        by_bucket.setdefault(bucket, {})[name] = PipelineArgs(
-            **settings, tags=tags, bundle_dependencies=bundle
+        # Every key is a settable field (checked by _pipeline_settings), its value coerced to its type.
+        by_bucket.setdefault(bucket, {})[name] = cast(
+            PipelineArgs, {**settings, "tags": tags, "bundle_dependencies": bundle}
         )
 
     groups: dict[str, PipelineGroupArgs] = {}
     for bucket, members in by_bucket.items():
         if bucket is None:
-            groups[CREATED_BUCKET_GROUP] = PipelineGroupArgs(
-                pipelines=members,
-                bucket_args=PipelineBucketArgs(
-                    bucket_name=config.get("bucketName"),
-                    force_destroy=bool(config.get("forceDestroy", False)),
-                    tags=tags,
-                    abort_incomplete_multipart_upload_days=_optional_days(
-                        config,
-                        "abortIncompleteMultipartUploadDays",
-                        defaults.ABORT_INCOMPLETE_MULTIPART_UPLOAD_DAYS,
-                    ),
-                    noncurrent_version_expiration_days=_optional_days(
-                        config, "noncurrentVersionExpirationDays", defaults.NONCURRENT_VERSION_EXPIRATION_DAYS
-                    ),
-                ),
+            bucket_args = PipelineBucketArgs(
+                force_destroy=bool(config.get("forceDestroy", False)),
+                tags=tags,
+                # null (keep forever) is 0 in the component's inputs.
+                abort_incomplete_multipart_upload_days=_optional_days(
+                    config,
+                    "abortIncompleteMultipartUploadDays",
+                    defaults.ABORT_INCOMPLETE_MULTIPART_UPLOAD_DAYS,
+                )
+                or 0,
+                noncurrent_version_expiration_days=_optional_days(
+                    config, "noncurrentVersionExpirationDays", defaults.NONCURRENT_VERSION_EXPIRATION_DAYS
+                )
+                or 0,
             )
+            if config.get("bucketName") is not None:
+                bucket_args["bucket_name"] = config["bucketName"]
+            groups[CREATED_BUCKET_GROUP] = PipelineGroupArgs(pipelines=members, bucket_args=bucket_args)
         else:
             # The group owns the existing bucket's notification configuration: every pipeline on that
             # bucket must have agreed to replacing it.
-            unconfirmed = sorted(n for n, args in members.items() if not args.take_over_bucket_notification)
+            unconfirmed = sorted(
+                n for n, args in members.items() if not args.get("take_over_bucket_notification")
+            )
             if unconfirmed:
                 raise PipelineConfigError(
                     f"pipelines {unconfirmed} use the existing bucket {bucket!r}: S3 keeps one notification "
@@ -263,14 +271,18 @@ def stack_config_from_mapping(config: Mapping[str, Any]) -> StackConfig:
                     f"pipeline of {bucket!r} to accept that."
                 )
             groups[existing_bucket_group_name(bucket)] = PipelineGroupArgs(
-                pipelines={
-                    n: dataclasses.replace(args, take_over_bucket_notification=False)
-                    for n, args in members.items()
-                },
-                bucket=bucket,
+                # The group takes the bucket's notification over for all of them.
+                pipelines={n: _without_take_over(args) for n, args in members.items()},
+                bucket_name=bucket,
                 take_over_bucket_notification=True,
             )
     return StackConfig(groups=groups)
+
+
+def _without_take_over(args: PipelineArgs) -> PipelineArgs:
+    member = args.copy()
+    member.pop("take_over_bucket_notification", None)
+    return member
 
 
 def stack_config_from_pulumi(config: pulumi.Config | None = None) -> StackConfig:

@@ -7,15 +7,16 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from . import defaults
-from .args import PipelineArgs, PrefixLifecycleRule
 from .errors import PipelineConfigError
 from .handler.capacity import expected_invocations, expected_seconds
-from .handler.settings import FileFormat, InvalidRecordPolicy
+from .handler.settings import FileFormat
+from .resolved import LifecycleRule, PipelineSettings
 from .routing import Route, filter_policy, filter_policy_problems, notified_prefixes
 
 
@@ -68,7 +69,7 @@ def _in_range(name: str, value: int, bounds: tuple[int, int], unit: str = "") ->
         raise PipelineConfigError(f"{name}={value}{unit} is outside AWS's range {low}..{high}{unit}.")
 
 
-def validate_pipeline(pipeline: str, args: PipelineArgs) -> InputFilter:
+def validate_pipeline(pipeline: str, args: PipelineSettings) -> InputFilter:
     """Validate one pipeline's inputs; return its input filter for the bucket-level checks."""
     where = f"pipeline {pipeline!r}:"
     try:
@@ -86,7 +87,7 @@ def validate_pipeline(pipeline: str, args: PipelineArgs) -> InputFilter:
     )
 
 
-def _validate(args: PipelineArgs) -> None:
+def _validate(args: PipelineSettings) -> None:
     _validate_keys(args)
     _validate_formats(args)
     _validate_function(args)
@@ -99,7 +100,7 @@ def _validate(args: PipelineArgs) -> None:
     _validate_circuit_breaker(args)
 
 
-def _validate_keys(args: PipelineArgs) -> None:
+def _validate_keys(args: PipelineSettings) -> None:
     if not args.input_prefix or not args.input_prefix.endswith("/") or args.input_prefix.startswith("/"):
         raise PipelineConfigError(
             f"input_prefix={args.input_prefix!r} must be a folder-like prefix such as 'incoming/orders/': "
@@ -121,15 +122,7 @@ def _validate_keys(args: PipelineArgs) -> None:
         )
 
 
-def _validate_formats(args: PipelineArgs) -> None:
-    for name in ("input_format", "output_format"):
-        value = getattr(args, name)
-        if value not in set(FileFormat):
-            allowed = ", ".join(f.value for f in FileFormat)
-            raise PipelineConfigError(f"{name}={value!r} is not supported; use one of {allowed}.")
-    if args.invalid_records not in set(InvalidRecordPolicy):
-        allowed = ", ".join(p.value for p in InvalidRecordPolicy)
-        raise PipelineConfigError(f"invalid_records={args.invalid_records!r}; use one of {allowed}.")
+def _validate_formats(args: PipelineSettings) -> None:
     if args.processor is not None:
         module, _, function = args.processor.partition(":")
         if not module or not function:
@@ -138,17 +131,17 @@ def _validate_formats(args: PipelineArgs) -> None:
             )
     if args.processor_code_dir is not None and not Path(args.processor_code_dir).is_dir():
         raise PipelineConfigError(f"processor_code_dir={str(args.processor_code_dir)!r} is not a directory.")
-    load_schema(args.schema)
+    load_schema(args.schema, args.schema_document)
     if args.max_file_bytes < 1:
         raise PipelineConfigError(f"max_file_bytes={args.max_file_bytes} must be positive.")
 
 
-def load_schema(schema: object) -> dict[str, object] | None:
-    """Return the JSON Schema as a dict (reading it from a file when given a path)."""
-    if schema is None:
+def load_schema(path_name: str | None, document: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
+    """Return the JSON Schema as a dict: read from the file at ``path_name``, or ``document`` itself."""
+    if path_name is None and document is None:
         return None
-    if isinstance(schema, str | Path):
-        path = Path(schema)
+    if path_name is not None:
+        path = Path(path_name)
         try:
             loaded = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
@@ -156,17 +149,15 @@ def load_schema(schema: object) -> dict[str, object] | None:
         except json.JSONDecodeError as error:
             raise PipelineConfigError(f"schema file {str(path)!r} is not valid JSON: {error}.") from None
     else:
-        loaded = dict(schema)  # type: ignore[call-overload]
+        loaded = dict(document) if isinstance(document, Mapping) else document
     if not isinstance(loaded, dict):
         raise PipelineConfigError("schema must be a JSON object (a JSON Schema document).")
     return loaded
 
 
-def _validate_function(args: PipelineArgs) -> None:
+def _validate_function(args: PipelineSettings) -> None:
     _in_range("memory_mb", args.memory_mb, defaults.MEMORY_RANGE, " MB")
     _in_range("timeout_seconds", args.timeout_seconds, defaults.TIMEOUT_RANGE, " s")
-    if args.architecture not in ("arm64", "x86_64"):
-        raise PipelineConfigError(f"architecture={args.architecture!r}; use 'arm64' or 'x86_64'.")
     if args.python_runtime not in defaults.SUPPORTED_RUNTIMES:
         allowed = ", ".join(defaults.SUPPORTED_RUNTIMES)
         raise PipelineConfigError(f"python_runtime={args.python_runtime!r}; use one of {allowed}.")
@@ -208,7 +199,7 @@ class Capacity:
     def fits(self) -> bool:
         return self.invocations == 1
 
-    def describe(self, args: PipelineArgs) -> str:
+    def describe(self, args: PipelineSettings) -> str:
         """The cap's expected time against one invocation's, with the inputs that decide them."""
         return (
             f"a {self.input_format.value} file of max_file_bytes={args.max_file_bytes} "
@@ -223,7 +214,7 @@ _MB = 10**6
 """The unit the handler's rates are given in (megabytes)."""
 
 
-def capacity(args: PipelineArgs) -> Capacity:
+def capacity(args: PipelineSettings) -> Capacity:
     """How a file at the pipeline's ``max_file_bytes`` fits its function's memory and timeout."""
     input_format = FileFormat(args.input_format)
     usable = args.usable_seconds()
@@ -239,7 +230,7 @@ def capacity(args: PipelineArgs) -> Capacity:
     )
 
 
-def _validate_capacity(args: PipelineArgs) -> None:
+def _validate_capacity(args: PipelineSettings) -> None:
     # Without the state table there is nowhere to keep a checkpoint: a file that outgrows one invocation
     # is parked after a whole invocation's work, every time. The pipeline's own cap must fit.
     if args.state_table:
@@ -256,7 +247,7 @@ def _validate_capacity(args: PipelineArgs) -> None:
     )
 
 
-def capacity_warnings(pipeline: str, args: PipelineArgs) -> list[str]:
+def capacity_warnings(pipeline: str, args: PipelineSettings) -> list[str]:
     """What a pipeline's owner should know about its largest files (shown at preview, not an error):
     a file at the cap that needs several invocations, and for JSON the documents that cannot."""
     if not args.state_table:
@@ -278,7 +269,7 @@ def capacity_warnings(pipeline: str, args: PipelineArgs) -> list[str]:
     return [message]
 
 
-def _validate_mapping(args: PipelineArgs) -> None:
+def _validate_mapping(args: PipelineSettings) -> None:
     _in_range("batch_size", args.batch_size, defaults.BATCH_SIZE_RANGE)
     _in_range("batching_window_seconds", args.batching_window_seconds, defaults.BATCHING_WINDOW_RANGE, " s")
     if args.batch_size > defaults.BATCH_SIZE_WITHOUT_WINDOW and args.batching_window_seconds == 0:
@@ -297,7 +288,7 @@ def _validate_mapping(args: PipelineArgs) -> None:
             )
 
 
-def _validate_queues(args: PipelineArgs) -> None:
+def _validate_queues(args: PipelineSettings) -> None:
     visibility = args.effective_visibility_timeout()
     _in_range("visibility_timeout_seconds", visibility, defaults.VISIBILITY_TIMEOUT_RANGE, " s")
     if visibility < args.timeout_seconds:
@@ -315,8 +306,6 @@ def _validate_queues(args: PipelineArgs) -> None:
             "enqueue time in the DLQ and would expire there early. Use 1209600 (14 days)."
         )
     _in_range("max_receive_count", args.max_receive_count, defaults.MAX_RECEIVE_COUNT_RANGE)
-    if args.encryption not in ("sse-sqs", "kms"):
-        raise PipelineConfigError(f"encryption={args.encryption!r}; use 'sse-sqs' or 'kms'.")
     if args.kms_key_arn is not None and args.encryption != "kms":
         raise PipelineConfigError("kms_key_arn is set but encryption is not 'kms'; set encryption='kms'.")
     if isinstance(args.kms_key_arn, str) and args.kms_key_arn.endswith("alias/aws/sqs"):
@@ -324,13 +313,9 @@ def _validate_queues(args: PipelineArgs) -> None:
             "kms_key_arn is the AWS-managed key alias/aws/sqs, which S3 cannot use to send notifications. "
             "Use a customer-managed key or encryption='sse-sqs'."
         )
-    if args.notification_mode not in ("s3", "eventbridge", "sns"):
-        raise PipelineConfigError(
-            f"notification_mode={args.notification_mode!r}; use 's3', 'eventbridge' or 'sns'."
-        )
 
 
-def _validate_route(args: PipelineArgs) -> None:
+def _validate_route(args: PipelineSettings) -> None:
     bounds = {"route_min_bytes": args.route_min_bytes, "route_max_bytes": args.route_max_bytes}
     if args.notification_mode != "sns":
         if any(value is not None for value in bounds.values()) or args.routing_topic_arn is not None:
@@ -369,7 +354,7 @@ def _validate_route(args: PipelineArgs) -> None:
         )
 
 
-def _validate_alerts(args: PipelineArgs) -> None:
+def _validate_alerts(args: PipelineSettings) -> None:
     if args.log_retention_days not in defaults.LOG_RETENTION_CHOICES:
         raise PipelineConfigError(
             f"log_retention_days={args.log_retention_days} is not a CloudWatch Logs retention; use one of "
@@ -382,7 +367,7 @@ def _validate_alerts(args: PipelineArgs) -> None:
         raise PipelineConfigError(f"queue_age_alarm_seconds={args.queue_age_alarm_seconds} must be >= 60.")
 
 
-def _validate_circuit_breaker(args: PipelineArgs) -> None:
+def _validate_circuit_breaker(args: PipelineSettings) -> None:
     breaker = args.circuit_breaker
     if breaker is None:
         return
@@ -419,7 +404,7 @@ def _validate_circuit_breaker(args: PipelineArgs) -> None:
         raise PipelineConfigError(f"circuit_breaker.max_requeues={breaker.max_requeues} must be at least 0.")
 
 
-def _validate_input_lifecycle(args: PipelineArgs) -> None:
+def _validate_input_lifecycle(args: PipelineSettings) -> None:
     rule = args.input_lifecycle("input")
     if rule is None:
         return
@@ -435,7 +420,7 @@ def _validate_input_lifecycle(args: PipelineArgs) -> None:
 _DAY = 24 * 3600
 
 
-def validate_lifecycle_rule(rule: PrefixLifecycleRule, where: str = "") -> None:
+def validate_lifecycle_rule(rule: LifecycleRule, where: str = "") -> None:
     """S3's own constraints on one prefix rule; ``where`` prefixes the field names in messages."""
     if rule.expiration_days is not None and rule.expiration_days < 1:
         raise PipelineConfigError(f"{where}expiration_days={rule.expiration_days} must be at least 1.")
@@ -465,7 +450,7 @@ def validate_bucket_lifecycle(
     *,
     abort_incomplete_multipart_upload_days: int | None,
     noncurrent_version_expiration_days: int | None,
-    rules: Sequence[PrefixLifecycleRule],
+    rules: Sequence[LifecycleRule],
     longest_dlq_retention_seconds: int = 0,
 ) -> None:
     """Checks of a created bucket's lifecycle, against the pipelines that use it."""

@@ -120,9 +120,12 @@ class StackMocks(pulumi.runtime.Mocks):
 
     def install(self, project: str, stack: str) -> None:
         """Make these mocks (and their recording monitor) the Pulumi runtime's, as ``project``/``stack``."""
-        pulumi.runtime.set_mocks(
-            self, project=project, stack=stack, preview=False, monitor=_RecordingMonitor(self)
-        )
+        pulumi.runtime.set_mocks(self, project=project, stack=stack, preview=False, monitor=self.monitor())
+
+    def monitor(self) -> MockMonitor:
+        """A resource monitor that answers with these mocks and records into them (also for serving over
+        gRPC to a process that registers resources, such as the provider plugin)."""
+        return _RecordingMonitor(self)
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
         return mock_outputs(args.typ, args.name, args.inputs, self.address)

@@ -8,15 +8,15 @@ with identifiers in their AWS shape, and adds the queries the tests read the rec
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pulumi
 import pytest
 
-from filepipe import dependencies
+from filepipe import PipelineArgs, dependencies
 from filepipe.local.capture import CapturedResource, StackMocks, aws_address
 from tests.conftest import ACCOUNT_ID, REGION
 
@@ -129,3 +129,8 @@ def policy(resource: Registered, key: str = "policy") -> dict[str, Any]:
 def use_stack(recording: RecordingMocks, project: str, stack: str) -> None:
     """Run the next program as ``project``/``stack`` (names derived from them are account-wide)."""
     recording.install(project=project, stack=stack)
+
+
+def pipeline_args(fields: Mapping[str, Any]) -> PipelineArgs:
+    """A table's row of input fields as a pipeline's inputs (a TypedDict is a dict of its fields)."""
+    return cast(PipelineArgs, dict(fields))

@@ -11,10 +11,11 @@ from typing import Any, get_args
 import botocore.session
 import pytest
 
-from filepipe import FileProcessingPipeline, PipelineArgs, defaults
+from filepipe import Encryption, FileProcessingPipeline, NotificationMode, PipelineArgs, defaults
 from filepipe.args import Architecture
 from filepipe.naming import auto_name_problem
 from filepipe.pipeline import auto_names
+from filepipe.resolved import resolve_pipeline
 from filepipe.validation import validate_pipeline
 from tests.components.conftest import build, use_stack
 
@@ -149,7 +150,10 @@ def test_every_name_derived_from_extreme_inputs_is_one_aws_accepts(mocks):
     # WHEN a pipeline with every optional resource is built
     build(
         lambda: FileProcessingPipeline(
-            name, PipelineArgs(input_prefix="in/", encryption="kms", notification_mode="eventbridge")
+            name,
+            PipelineArgs(
+                input_prefix="in/", encryption=Encryption.KMS, notification_mode=NotificationMode.EVENTBRIDGE
+            ),
         )
     )
 
@@ -167,7 +171,12 @@ def test_every_name_derived_from_extreme_inputs_is_one_aws_accepts(mocks):
 
 def test_validation_and_the_name_check_agree_on_the_graph():
     # GIVEN arguments validation accepts
-    args = PipelineArgs(input_prefix="in/", encryption="kms", notification_mode="eventbridge")
+    args = resolve_pipeline(
+        PipelineArgs(
+            input_prefix="in/", encryption=Encryption.KMS, notification_mode=NotificationMode.EVENTBRIDGE
+        ),
+        "orders",
+    )
     validate_pipeline("orders", args)
 
     # THEN the names the graph derives from a fitting resource name pass the check, and one character

@@ -7,13 +7,13 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from filepipe import CircuitBreakerArgs, FileProcessingPipeline, PipelineArgs, PipelineConfigError
+from filepipe import CircuitBreakerArgs, Encryption, FileProcessingPipeline, PipelineArgs, PipelineConfigError
 from filepipe.handler.app import build_handler
 from filepipe.handler.clients import Clients
 from filepipe.handler.settings import BreakerAttribute, EnvVar, HandlerSettings
 from filepipe.policies import wildcard_findings
 from filepipe.stack_config import stack_config_from_mapping
-from tests.components.conftest import build, policy
+from tests.components.conftest import build, pipeline_args, policy
 from tests.conftest import ACCOUNT_ID, REGION
 from tests.handler.events import s3_body
 
@@ -25,7 +25,7 @@ ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
 
 def _pipeline(breaker: CircuitBreakerArgs | None = None, **overrides: Any) -> Any:
     args = {"input_prefix": "incoming/orders/", "circuit_breaker": breaker or CircuitBreakerArgs()}
-    return lambda: FileProcessingPipeline("orders", PipelineArgs(**{**args, **overrides}))
+    return lambda: FileProcessingPipeline("orders", pipeline_args({**args, **overrides}))
 
 
 def _statements(resource: Any) -> dict[str, dict[str, Any]]:
@@ -78,7 +78,7 @@ def test_the_breaker_adds_its_table_alarms_timer_and_function(mocks):
 
 
 def test_the_breaker_may_switch_only_its_own_mapping_and_publish_only_to_its_topic(mocks):
-    build(_pipeline(encryption="kms"))
+    build(_pipeline(encryption=Encryption.KMS))
 
     role_policy = mocks.one(ROLE_POLICY, "orders-brk-role-policy")
     statements = _statements(role_policy)
@@ -236,10 +236,12 @@ def test_stack_config_turns_the_breaker_on_with_defaults_or_settings():
             ],
         }
     )
-    pipelines = config.groups["data"].pipelines
-    assert pipelines["a"].circuit_breaker == CircuitBreakerArgs()
-    assert pipelines["b"].circuit_breaker == CircuitBreakerArgs(failure_threshold=4, cool_down_seconds=120)
-    assert pipelines["c"].circuit_breaker is None
+    pipelines = config.groups["data"]["pipelines"]
+    assert pipelines["a"].get("circuit_breaker") == CircuitBreakerArgs()
+    assert pipelines["b"].get("circuit_breaker") == CircuitBreakerArgs(
+        failure_threshold=4, cool_down_seconds=120
+    )
+    assert pipelines["c"].get("circuit_breaker") is None
     with pytest.raises(PipelineConfigError, match="unknown circuitBreaker setting 'threshold'"):
         stack_config_from_mapping(
             {"pipelines": [{"name": "a", "inputPrefix": "a/", "circuitBreaker": {"threshold": 1}}]}

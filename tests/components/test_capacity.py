@@ -13,8 +13,9 @@ import pytest
 from filepipe import FileProcessingPipeline, PipelineArgs, PipelineConfigError, defaults
 from filepipe.handler.capacity import expected_invocations, expected_seconds
 from filepipe.handler.settings import EnvVar, FileFormat
+from filepipe.resolved import resolve_pipeline
 from filepipe.validation import validate_pipeline
-from tests.components.conftest import build
+from tests.components.conftest import build, pipeline_args
 
 GB = 10**9
 MB = 10**6
@@ -32,7 +33,7 @@ def warnings(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, Any]]:
 
 def _pipeline(**overrides: Any):
     return lambda: FileProcessingPipeline(
-        "orders", PipelineArgs(**{"input_prefix": "incoming/orders/", **overrides})
+        "orders", pipeline_args({"input_prefix": "incoming/orders/", **overrides})
     )
 
 
@@ -68,13 +69,18 @@ def test_the_cap_the_error_suggests_is_accepted():
     # GIVEN the error for a cap that is too large
     args: dict[str, Any] = {"input_prefix": "in/", "state_table": False, "max_file_bytes": 4 * GB}
     with pytest.raises(PipelineConfigError) as error:
-        validate_pipeline("orders", PipelineArgs(**args))
+        validate_pipeline("orders", resolve_pipeline(pipeline_args(args), "orders"))
     suggested = int(re.search(r"to at most (\d+)", str(error.value)).group(1))  # type: ignore[union-attr]
 
     # WHEN the pipeline uses the suggested cap THEN it validates; a little more does not
-    validate_pipeline("orders", PipelineArgs(**{**args, "max_file_bytes": suggested}))
+    validate_pipeline(
+        "orders", resolve_pipeline(pipeline_args({**args, "max_file_bytes": suggested}), "orders")
+    )
     with pytest.raises(PipelineConfigError):
-        validate_pipeline("orders", PipelineArgs(**{**args, "max_file_bytes": int(suggested * 1.01)}))
+        validate_pipeline(
+            "orders",
+            resolve_pipeline(pipeline_args({**args, "max_file_bytes": int(suggested * 1.01)}), "orders"),
+        )
 
 
 @pytest.mark.parametrize(
@@ -87,7 +93,7 @@ def test_the_cap_the_error_suggests_is_accepted():
 def test_the_fixes_the_error_names_make_the_pipeline_valid(fix):
     args: dict[str, Any] = {"input_prefix": "in/", "state_table": False, "max_file_bytes": 4 * GB}
 
-    validate_pipeline("orders", PipelineArgs(**{**args, **fix}))
+    validate_pipeline("orders", resolve_pipeline(pipeline_args({**args, **fix}), "orders"))
 
 
 def test_the_usable_time_is_the_timeout_minus_the_margin_the_function_gets(mocks):
@@ -109,7 +115,7 @@ def test_a_short_timeout_is_checked_against_its_shorter_margin(mocks):
     cap = _bytes_for(12, FileFormat.CSV, defaults.MEMORY_MB)
 
     # WHEN a cap needing 12 s is built THEN it fits the 15 s left
-    build(_pipeline(input_format="csv", state_table=False, timeout_seconds=20, max_file_bytes=cap))
+    build(_pipeline(input_format=FileFormat.CSV, state_table=False, timeout_seconds=20, max_file_bytes=cap))
 
     env = mocks.one("aws:lambda/function:Function").inputs["environment"]["variables"]
     assert env[EnvVar.TIMEOUT_MARGIN_MS] == "5000"
@@ -166,11 +172,12 @@ def test_a_cap_that_fits_one_invocation_does_not_warn(mocks, warnings):
 def test_the_defaults_fit_together_in_every_format(mocks, warnings, input_format, state_table):
     # GIVEN the default cap, memory and timeout
     args = PipelineArgs(input_prefix="incoming/orders/", input_format=input_format, state_table=state_table)
-    assert (args.max_file_bytes, args.memory_mb, args.timeout_seconds) == (256 * 1024**2, 512, 60)
+    settings = resolve_pipeline(args, "orders")
+    assert (settings.max_file_bytes, settings.memory_mb, settings.timeout_seconds) == (256 * 1024**2, 512, 60)
 
     # WHEN the pipeline is built
     build(lambda: FileProcessingPipeline("orders", args))
 
     # THEN a file at the cap finishes in one invocation: no error, no warning
-    assert expected_seconds(args.max_file_bytes, FileFormat(input_format), args.memory_mb) <= 50
+    assert expected_seconds(settings.max_file_bytes, FileFormat(input_format), settings.memory_mb) <= 50
     assert warnings == []

@@ -9,6 +9,7 @@ from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 from aws_lambda_powertools.shared.constants import LAMBDA_ADVANCED_LOGGING_LEVELS
 
 from filepipe import (
+    Encryption,
     FileProcessingPipeline,
     PipelineArgs,
     PipelineConfigError,
@@ -16,14 +17,14 @@ from filepipe import (
     PipelineGroupArgs,
 )
 from filepipe.handler.settings import METRICS_NAMESPACE, EnvVar, HandlerSettings, Metric
-from tests.components.conftest import build, policy, use_stack
+from tests.components.conftest import build, pipeline_args, policy, use_stack
 
 FUNCTION = "aws:lambda/function:Function"
 
 
 def _pipeline(name="orders", **overrides):
     args = {"input_prefix": "incoming/orders/"}
-    return lambda: FileProcessingPipeline(name, PipelineArgs(**{**args, **overrides}))
+    return lambda: FileProcessingPipeline(name, pipeline_args({**args, **overrides}))
 
 
 def _function_env(mocks):
@@ -154,16 +155,18 @@ def test_an_explicit_powertools_layer_is_used_as_given(mocks):
 def test_an_existing_bucket_keeps_its_notifications_unless_taken_over(mocks):
     # GIVEN a pipeline on an existing bucket that did not agree to replace its notification configuration
     with pytest.raises(PipelineConfigError, match="take_over_bucket_notification"):
-        build(_pipeline(bucket="landing-zone"))
+        build(_pipeline(bucket_name="landing-zone"))
 
     # THEN nothing is registered; leaving the notification to its owner is fine
     assert mocks.resources == []
-    build(_pipeline(bucket="landing-zone", manage_bucket_notification=False))
+    build(_pipeline(bucket_name="landing-zone", manage_bucket_notification=False))
     assert mocks.of_type("aws:s3/bucketNotification:BucketNotification") == []
 
 
 def test_a_group_on_an_existing_bucket_must_take_over_its_notification(mocks):
-    group = PipelineGroupArgs(pipelines={"orders": PipelineArgs(input_prefix="in/")}, bucket="landing-zone")
+    group = PipelineGroupArgs(
+        pipelines={"orders": PipelineArgs(input_prefix="in/")}, bucket_name="landing-zone"
+    )
 
     with pytest.raises(PipelineConfigError, match="group 'data'.*take_over_bucket_notification"):
         build(lambda: PipelineGroup("data", group))
@@ -208,7 +211,7 @@ def test_a_group_puts_its_pipelines_input_rules_on_its_bucket(mocks):
         pytest.param({"input_transition_days": 10}, "input_transition_days=10 is below 30", id="ia-too-early"),
         pytest.param({"input_transition_days": 1, "input_transition_storage_class": "REDUCED"}, "input_transition_storage_class='REDUCED'", id="unknown-class"),
         pytest.param({"input_expiration_days": 40, "input_transition_days": 60}, "must be later than", id="expire-before-transition"),
-        pytest.param({"bucket": "landing", "take_over_bucket_notification": True, "input_expiration_days": 30}, "need a bucket this pipeline creates", id="existing-bucket"),
+        pytest.param({"bucket_name": "landing", "take_over_bucket_notification": True, "input_expiration_days": 30}, "need a bucket this pipeline creates", id="existing-bucket"),
     ],
 )  # fmt: skip
 def test_lifecycle_settings_s3_would_refuse_are_rejected(mocks, overrides, message):
@@ -224,7 +227,7 @@ def test_account_wide_names_carry_project_and_stack_and_survive_a_dotted_stack(m
     use_stack(mocks, "acme", "prod.eu")
 
     # WHEN a KMS-encrypted pipeline is built
-    build(_pipeline(encryption="kms"))
+    build(_pipeline(encryption=Encryption.KMS))
 
     # THEN the names start with project and stack, use only allowed characters and differ from 'prod-eu'
     dashboard = mocks.one("aws:cloudwatch/dashboard:Dashboard").inputs["dashboardName"]
@@ -255,7 +258,7 @@ def test_a_name_aws_would_refuse_is_an_error_naming_the_pipeline(mocks):
 
 def test_the_table_key_is_usable_by_the_function(mocks):
     # GIVEN a KMS-encrypted pipeline: the state table uses the same customer-managed key
-    build(_pipeline(encryption="kms"))
+    build(_pipeline(encryption=Encryption.KMS))
 
     # THEN the role may Decrypt with it: DynamoDB decrypts the table key on behalf of the caller
     key_arn = mocks.one("aws:kms/key:Key").outputs["arn"]

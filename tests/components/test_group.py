@@ -1,13 +1,22 @@
 """Several pipelines on one bucket: one notification resource, validated together."""
 
+from typing import cast
+
 import pytest
 
-from filepipe import PipelineArgs, PipelineConfigError, PipelineGroup, PipelineGroupArgs
+from filepipe import (
+    FileFormat,
+    NotificationMode,
+    PipelineArgs,
+    PipelineConfigError,
+    PipelineGroup,
+    PipelineGroupArgs,
+)
 from tests.components.conftest import build
 
 
-def _group(pipelines, bucket=None, **group_args):
-    return lambda: PipelineGroup("data", PipelineGroupArgs(pipelines=pipelines, bucket=bucket, **group_args))
+def _group(pipelines, **group_args):
+    return lambda: PipelineGroup("data", cast(PipelineGroupArgs, {"pipelines": pipelines, **group_args}))
 
 
 def test_n_pipelines_share_exactly_one_notification_with_every_filter(mocks):
@@ -15,7 +24,7 @@ def test_n_pipelines_share_exactly_one_notification_with_every_filter(mocks):
         _group(
             {
                 "transactions": PipelineArgs(input_prefix="incoming/transactions/"),
-                "invoices": PipelineArgs(input_prefix="incoming/invoices/", input_format="csv"),
+                "invoices": PipelineArgs(input_prefix="incoming/invoices/", input_format=FileFormat.CSV),
                 "events": PipelineArgs(input_prefix="incoming/events/", input_suffixes=[".ndjson", ".jsonl"]),
             }
         )
@@ -46,7 +55,9 @@ def test_mixed_modes_share_the_one_notification(mocks):
                 "orders": PipelineArgs(input_prefix="incoming/orders/"),
                 # Its own output prefix: by default it would write exactly where orders writes.
                 "audit": PipelineArgs(
-                    input_prefix="incoming/", output_prefix="audit/", notification_mode="eventbridge"
+                    input_prefix="incoming/",
+                    output_prefix="audit/",
+                    notification_mode=NotificationMode.EVENTBRIDGE,
                 ),
             }
         )
@@ -87,15 +98,15 @@ def test_a_pipeline_consuming_anothers_output_is_rejected(mocks):
 
 
 def test_pipelines_in_a_group_may_not_bring_their_own_bucket(mocks):
-    with pytest.raises(PipelineConfigError, match="leave bucket unset"):
-        build(_group({"orders": PipelineArgs(input_prefix="incoming/orders/", bucket="elsewhere")}))
+    with pytest.raises(PipelineConfigError, match="leave bucket_name and bucket unset"):
+        build(_group({"orders": PipelineArgs(input_prefix="incoming/orders/", bucket_name="elsewhere")}))
 
 
 def test_group_on_an_existing_bucket_creates_no_bucket(mocks):
     build(
         _group(
             {"orders": PipelineArgs(input_prefix="incoming/orders/")},
-            bucket="landing-zone",
+            bucket_name="landing-zone",
             take_over_bucket_notification=True,
         )
     )

@@ -1,4 +1,5 @@
-"""The wheel works for a consumer: installed in a fresh virtualenv, used from a folder outside the repo."""
+"""The wheel works for a consumer: installed in a fresh virtualenv, used from a folder outside the repo,
+by a Python program and, as the plugin ``pulumi package add`` installs, by the engine for any language."""
 
 import json
 import os
@@ -9,12 +10,17 @@ import sys
 import textwrap
 import venv
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from email.parser import Parser
 from pathlib import Path
 
 import pytest
 from packaging.requirements import Requirement
+
+from tests.provider.engine import Plugin, construct, engine, mock_monitor, run_plugin
+
+pytestmark = pytest.mark.packaging
 
 REPO = Path(__file__).resolve().parents[2]
 CONSUMER_PROJECT = REPO / "examples" / "consumer"
@@ -117,7 +123,6 @@ def _metadata(wheel: Path, name: str) -> str:
         return archive.read(path).decode()
 
 
-@pytest.mark.packaging
 def test_wheel_installs_and_runs_a_consumer_program_outside_the_repo(
     installed: Installed, tmp_path: Path
 ) -> None:
@@ -125,7 +130,8 @@ def test_wheel_installs_and_runs_a_consumer_program_outside_the_repo(
     names = zipfile.ZipFile(installed.wheel).namelist()
     assert "filepipe/handler/app.py" in names and "filepipe/handler/requirements.txt" in names
     assert "filepipe/pipeline.py" in names and "filepipe/testing/plugin.py" in names
-    assert not any(n.startswith(("tests/", "components/", "testing/", "examples/")) for n in names)
+    assert "filepipe/plugin.py" in names
+    assert not any(n.startswith(("tests/", "components/", "testing/", "examples/", "provider/")) for n in names)
 
     # WHEN a consumer program runs from a folder outside the repo
     consumer_dir = tmp_path / "consumer"
@@ -166,7 +172,6 @@ WITHOUT_LOCAL_EXTRA = textwrap.dedent(
 )
 
 
-@pytest.mark.packaging
 def test_without_the_local_extra_programs_and_ops_commands_work_and_local_says_what_to_install(
     installed: Installed, tmp_path: Path
 ) -> None:
@@ -198,7 +203,6 @@ def test_without_the_local_extra_programs_and_ops_commands_work_and_local_says_w
     assert local.stderr == "`filepipe local` needs `pip install 'filepipe[local]'`\n"
 
 
-@pytest.mark.packaging
 def test_the_embedded_aws_and_the_plugin_are_the_local_extra(installed: Installed) -> None:
     # GIVEN the wheel's metadata
     metadata = Parser().parsestr(_metadata(installed.wheel, "METADATA"))
@@ -215,7 +219,6 @@ def test_the_embedded_aws_and_the_plugin_are_the_local_extra(installed: Installe
     assert "[pytest11]\nfilepipe = filepipe.testing.plugin" in _metadata(installed.wheel, "entry_points.txt")
 
 
-@pytest.mark.packaging
 def test_the_consumer_example_passes_its_own_tests_with_the_installed_wheel(
     installed: Installed, tmp_path: Path
 ) -> None:
@@ -246,3 +249,48 @@ def test_the_consumer_example_passes_its_own_tests_with_the_installed_wheel(
         env=CLEAN_ENV,
     ).stdout.strip()
     assert plugin.startswith(str(installed.env)), plugin
+
+
+@pytest.fixture
+def installed_plugin(installed: Installed, tmp_path: Path) -> Iterator[Plugin]:
+    """The plugin folder as ``pulumi package add`` lays it out (its requirements, the wheel, installed in
+    the plugin's virtualenv), started by that virtualenv's python outside the repo."""
+    folder = tmp_path / "provider"
+    folder.mkdir()
+    for name in ("__main__.py", "PulumiPlugin.yaml"):
+        (folder / name).write_bytes((REPO / "provider" / name).read_bytes())
+    with (
+        (tmp_path / "plugin-stderr.log").open("wb") as stderr,
+        engine() as (engine_address, _),
+        run_plugin(installed.python, folder, engine_address, stderr, env=CLEAN_ENV) as running,
+    ):
+        yield running
+
+
+def test_the_installed_plugin_constructs_the_components_for_another_language(installed_plugin):
+    # WHEN the engine constructs each component through the plugin (as for a TypeScript or YAML program)
+    with mock_monitor() as (address, mocks):
+        pipeline = construct(
+            installed_plugin,
+            address,
+            "filepipe:index:FileProcessingPipeline",
+            "orders",
+            {"inputPrefix": "in/", "bundleDependencies": False},
+        )
+        bucket = construct(
+            installed_plugin,
+            address,
+            "filepipe:index:PipelineBucket",
+            "landing",
+            {},
+        )
+
+    # THEN the wheel's components registered their children and returned their outputs
+    queue = next(r for r in mocks.registrations if r.name == "orders-queue")
+    assert pipeline["queueUrl"] == queue.outputs["url"]
+    assert bucket["bucketName"] and bucket["arn"].startswith("arn:aws:s3:::")
+    assert {r.type for r in mocks.registrations} >= {
+        "filepipe:index:FileProcessingPipeline",
+        "filepipe:index:PipelineBucket",
+        "aws:lambda/function:Function",
+    }

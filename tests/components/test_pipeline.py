@@ -4,16 +4,21 @@ import json
 
 import pytest
 
-from filepipe import FileProcessingPipeline, PipelineArgs, PipelineConfigError
+from filepipe import (
+    Encryption,
+    FileProcessingPipeline,
+    NotificationMode,
+    PipelineConfigError,
+)
 from filepipe.handler.settings import EnvVar, FileFormat, HandlerSettings
 from filepipe.policies import wildcard_findings
-from tests.components.conftest import build, policy
+from tests.components.conftest import build, pipeline_args, policy
 from tests.conftest import ACCOUNT_ID
 
 
 def _pipeline(**overrides):
     args = {"input_prefix": "incoming/orders/", "alert_emails": ["ops@example.com", "oncall@example.com"]}
-    return lambda: FileProcessingPipeline("orders", PipelineArgs(**{**args, **overrides}))
+    return lambda: FileProcessingPipeline("orders", pipeline_args({**args, **overrides}))
 
 
 def test_a_pipeline_creates_the_whole_graph_every_child_named_and_parented(mocks):
@@ -92,7 +97,7 @@ def test_notification_targets_the_queue_after_its_policy(mocks):
 
 
 def test_function_configuration_and_environment(mocks):
-    build(_pipeline(schema={"type": "object"}, processor="transforms:normalise"))
+    build(_pipeline(schema_document={"type": "object"}, processor="transforms:normalise"))
 
     function = mocks.one("aws:lambda/function:Function").inputs
     assert function["runtime"] == "python3.13"
@@ -259,7 +264,7 @@ def test_an_existing_topic_replaces_the_created_one(mocks):
 
 
 def test_customer_managed_key_encrypts_queues_topic_and_is_granted_to_the_role(mocks):
-    build(_pipeline(encryption="kms"))
+    build(_pipeline(encryption=Encryption.KMS))
 
     key = mocks.one("aws:kms/key:Key")
     services = {s["Principal"].get("Service") for s in policy(key)["Statement"]}
@@ -273,7 +278,7 @@ def test_customer_managed_key_encrypts_queues_topic_and_is_granted_to_the_role(m
 
 
 def test_eventbridge_mode_routes_through_a_rule(mocks):
-    build(_pipeline(notification_mode="eventbridge"))
+    build(_pipeline(notification_mode=NotificationMode.EVENTBRIDGE))
 
     notification = mocks.one("aws:s3/bucketNotification:BucketNotification").inputs
     rule = mocks.one("aws:cloudwatch/eventRule:EventRule")
@@ -291,7 +296,7 @@ def test_eventbridge_mode_routes_through_a_rule(mocks):
 
 
 def test_an_existing_bucket_is_used_not_created(mocks):
-    build(_pipeline(bucket="landing-zone", take_over_bucket_notification=True))
+    build(_pipeline(bucket_name="landing-zone", take_over_bucket_notification=True))
 
     assert mocks.of_type("aws:s3/bucket:Bucket") == []
     assert mocks.one("aws:s3/bucketNotification:BucketNotification").inputs["bucket"] == "landing-zone"
@@ -318,7 +323,11 @@ def test_invalid_inputs_register_nothing(mocks):
 
 def test_the_function_environment_is_what_the_handler_parses(mocks):
     # GIVEN a pipeline with non-default handler settings
-    build(_pipeline(input_format="csv", output_format="ndjson", max_file_bytes=1024, timeout_seconds=30))
+    build(
+        _pipeline(
+            input_format=FileFormat.CSV, output_format="ndjson", max_file_bytes=1024, timeout_seconds=30
+        )
+    )
 
     # WHEN the handler reads the environment the component set
     env = mocks.one("aws:lambda/function:Function").inputs["environment"]["variables"]

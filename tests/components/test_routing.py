@@ -1,14 +1,17 @@
-"""notification_mode="sns": one routing topic per bucket, one filtered subscription per pipeline."""
+"""notification_mode=NotificationMode.SNS: one routing topic per bucket, one filtered subscription per pipeline."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
+from typing import cast
 
 import pytest
 
 from filepipe import (
+    Encryption,
+    FileFormat,
     FileProcessingPipeline,
+    NotificationMode,
     PipelineArgs,
     PipelineConfigError,
     PipelineGroup,
@@ -30,19 +33,19 @@ def _routes(**overrides: PipelineArgs) -> dict[str, PipelineArgs]:
         "json": PipelineArgs(
             input_prefix="incoming/",
             output_prefix="processed/json/",
-            notification_mode="sns",
+            notification_mode=NotificationMode.SNS,
             route_max_bytes=MB,
         ),
         "csv": PipelineArgs(
             input_prefix="incoming/",
-            input_format="csv",
+            input_format=FileFormat.CSV,
             output_prefix="processed/csv/",
-            notification_mode="sns",
+            notification_mode=NotificationMode.SNS,
         ),
         "large": PipelineArgs(
             input_prefix="incoming/",
             output_prefix="processed/large/",
-            notification_mode="sns",
+            notification_mode=NotificationMode.SNS,
             route_min_bytes=MB,
             memory_mb=3008,
         ),
@@ -52,7 +55,7 @@ def _routes(**overrides: PipelineArgs) -> dict[str, PipelineArgs]:
 
 
 def _group(pipelines: dict[str, PipelineArgs], **group_args: object):
-    return lambda: PipelineGroup("data", PipelineGroupArgs(pipelines=pipelines, **group_args))  # type: ignore[arg-type]
+    return lambda: PipelineGroup("data", cast(PipelineGroupArgs, {"pipelines": pipelines, **group_args}))
 
 
 def test_the_bucket_notifies_one_topic_and_each_queue_subscribes_with_its_route(mocks):
@@ -127,7 +130,7 @@ def test_queue_and_dlq_admit_only_the_routing_topic(mocks):
 
 
 def test_kms_encrypts_the_topic_with_a_key_s3_may_use_and_the_queues_with_keys_sns_may_use(mocks):
-    build(_group({name: dataclasses.replace(args, encryption="kms") for name, args in _routes().items()}))
+    build(_group({name: {**args, "encryption": Encryption.KMS} for name, args in _routes().items()}))
 
     topic = mocks.one(TOPIC, "data-routes")
     topic_key = mocks.one("aws:kms/key:Key", "data-routes-key")
@@ -141,7 +144,7 @@ def test_kms_encrypts_the_topic_with_a_key_s3_may_use_and_the_queues_with_keys_s
 def test_a_pipeline_alone_creates_its_own_routing_topic(mocks):
     build(
         lambda: FileProcessingPipeline(
-            "orders", PipelineArgs(input_prefix="incoming/orders/", notification_mode="sns")
+            "orders", PipelineArgs(input_prefix="incoming/orders/", notification_mode=NotificationMode.SNS)
         )
     )
 
@@ -179,15 +182,15 @@ def test_keys_in_a_route_are_matched_as_s3_encodes_them():
 @pytest.mark.parametrize(
     ("pipelines", "message"),
     [
-        pytest.param(_routes(csv=PipelineArgs(input_prefix="landing/", input_format="csv")), r"\['json', 'large'\] use notification_mode='sns' and \['csv'\] do not", id="mixed-modes"),
-        pytest.param(_routes(large=PipelineArgs(input_prefix="incoming/", output_prefix="big/", notification_mode="sns", route_min_bytes=MB, route_max_bytes=MB)), "'large'.*route_min_bytes=1048576 is not below route_max_bytes=1048576: the route matches no file", id="empty-size-range"),
-        pytest.param(_routes(large=PipelineArgs(input_prefix="incoming/", output_prefix="big/", notification_mode="sns", route_max_bytes=0)), "'large'.*matches no file", id="max-zero"),
-        pytest.param(_routes(large=PipelineArgs(input_prefix="incoming/", output_prefix="big/", notification_mode="sns", route_min_bytes=600 * MB)), "'large'.*above max_file_bytes", id="bound-above-max-file"),
-        pytest.param(_routes(large=PipelineArgs(input_prefix="incoming/", output_prefix="big/", notification_mode="sns", route_max_bytes=2_000_000_000)), "'large'.*SNS filter policies compare numbers up to 1000000000", id="bound-beyond-sns-numbers"),
-        pytest.param(_routes(large=PipelineArgs(input_prefix="incoming/", output_prefix="big/", notification_mode="sns", input_suffixes=[f".j{i}" for i in range(151)])), "'large'.*151 value combinations \\(SNS allows 150\\)", id="too-many-combinations"),
-        pytest.param(_routes(geo=PipelineArgs(input_prefix="incoming/geo/", output_prefix="geo/", notification_mode="sns", input_suffixes=[".geo.json"])), "routes 'json' \\('.json'\\) and 'geo' \\('.geo.json'\\)|routes 'geo' \\('.geo.json'\\) and 'json' \\('.json'\\)", id="nested-suffixes"),
-        pytest.param(_routes(archive=PipelineArgs(input_prefix="incoming/", notification_mode="sns", output_prefix="incoming/archive/")), "recursive loop|overlaps input_prefix", id="output-under-a-route"),
-        pytest.param(_routes(archive=PipelineArgs(input_prefix="incoming/", notification_mode="sns", output_prefix="processed/json/")), "'json' and 'archive' both receive", id="shared-output-prefix"),
+        pytest.param(_routes(csv=PipelineArgs(input_prefix="landing/", input_format=FileFormat.CSV)), r"\['json', 'large'\] use notification_mode='sns' and \['csv'\] do not", id="mixed-modes"),
+        pytest.param(_routes(large=PipelineArgs(input_prefix="incoming/", output_prefix="big/", notification_mode=NotificationMode.SNS, route_min_bytes=MB, route_max_bytes=MB)), "'large'.*route_min_bytes=1048576 is not below route_max_bytes=1048576: the route matches no file", id="empty-size-range"),
+        pytest.param(_routes(large=PipelineArgs(input_prefix="incoming/", output_prefix="big/", notification_mode=NotificationMode.SNS, route_max_bytes=0)), "'large'.*matches no file", id="max-zero"),
+        pytest.param(_routes(large=PipelineArgs(input_prefix="incoming/", output_prefix="big/", notification_mode=NotificationMode.SNS, route_min_bytes=600 * MB)), "'large'.*above max_file_bytes", id="bound-above-max-file"),
+        pytest.param(_routes(large=PipelineArgs(input_prefix="incoming/", output_prefix="big/", notification_mode=NotificationMode.SNS, route_max_bytes=2_000_000_000)), "'large'.*SNS filter policies compare numbers up to 1000000000", id="bound-beyond-sns-numbers"),
+        pytest.param(_routes(large=PipelineArgs(input_prefix="incoming/", output_prefix="big/", notification_mode=NotificationMode.SNS, input_suffixes=[f".j{i}" for i in range(151)])), "'large'.*151 value combinations \\(SNS allows 150\\)", id="too-many-combinations"),
+        pytest.param(_routes(geo=PipelineArgs(input_prefix="incoming/geo/", output_prefix="geo/", notification_mode=NotificationMode.SNS, input_suffixes=[".geo.json"])), "routes 'json' \\('.json'\\) and 'geo' \\('.geo.json'\\)|routes 'geo' \\('.geo.json'\\) and 'json' \\('.json'\\)", id="nested-suffixes"),
+        pytest.param(_routes(archive=PipelineArgs(input_prefix="incoming/", notification_mode=NotificationMode.SNS, output_prefix="incoming/archive/")), "recursive loop|overlaps input_prefix", id="output-under-a-route"),
+        pytest.param(_routes(archive=PipelineArgs(input_prefix="incoming/", notification_mode=NotificationMode.SNS, output_prefix="processed/json/")), "'json' and 'archive' both receive", id="shared-output-prefix"),
         pytest.param({"json": PipelineArgs(input_prefix="incoming/", route_min_bytes=MB)}, "need notification_mode='sns'", id="bounds-without-sns"),
     ],
 )  # fmt: skip
@@ -204,7 +207,7 @@ def test_overlapping_routes_are_fan_out_not_an_error(mocks):
         _group(
             _routes(
                 archive=PipelineArgs(
-                    input_prefix="incoming/", output_prefix="archive/", notification_mode="sns"
+                    input_prefix="incoming/", output_prefix="archive/", notification_mode=NotificationMode.SNS
                 )
             )
         )

@@ -147,6 +147,23 @@ def test_bad_stack_config_is_rejected_with_a_clear_message(config, message):
     assert message in str(error.value)
 
 
+def test_a_schema_in_the_config_is_a_path_or_the_document_itself():
+    config = stack_config_from_mapping(
+        {
+            "pipelines": [
+                {"name": "a", "inputPrefix": "in/a/", "schema": "schemas/transaction.schema.json"},
+                {"name": "b", "inputPrefix": "in/b/", "schema": {"type": "object", "required": ["id"]}},
+            ]
+        }
+    )
+
+    pipelines = config.groups["data"]["pipelines"]
+    assert pipelines["a"].get("schema") == "schemas/transaction.schema.json"
+    assert "schema_document" not in pipelines["a"]
+    assert pipelines["b"].get("schema_document") == {"type": "object", "required": ["id"]}
+    assert "schema" not in pipelines["b"]
+
+
 def test_defaults_apply_to_every_pipeline_unless_overridden():
     config = stack_config_from_mapping(
         {
@@ -159,10 +176,10 @@ def test_defaults_apply_to_every_pipeline_unless_overridden():
         }
     )
 
-    pipelines = config.groups["data"].pipelines
-    assert (pipelines["a"].timeout_seconds, pipelines["a"].memory_mb) == (120, 1024)
-    assert (pipelines["b"].timeout_seconds, pipelines["b"].memory_mb) == (30, 1024)
-    assert pipelines["b"].alert_emails == ("ops@example.com",)
+    pipelines = config.groups["data"]["pipelines"]
+    assert (pipelines["a"]["timeout_seconds"], pipelines["a"]["memory_mb"]) == (120, 1024)
+    assert (pipelines["b"]["timeout_seconds"], pipelines["b"]["memory_mb"]) == (30, 1024)
+    assert pipelines["b"]["alert_emails"] == ("ops@example.com",)
 
 
 def test_secrets_in_a_stack_file_are_refused(tmp_path):

@@ -4,8 +4,10 @@ from typing import Any
 
 import pytest
 
-from filepipe import PipelineArgs, PipelineConfigError
+from filepipe import FileFormat, PipelineArgs, PipelineConfigError
+from filepipe.resolved import resolve_pipeline
 from filepipe.validation import validate_bucket_filters, validate_pipeline
+from tests.components.conftest import pipeline_args
 
 BASE: dict[str, Any] = {"input_prefix": "incoming/orders/"}
 
@@ -44,14 +46,14 @@ BASE: dict[str, Any] = {"input_prefix": "incoming/orders/"}
 )  # fmt: skip
 def test_invalid_inputs_are_rejected_with_the_field_named(overrides, expected):
     with pytest.raises(PipelineConfigError, match="pipeline 'orders':") as error:
-        validate_pipeline("orders", PipelineArgs(**{**BASE, **overrides}))
+        validate_pipeline("orders", resolve_pipeline(pipeline_args({**BASE, **overrides}), "orders"))
 
     assert expected in str(error.value)
 
 
 def test_defaults_are_valid_and_derived():
     # GIVEN only the required input
-    args = PipelineArgs(**BASE)
+    args = resolve_pipeline(pipeline_args(BASE), "orders")
 
     # WHEN validated
     input_filter = validate_pipeline("orders", args)
@@ -63,20 +65,23 @@ def test_defaults_are_valid_and_derived():
 
 
 def test_suffix_default_follows_the_input_format():
-    assert PipelineArgs(input_prefix="in/", input_format="csv").effective_suffixes() == (".csv",)
-    assert PipelineArgs(input_prefix="in/", input_format="ndjson").effective_suffixes() == (
+    def suffixes(input_format: FileFormat) -> tuple[str, ...]:
+        return resolve_pipeline(
+            PipelineArgs(input_prefix="in/", input_format=input_format), "p"
+        ).effective_suffixes()
+
+    assert suffixes(FileFormat.CSV) == (".csv",)
+    assert suffixes(FileFormat.NDJSON) == (
         ".ndjson",
         ".jsonl",
     )
 
 
 def _filter(name, prefix, suffixes=(".json",), mode: Any = "s3", output_prefix=None):
-    return validate_pipeline(
-        name,
-        PipelineArgs(
-            input_prefix=prefix, input_suffixes=suffixes, notification_mode=mode, output_prefix=output_prefix
-        ),
-    )
+    args: dict[str, Any] = {"input_prefix": prefix, "input_suffixes": suffixes, "notification_mode": mode}
+    if output_prefix is not None:
+        args["output_prefix"] = output_prefix
+    return validate_pipeline(name, resolve_pipeline(pipeline_args(args), name))
 
 
 def test_overlapping_s3_filters_on_one_bucket_name_both_pipelines():

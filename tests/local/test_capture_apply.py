@@ -153,7 +153,7 @@ def test_capture_runs_the_real_stack_program_under_mocks() -> None:
     "arguments",
     [
         pytest.param('encryption="kms", notification_mode="eventbridge"', id="kms-eventbridge"),
-        pytest.param('bucket="landing", take_over_bucket_notification=True', id="existing-bucket"),
+        pytest.param('bucket_name="landing", take_over_bucket_notification=True', id="existing-bucket"),
         pytest.param('encryption="kms", notification_mode="sns"', id="kms-sns"),
     ],
 )

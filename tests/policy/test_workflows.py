@@ -83,6 +83,16 @@ def test_preview_runs_the_pack_per_stack_and_reports_on_the_pull_request():
     assert any("filepipe graph" in step.get("run", "") for step in preview["steps"])
 
 
+def test_preview_checks_the_plugin_schema_without_cloud_credentials():
+    _, document = load("preview.yml")
+    job = document["jobs"]["plugin-schema"]
+    command = next(step["run"] for step in job["steps"] if "run" in step)
+
+    assert command.startswith("./run pytest tests/provider/test_schema.py")
+    assert (REPO / "tests" / "provider" / "test_schema.py").is_file()
+    assert not any(action(step) == "aws-actions/configure-aws-credentials" for step in job["steps"])
+
+
 def test_deploy_runs_up_behind_the_stacks_environment_after_ci_on_main():
     _, document = load("deploy.yml")
     up = document["jobs"]["up"]
