@@ -131,7 +131,9 @@ def test_wheel_installs_and_runs_a_consumer_program_outside_the_repo(
     assert "filepipe/handler/app.py" in names and "filepipe/handler/requirements.txt" in names
     assert "filepipe/pipeline.py" in names and "filepipe/testing/plugin.py" in names
     assert "filepipe/plugin.py" in names
-    assert not any(n.startswith(("tests/", "components/", "testing/", "examples/", "provider/")) for n in names)
+    assert not any(
+        n.startswith(("tests/", "components/", "testing/", "examples/", "provider/")) for n in names
+    )
 
     # WHEN a consumer program runs from a folder outside the repo
     consumer_dir = tmp_path / "consumer"
