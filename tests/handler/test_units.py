@@ -9,6 +9,7 @@ import random
 from collections.abc import Iterator
 from typing import Any
 
+import msgspec
 import pytest
 
 from filepipe.handler.errors import (
@@ -162,6 +163,27 @@ def test_csv_records_are_the_standard_csv_readers_rows(line_end: str, quoted: bo
         expected = [dict(zip(header, row, strict=True)) for row in reference if row]
         assert got == expected
         assert (state.line, state.offset) == (reference.line_num, len(data))
+
+
+@pytest.mark.parametrize("untouched", [False, True], ids=["as-values", "as-text"])
+@pytest.mark.parametrize("number", [b"1e400", b"-1E+309", b"2e999"])
+def test_a_number_beyond_a_doubles_range_is_refused_however_the_array_is_read(
+    number: bytes, untouched: bool
+) -> None:
+    data = b'[{"id": 1, "code": "3e4f"}, {"amount": ' + number + b"}]"
+    reader = open_reader(SourceStream(io.BytesIO(data), 10**9), J, untouched_json=untouched)
+    with pytest.raises(InvalidContentError, match="out of range"):
+        list(reader)
+
+
+def test_numbers_in_range_are_copied_as_written_and_text_that_looks_like_a_huge_one_is_no_error() -> None:
+    copied = open_reader(
+        SourceStream(io.BytesIO(b'[{"n": 1e-400}, {"n": 1.50}]'), 10**9), J, untouched_json=True
+    )
+    assert [msgspec.json.encode(item) for item in copied] == [b'{"n":1e-400}', b'{"n":1.50}']
+    # (a string that looks like an exponent makes the chunk be read as values: the same records)
+    looks = open_reader(SourceStream(io.BytesIO(b'[{"id": "9e999"}]'), 10**9), J, untouched_json=True)
+    assert list(looks) == [{"id": "9e999"}]
 
 
 class EndlessArray(io.RawIOBase):
