@@ -173,15 +173,31 @@ def test_a_missing_or_bad_input_is_invalid_argument_naming_the_field(plugin, typ
     assert field in f"{error.details()} {error.trailing_metadata()}"
 
 
-def test_a_value_the_components_validation_refuses_fails_the_construct_naming_the_field(plugin):
-    # The SDK wraps every error raised inside a component's constructor: it comes back as the construct's
-    # failure (not INVALID_ARGUMENT, which only the SDK's own input mapping raises), with the message.
-    error = _refused(plugin, PIPELINE, {"inputPrefix": "in/", "memoryMb": 64, **OFFLINE})
+@pytest.mark.parametrize(
+    ("inputs", "field", "reason"),
+    [
+        pytest.param(
+            {"memoryMb": 64},
+            "memoryMb",
+            "pipeline 'orders': memory_mb=64 MB is outside AWS's range 128..10240 MB",
+            id="out-of-range",
+        ),
+        pytest.param(
+            {"circuitBreaker": {"probeConcurrency": 0}},
+            "circuitBreaker.probeConcurrency",
+            "circuit_breaker.probe_concurrency=0",
+            id="nested",
+        ),
+    ],
+)
+def test_a_value_the_components_validation_refuses_is_invalid_argument_naming_the_field(
+    plugin, inputs, field, reason
+):
+    error = _refused(plugin, PIPELINE, {"inputPrefix": "in/", **inputs, **OFFLINE})
 
-    assert error.code() == grpc.StatusCode.UNKNOWN
-    assert "pipeline 'orders': memory_mb=64 MB is outside AWS's range 128..10240 MB" in (
-        error.details() or ""
-    )
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert reason in (error.details() or "")
+    assert field.encode() in dict(error.trailing_metadata() or ())["grpc-status-details-bin"]
 
 
 def _readme_yaml_program() -> dict[str, Any]:

@@ -202,3 +202,22 @@ def test_the_plugin_folder_is_a_python_plugin_that_installs_this_checkout():
     # The language host runs `python provider/`; pip resolves `..` from the plugin folder: the repo root.
     assert (folder / "__main__.py").is_file() and "host()" in (folder / "__main__.py").read_text()
     assert requirements == [".."] and (folder.parent / "pyproject.toml").is_file()
+
+
+@pytest.mark.parametrize(
+    ("message", "path"),
+    [
+        pytest.param("pipeline 'orders': memory_mb=64 MB is outside AWS's range", "memoryMb", id="top-level"),
+        pytest.param(
+            "pipeline 'a': circuit_breaker.probe_concurrency=0 must be 1..10",
+            "circuitBreaker.probeConcurrency",
+            id="nested",
+        ),
+        pytest.param(
+            "pipeline 'a': input_prefix='x' overlaps output_prefix='x'", "inputPrefix", id="the-first"
+        ),
+        pytest.param("lifecycle rule ids must be unique", "", id="none"),
+    ],
+)
+def test_a_refusal_names_the_schemas_property(message: str, path: str) -> None:
+    assert plugin.property_path(message) == path
