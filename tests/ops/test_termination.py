@@ -42,8 +42,11 @@ class Parker:
         index = 0
         while not self._stop.is_set():
             for name, body in (("poison", POISON_TRANSACTIONS), ("good", good_transactions())):
+                # When the upload began: the object cannot exist (nor be listed) before, and on a busy
+                # machine the call can return seconds after S3 stored it.
+                began = time.time()
                 key = upload(self._running, "transactions", f"{self._folder}/{name}-{index:05d}.json", body)
-                self.uploaded[key] = time.time()
+                self.uploaded[key] = began
             index += 1
             self._stop.wait(PARK_EVERY_SECONDS)
 
@@ -56,6 +59,7 @@ class Parker:
         self._thread.join(timeout=HANG_GUARD_SECONDS)
 
     def uploaded_by(self, moment: float) -> set[str]:
+        """The keys whose upload began by ``moment``."""
         return {key for key, at in dict(self.uploaded).items() if at <= moment}
 
 
