@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from .bucket import PipelineBucket
     from .errors import PipelineConfigError
     from .group import PipelineGroup
-    from .handler.settings import FileFormat, InvalidRecordPolicy
+    from .handler.settings import FileFormat, InputCompression, InvalidRecordPolicy
     from .pipeline import FileProcessingPipeline
 
 _MODULES = {
@@ -45,7 +45,7 @@ _MODULES = {
     ".bucket": ("PipelineBucket",),
     ".errors": ("PipelineConfigError",),
     ".group": ("PipelineGroup",),
-    ".handler.settings": ("FileFormat", "InvalidRecordPolicy"),
+    ".handler.settings": ("FileFormat", "InputCompression", "InvalidRecordPolicy"),
     ".pipeline": ("FileProcessingPipeline",),
 }
 _WHERE = {name: module for module, names in _MODULES.items() for name in names}
@@ -56,6 +56,7 @@ __all__ = [
     "Encryption",
     "FileFormat",
     "FileProcessingPipeline",
+    "InputCompression",
     "InvalidRecordPolicy",
     "NotificationMode",
     "PipelineArgs",

@@ -21,7 +21,7 @@ from typing import Any, NotRequired, TypedDict
 import pulumi
 import pulumi_aws as aws
 
-from .handler.settings import FileFormat, InvalidRecordPolicy
+from .handler.settings import FileFormat, InputCompression, InvalidRecordPolicy
 
 
 class Architecture(StrEnum):
@@ -114,7 +114,8 @@ class PipelineArgs(TypedDict):
 
     input_suffixes: NotRequired[Sequence[str]]
     """Key suffixes that trigger processing. Default: by input format (``.json``; ``.ndjson``/``.jsonl``;
-    ``.csv``)."""
+    ``.csv``), with the compression's suffix when ``input_compression`` is ``gzip`` (``.csv.gz``) or
+    ``zstd`` (``.csv.zst``). With ``auto`` list compressed forms to take them (``['.csv', '.csv.gz']``)."""
 
     output_prefix: NotRequired[str]
     """Where results are written, mirroring the input's relative path. Default: ``processed/`` followed by
@@ -122,6 +123,11 @@ class PipelineArgs(TypedDict):
 
     input_format: NotRequired[FileFormat]
     """``json`` (a document or a top-level array, the default), ``ndjson`` or ``csv`` (with a header row)."""
+
+    input_compression: NotRequired[InputCompression]
+    """``auto`` (the default: by the key's suffix ``.gz`` or ``.zst``, else by the object's
+    ``Content-Encoding``), ``none``, ``gzip`` or ``zstd``. Decompressed as it streams; ``max_file_bytes``
+    applies to the decompressed bytes too."""
 
     output_format: NotRequired[FileFormat]
     """``json`` (the envelope with ``source_file``, ``processed_at``, ``record_count``, ``data``; the

@@ -13,7 +13,7 @@ import sys
 from typing import Final
 
 LOCAL_EXTRA: Final = "local"
-LOCAL_EXTRA_MODULES: Final = ("moto", "flask", "aws_lambda_powertools", "fastjsonschema")
+LOCAL_EXTRA_MODULES: Final = ("moto", "flask", "aws_lambda_powertools", "fastjsonschema", "backports.zstd")
 """The import names of what ``filepipe[local]`` installs (pyproject.toml's ``local`` list)."""
 
 

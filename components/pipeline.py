@@ -730,6 +730,7 @@ def _environment(
         EnvVar.INPUT_PREFIX: args.input_prefix,
         EnvVar.OUTPUT_PREFIX: args.effective_output_prefix(),
         EnvVar.INPUT_FORMAT: str(args.input_format),
+        EnvVar.INPUT_COMPRESSION: str(args.input_compression),
         EnvVar.OUTPUT_FORMAT: str(args.output_format),
         EnvVar.INVALID_RECORDS: str(args.invalid_records),
         EnvVar.MAX_FILE_BYTES: str(args.max_file_bytes),

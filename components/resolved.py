@@ -31,7 +31,8 @@ from .args import (
     PrefixLifecycleRule,
 )
 from .errors import PipelineConfigError
-from .handler.settings import FileFormat, InvalidRecordPolicy
+from .handler.keys import compressed_suffixes
+from .handler.settings import FileFormat, InputCompression, InvalidRecordPolicy
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -82,6 +83,7 @@ class PipelineSettings:
     input_suffixes: Sequence[str] | None = None
     output_prefix: str | None = None
     input_format: FileFormat = FileFormat.JSON
+    input_compression: InputCompression = InputCompression.AUTO
     output_format: FileFormat = FileFormat.JSON
     schema: str | None = None
     schema_document: Mapping[str, Any] | None = None
@@ -129,7 +131,13 @@ class PipelineSettings:
     def effective_suffixes(self) -> tuple[str, ...]:
         if self.input_suffixes is not None:
             return tuple(self.input_suffixes)
-        return defaults.SUFFIXES_BY_FORMAT[FileFormat(self.input_format).value]
+        plain = defaults.SUFFIXES_BY_FORMAT[FileFormat(self.input_format).value]
+        compression = InputCompression(self.input_compression)
+        if compression in (InputCompression.AUTO, InputCompression.NONE):
+            # ``auto`` decompresses what the suffixes admit; it does not widen them (a stack's filters,
+            # and the files it takes, stay what they were).
+            return plain
+        return tuple(suffix + ending for suffix in plain for ending in compressed_suffixes(compression))
 
     def effective_output_prefix(self) -> str:
         if self.output_prefix is not None:
@@ -194,7 +202,14 @@ class BucketSettings:
 
 _ENUMS: Mapping[str, type[StrEnum]] = {
     enum.__name__: enum
-    for enum in (Architecture, Encryption, NotificationMode, FileFormat, InvalidRecordPolicy)
+    for enum in (
+        Architecture,
+        Encryption,
+        NotificationMode,
+        FileFormat,
+        InputCompression,
+        InvalidRecordPolicy,
+    )
 }
 """The choices, by the name the settings' annotations give them."""
 

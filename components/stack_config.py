@@ -34,7 +34,7 @@ import pulumi
 from . import defaults
 from .args import CircuitBreakerArgs, PipelineArgs, PipelineBucketArgs, PipelineGroupArgs
 from .errors import PipelineConfigError
-from .handler.settings import FileFormat, InvalidRecordPolicy
+from .handler.settings import FileFormat, InputCompression, InvalidRecordPolicy
 from .resolved import SEQUENCE_FIELDS, BreakerSettings, PipelineSettings
 
 CREATED_BUCKET_GROUP = "data"
@@ -64,6 +64,7 @@ _PROGRAM_OWNED = {
 }
 _ENUMS: dict[str, type[StrEnum]] = {
     "input_format": FileFormat,
+    "input_compression": InputCompression,
     "output_format": FileFormat,
     "invalid_records": InvalidRecordPolicy,
 }

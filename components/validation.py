@@ -15,7 +15,8 @@ from typing import Any
 from . import defaults
 from .errors import PipelineConfigError
 from .handler.capacity import expected_invocations, expected_seconds
-from .handler.settings import FileFormat
+from .handler.keys import compressed_suffixes
+from .handler.settings import FileFormat, InputCompression
 from .resolved import LifecycleRule, PipelineSettings
 from .routing import Route, filter_policy, filter_policy_problems, notified_prefixes
 
@@ -114,6 +115,16 @@ def _validate_keys(args: PipelineSettings) -> None:
     suffixes = args.effective_suffixes()
     if not suffixes or any(not suffix for suffix in suffixes):
         raise PipelineConfigError("input_suffixes must list at least one non-empty suffix, e.g. ['.json'].")
+    compression = InputCompression(args.input_compression)
+    marks = compressed_suffixes(compression)
+    if compression in (InputCompression.GZIP, InputCompression.ZSTD) and not any(
+        suffix.lower().endswith(marks) for suffix in suffixes
+    ):
+        raise PipelineConfigError(
+            f"input_compression={compression.value!r} but input_suffixes={list(suffixes)!r} has no"
+            f" {marks[0]} suffix: every file would be read as {compression.value}. Add it (e.g."
+            f" '.csv{marks[0]}') or use input_compression='auto'."
+        )
     if _prefixes_overlap(args.input_prefix, output_prefix):
         raise PipelineConfigError(
             f"output_prefix={output_prefix!r} overlaps input_prefix={args.input_prefix!r}: every output "

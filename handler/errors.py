@@ -69,6 +69,10 @@ class InvalidContentError(PermanentError):
     """The object is not valid JSON, NDJSON or CSV."""
 
 
+class CorruptCompressionError(PermanentError):
+    """The object is compressed (gzip, zstd) but its stream is corrupt or ends before it is complete."""
+
+
 class SchemaValidationError(PermanentError):
     """Records violate the pipeline's JSON Schema (the file is rejected as a whole)."""
 

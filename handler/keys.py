@@ -5,7 +5,7 @@ The component's recursion check imports :func:`output_key` too, so the rule live
 
 from __future__ import annotations
 
-from .settings import FileFormat
+from .settings import FileFormat, InputCompression
 
 EXTENSIONS: dict[FileFormat, tuple[str, ...]] = {
     FileFormat.JSON: (".json",),
@@ -13,6 +13,20 @@ EXTENSIONS: dict[FileFormat, tuple[str, ...]] = {
     FileFormat.CSV: (".csv",),
 }
 """Extensions recognised per format; the first one is the one written."""
+
+COMPRESSION_SUFFIXES: dict[InputCompression, str] = {
+    InputCompression.GZIP: ".gz",
+    InputCompression.ZSTD: ".zst",
+}
+"""The key suffix of each compression (``orders.csv.gz``): ``auto`` goes by it."""
+
+
+def compressed_suffixes(setting: InputCompression) -> tuple[str, ...]:
+    """The suffixes that mark a compressed input under ``setting`` (all with ``auto``, none with ``none``)."""
+    if setting is InputCompression.AUTO:
+        return tuple(COMPRESSION_SUFFIXES.values())
+    return (COMPRESSION_SUFFIXES[setting],) if setting in COMPRESSION_SUFFIXES else ()
+
 
 REJECTS_SUFFIX = ".rejects.ndjson"
 MAX_KEY_BYTES = 1024
@@ -25,15 +39,22 @@ def output_key(
     output_prefix: str,
     input_format: FileFormat,
     output_format: FileFormat,
+    compressed_suffixes: tuple[str, ...] = (),
 ) -> str:
     """``output_prefix + input_key[len(input_prefix):]``, extension swapped when the formats differ.
 
-    The key depends only on the input key, so re-delivery of the same version overwrites the same
-    object instead of creating a duplicate. Raises :class:`ValueError` if the key is outside the prefix.
+    A suffix of ``compressed_suffixes`` (``.gz``) goes first: the output is not compressed, so
+    ``a.csv.gz`` is written as ``a.json`` (or ``a.csv``). The key depends only on the input key, so
+    re-delivery of the same version overwrites the same object instead of creating a duplicate. Raises
+    :class:`ValueError` if the key is outside the prefix.
     """
     if not input_key.startswith(input_prefix):
         raise ValueError(f"key {input_key!r} is outside the input prefix {input_prefix!r}")
     relative = input_key[len(input_prefix) :]
+    for suffix in compressed_suffixes:
+        if relative.lower().endswith(suffix):
+            relative = relative[: -len(suffix)]
+            break
     if input_format != output_format:
         lowered = relative.lower()
         for extension in EXTENSIONS[input_format]:

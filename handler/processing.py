@@ -18,9 +18,11 @@ from botocore.exceptions import BotoCoreError
 from .capacity import expected_seconds
 from .continuation import Checkpoint, DurablePoint, carry_budget, pack_carry
 from .deadline import Deadline
+from .decompression import Decompressed, compression_of
 from .errors import (
     DeadlineError,
     FilepipeError,
+    FileTooLargeError,
     KeyOutsidePrefixError,
     NeedsMoreTimeError,
     ObjectSupersededError,
@@ -33,10 +35,10 @@ from .errors import (
     UnexpectedError,
 )
 from .events import ObjectRef
-from .keys import MAX_KEY_BYTES, output_key, rejects_key
+from .keys import MAX_KEY_BYTES, compressed_suffixes, output_key, rejects_key
 from .readers import ReaderState, RecordReader, SourceStream, open_reader
 from .retryable import classify, is_transient
-from .settings import FileFormat, FileStatus, HandlerSettings, InvalidRecordPolicy
+from .settings import FileFormat, FileStatus, HandlerSettings, InputCompression, InvalidRecordPolicy
 from .source import OpenedObject, open_object
 from .state import Lease, Outcome, StateStore
 from .transform import Processor, transform
@@ -153,7 +155,14 @@ class FileProcessor:
     def output_key_for(self, ref: ObjectRef) -> str:
         s = self._settings
         try:
-            target = output_key(ref.key, s.input_prefix, s.output_prefix, s.input_format, s.output_format)
+            target = output_key(
+                ref.key,
+                s.input_prefix,
+                s.output_prefix,
+                s.input_format,
+                s.output_format,
+                compressed_suffixes(s.input_compression),
+            )
         except ValueError as exc:
             raise KeyOutsidePrefixError(str(exc)) from None
         return _fitting(target)
@@ -332,16 +341,22 @@ class _Attempt:
         """ids of the writers resumed from a checkpoint: a transient failure keeps their uploads."""
 
     def run(self) -> Outcome | Checkpoint:
-        s = self.settings
         ref = self.ref
         start_offset = self.start.reader.offset if self.start is not None else 0
         self.remaining_at_start = self.deadline.remaining_ms()
         self.started = time.monotonic()
         self.first_started = self.resume.started_at if self.resume is not None else time.time()
-        opened = open_object(self.files._clients.s3, ref, s.max_file_bytes, start_offset)
+        opened, body = self._open(start_offset)
         self.size = ref.size
         try:
-            return self._stream(opened, start_offset)
+            return self._stream(opened, body, start_offset)
+        except FileTooLargeError as exc:
+            if isinstance(body, Decompressed):
+                raise FileTooLargeError(
+                    f"{exc}: decompressed from {body.compressed_bytes} of the object's"
+                    f" {ref.size if ref.size is not None else '?'} bytes"
+                ) from None
+            raise
         except BaseException as exc:
             # A transient failure is retried from the checkpoint, which needs its uploads, and so is
             # an invocation that is being killed (a BaseException: in Lambda, a killed process runs no
@@ -357,9 +372,31 @@ class _Attempt:
                     writer.abort()
             raise
         finally:
-            opened.body.close()
+            body.close()
 
-    def _stream(self, opened: OpenedObject, start_offset: int) -> Outcome | Checkpoint:
+    def _open(self, start_offset: int) -> tuple[OpenedObject, Any]:
+        """GET the object from where reading resumes; a compressed one from its first byte (a
+        compressed stream cannot be entered in the middle), decompressed and skipped to there."""
+        s3, ref, setting = self.files._clients.s3, self.ref, self.settings.input_compression
+        known = compression_of(setting, ref.key, None)
+        ranged = start_offset if known is InputCompression.NONE else 0
+        opened = open_object(s3, ref, self.settings.max_file_bytes, ranged)
+        compression = compression_of(setting, ref.key, opened.content_encoding)
+        if compression is InputCompression.NONE:
+            return opened, opened.body
+        if ranged:  # compressed by its Content-Encoding, which only the response told
+            opened.body.close()
+            opened = open_object(s3, ref, self.settings.max_file_bytes, 0)
+        body = Decompressed(opened.body, compression)
+        if start_offset:
+            try:
+                body.skip(start_offset)
+            except BaseException:
+                body.close()
+                raise
+        return opened, body
+
+    def _stream(self, opened: OpenedObject, body: Any, start_offset: int) -> Outcome | Checkpoint:
         s = self.settings
         ref = self.ref
         files = self.files
@@ -384,7 +421,7 @@ class _Attempt:
                 self.rejects = self._rejects_writer(metadata, resume.rejects.upload)
                 self.handed_over.add(id(self.rejects))
         reader_state = self.start.reader.copy() if self.start is not None else ReaderState()
-        stream = SourceStream(opened.body, s.max_file_bytes, start_offset)
+        stream = SourceStream(body, s.max_file_bytes, start_offset)
         validator = files._validator
         plain = validator is None and files._processor is None
         reader = open_reader(

@@ -21,6 +21,7 @@ class EnvVar(StrEnum):
     INPUT_PREFIX = "FILEPIPE_INPUT_PREFIX"
     OUTPUT_PREFIX = "FILEPIPE_OUTPUT_PREFIX"
     INPUT_FORMAT = "FILEPIPE_INPUT_FORMAT"
+    INPUT_COMPRESSION = "FILEPIPE_INPUT_COMPRESSION"
     OUTPUT_FORMAT = "FILEPIPE_OUTPUT_FORMAT"
     SCHEMA_FILE = "FILEPIPE_SCHEMA_FILE"
     """Path of the JSON Schema file, relative to the code archive root (Lambda's env is capped at 4 KB)."""
@@ -65,6 +66,14 @@ class FileFormat(StrEnum):
     JSON = "json"
     NDJSON = "ndjson"
     CSV = "csv"
+
+
+class InputCompression(StrEnum):
+    AUTO = "auto"
+    """By the key's suffix (``.gz``, ``.zst``), else by the object's ``Content-Encoding``."""
+    NONE = "none"
+    GZIP = "gzip"
+    ZSTD = "zstd"
 
 
 class InvalidRecordPolicy(StrEnum):
@@ -248,6 +257,7 @@ class HandlerSettings:
     output_prefix: str
     input_format: FileFormat = FileFormat.JSON
     output_format: FileFormat = FileFormat.JSON
+    input_compression: InputCompression = InputCompression.AUTO
     schema_file: str | None = None
     processor: str | None = None
     invalid_records: InvalidRecordPolicy = InvalidRecordPolicy.REJECT_FILE
@@ -307,6 +317,7 @@ class HandlerSettings:
             output_prefix=required(EnvVar.OUTPUT_PREFIX),
             input_format=choice(EnvVar.INPUT_FORMAT, FileFormat, FileFormat.JSON),
             output_format=choice(EnvVar.OUTPUT_FORMAT, FileFormat, FileFormat.JSON),
+            input_compression=choice(EnvVar.INPUT_COMPRESSION, InputCompression, InputCompression.AUTO),
             schema_file=optional(EnvVar.SCHEMA_FILE),
             processor=optional(EnvVar.PROCESSOR),
             invalid_records=choice(

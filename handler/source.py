@@ -51,6 +51,8 @@ class OpenedObject:
     """botocore ``StreamingBody``: read in chunks, never whole."""
     etag: str | None
     version_id: str | None
+    content_encoding: str | None = None
+    """The object's ``Content-Encoding`` (``gzip`` for a file stored compressed under a plain key)."""
 
 
 def _total_size(response: dict[str, Any], start: int) -> int:
@@ -93,6 +95,7 @@ def open_object(s3: S3Client, ref: ObjectRef, max_bytes: int, start: int = 0) ->
         body=body,
         etag=str(response.get("ETag", "")).strip('"') or ref.etag,
         version_id=response.get("VersionId") or ref.version_id,
+        content_encoding=response.get("ContentEncoding"),
     )
 
 

@@ -20,7 +20,9 @@ from packaging.requirements import Requirement
 
 from tests.provider.engine import Plugin, construct, engine, mock_monitor, run_plugin
 
-pytestmark = pytest.mark.packaging
+# One worker runs the whole module: the wheel is built once (a module fixture), and two builds at once
+# from the same source tree collide in its build/ directory.
+pytestmark = [pytest.mark.packaging, pytest.mark.xdist_group("packaging")]
 
 REPO = Path(__file__).resolve().parents[2]
 CONSUMER_PROJECT = REPO / "examples" / "consumer"
@@ -215,7 +217,7 @@ def test_the_embedded_aws_and_the_plugin_are_the_local_extra(installed: Installe
     # THEN a plain install carries the library, the policy rules and the ops commands; `local` the rest
     assert {"pulumi", "pulumi-aws", "boto3", "pulumi-policy", "rich", "pyyaml"} <= base
     assert not base & {"moto", "flask", "aws-lambda-powertools", "fastjsonschema", "pytest"}
-    assert {"moto", "aws-lambda-powertools", "fastjsonschema", "pytest"} <= local
+    assert {"moto", "aws-lambda-powertools", "fastjsonschema", "backports.zstd", "pytest"} <= local
     assert any(r.startswith("filepipe[local]") and 'extra == "dev"' in r for r in requires)
     # AND pytest finds the plugin through the installed entry point
     assert "[pytest11]\nfilepipe = filepipe.testing.plugin" in _metadata(installed.wheel, "entry_points.txt")

@@ -4,7 +4,7 @@ from typing import Any
 
 import pytest
 
-from filepipe import FileFormat, PipelineArgs, PipelineConfigError
+from filepipe import FileFormat, InputCompression, PipelineArgs, PipelineConfigError
 from filepipe.resolved import resolve_pipeline
 from filepipe.validation import validate_bucket_filters, validate_pipeline
 from tests.components.conftest import pipeline_args
@@ -75,6 +75,33 @@ def test_suffix_default_follows_the_input_format():
         ".ndjson",
         ".jsonl",
     )
+
+
+def test_compressed_inputs_widen_the_default_suffixes_only_when_the_compression_is_named():
+    def suffixes(input_format: FileFormat, compression: InputCompression) -> tuple[str, ...]:
+        return resolve_pipeline(
+            PipelineArgs(input_prefix="in/", input_format=input_format, input_compression=compression), "p"
+        ).effective_suffixes()
+
+    assert suffixes(FileFormat.CSV, InputCompression.GZIP) == (".csv.gz",)
+    assert suffixes(FileFormat.NDJSON, InputCompression.ZSTD) == (".ndjson.zst", ".jsonl.zst")
+    assert suffixes(FileFormat.CSV, InputCompression.AUTO) == (".csv",)  # auto takes what is listed
+    assert suffixes(FileFormat.CSV, InputCompression.NONE) == (".csv",)
+
+
+def test_a_named_compression_on_suffixes_that_name_no_compressed_file_is_refused():
+    args = resolve_pipeline(
+        PipelineArgs(input_prefix="in/", input_suffixes=[".csv"], input_compression=InputCompression.GZIP),
+        "p",
+    )
+    with pytest.raises(
+        PipelineConfigError, match=r"input_compression='gzip' but input_suffixes=\['.csv'\] has no .gz"
+    ):
+        validate_pipeline("p", args)
+    listed = PipelineArgs(
+        input_prefix="in/", input_suffixes=[".csv", ".CSV.GZ"], input_compression=InputCompression.GZIP
+    )
+    validate_pipeline("p", resolve_pipeline(listed, "p"))
 
 
 def _filter(name, prefix, suffixes=(".json",), mode: Any = "s3", output_prefix=None):

@@ -130,4 +130,10 @@ def test_the_fixture_without_the_extra_fails_the_test_with_the_same_line(
 def test_the_line_names_the_extra_that_pyproject_declares() -> None:
     # The modules checked are the ones the `local` extra installs, by their import names.
     assert needs_local_extra("filepipe local") == "`filepipe local` needs `pip install 'filepipe[local]'`"
-    assert set(LOCAL_EXTRA_MODULES) == {"moto", "flask", "aws_lambda_powertools", "fastjsonschema"}
+    assert set(LOCAL_EXTRA_MODULES) == {
+        "moto",
+        "flask",
+        "aws_lambda_powertools",
+        "fastjsonschema",
+        "backports.zstd",
+    }
