@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from .bucket import PipelineBucket
     from .errors import PipelineConfigError
     from .group import PipelineGroup
-    from .handler.settings import FileFormat, InputCompression, InvalidRecordPolicy
+    from .handler.settings import FileFormat, InputCompression, InvalidRecordPolicy, OutputCompression
     from .pipeline import FileProcessingPipeline
 
 _MODULES = {
@@ -45,7 +45,7 @@ _MODULES = {
     ".bucket": ("PipelineBucket",),
     ".errors": ("PipelineConfigError",),
     ".group": ("PipelineGroup",),
-    ".handler.settings": ("FileFormat", "InputCompression", "InvalidRecordPolicy"),
+    ".handler.settings": ("FileFormat", "InputCompression", "InvalidRecordPolicy", "OutputCompression"),
     ".pipeline": ("FileProcessingPipeline",),
 }
 _WHERE = {name: module for module, names in _MODULES.items() for name in names}
@@ -59,6 +59,7 @@ __all__ = [
     "InputCompression",
     "InvalidRecordPolicy",
     "NotificationMode",
+    "OutputCompression",
     "PipelineArgs",
     "PipelineBucket",
     "PipelineBucketArgs",

@@ -21,7 +21,7 @@ from typing import Any, NotRequired, TypedDict
 import pulumi
 import pulumi_aws as aws
 
-from .handler.settings import FileFormat, InputCompression, InvalidRecordPolicy
+from .handler.settings import FileFormat, InputCompression, InvalidRecordPolicy, OutputCompression
 
 
 class Architecture(StrEnum):
@@ -132,6 +132,10 @@ class PipelineArgs(TypedDict):
     output_format: NotRequired[FileFormat]
     """``json`` (the envelope with ``source_file``, ``processed_at``, ``record_count``, ``data``; the
     default), ``ndjson`` or ``csv``."""
+
+    output_compression: NotRequired[OutputCompression]
+    """``none`` (the default), ``gzip`` or ``zstd``: the output is written compressed, under its key with
+    ``.gz`` or ``.zst`` and with that ``Content-Encoding``. (The rejects object is not compressed.)"""
 
     schema: NotRequired[str]
     """Path to a ``.json`` file holding the JSON Schema each record must satisfy."""

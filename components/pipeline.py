@@ -731,6 +731,7 @@ def _environment(
         EnvVar.OUTPUT_PREFIX: args.effective_output_prefix(),
         EnvVar.INPUT_FORMAT: str(args.input_format),
         EnvVar.INPUT_COMPRESSION: str(args.input_compression),
+        EnvVar.OUTPUT_COMPRESSION: str(args.output_compression),
         EnvVar.OUTPUT_FORMAT: str(args.output_format),
         EnvVar.INVALID_RECORDS: str(args.invalid_records),
         EnvVar.MAX_FILE_BYTES: str(args.max_file_bytes),

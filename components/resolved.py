@@ -32,7 +32,7 @@ from .args import (
 )
 from .errors import PipelineConfigError
 from .handler.keys import compressed_suffixes
-from .handler.settings import FileFormat, InputCompression, InvalidRecordPolicy
+from .handler.settings import FileFormat, InputCompression, InvalidRecordPolicy, OutputCompression
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -85,6 +85,7 @@ class PipelineSettings:
     input_format: FileFormat = FileFormat.JSON
     input_compression: InputCompression = InputCompression.AUTO
     output_format: FileFormat = FileFormat.JSON
+    output_compression: OutputCompression = OutputCompression.NONE
     schema: str | None = None
     schema_document: Mapping[str, Any] | None = None
     invalid_records: InvalidRecordPolicy = InvalidRecordPolicy.REJECT_FILE

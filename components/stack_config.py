@@ -34,7 +34,7 @@ import pulumi
 from . import defaults
 from .args import CircuitBreakerArgs, PipelineArgs, PipelineBucketArgs, PipelineGroupArgs
 from .errors import PipelineConfigError
-from .handler.settings import FileFormat, InputCompression, InvalidRecordPolicy
+from .handler.settings import FileFormat, InputCompression, InvalidRecordPolicy, OutputCompression
 from .resolved import SEQUENCE_FIELDS, BreakerSettings, PipelineSettings
 
 CREATED_BUCKET_GROUP = "data"
@@ -66,6 +66,7 @@ _ENUMS: dict[str, type[StrEnum]] = {
     "input_format": FileFormat,
     "input_compression": InputCompression,
     "output_format": FileFormat,
+    "output_compression": OutputCompression,
     "invalid_records": InvalidRecordPolicy,
 }
 

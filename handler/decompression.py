@@ -39,7 +39,7 @@ def compression_of(setting: InputCompression, key: str, content_encoding: str | 
     lowered = key.lower()
     for compression, suffix in COMPRESSION_SUFFIXES.items():
         if lowered.endswith(suffix):
-            return compression
+            return InputCompression(compression)
     encoding = (content_encoding or "").strip().lower()
     return _CONTENT_ENCODINGS.get(encoding, InputCompression.NONE)
 

@@ -14,11 +14,8 @@ EXTENSIONS: dict[FileFormat, tuple[str, ...]] = {
 }
 """Extensions recognised per format; the first one is the one written."""
 
-COMPRESSION_SUFFIXES: dict[InputCompression, str] = {
-    InputCompression.GZIP: ".gz",
-    InputCompression.ZSTD: ".zst",
-}
-"""The key suffix of each compression (``orders.csv.gz``): ``auto`` goes by it."""
+COMPRESSION_SUFFIXES: dict[str, str] = {"gzip": ".gz", "zstd": ".zst"}
+"""The key suffix of each compression, by its name (the same for inputs and outputs: ``orders.csv.gz``)."""
 
 
 def compressed_suffixes(setting: InputCompression) -> tuple[str, ...]:
@@ -40,11 +37,13 @@ def output_key(
     input_format: FileFormat,
     output_format: FileFormat,
     compressed_suffixes: tuple[str, ...] = (),
+    output_suffix: str = "",
 ) -> str:
     """``output_prefix + input_key[len(input_prefix):]``, extension swapped when the formats differ.
 
-    A suffix of ``compressed_suffixes`` (``.gz``) goes first: the output is not compressed, so
-    ``a.csv.gz`` is written as ``a.json`` (or ``a.csv``). The key depends only on the input key, so
+    A suffix of ``compressed_suffixes`` (``.gz``) goes first, and ``output_suffix`` (a compressed
+    output's ``.gz``) comes last: ``a.csv.gz`` is written as ``a.json``, or ``a.json.zst``. The key
+    depends only on the input key, so
     re-delivery of the same version overwrites the same object instead of creating a duplicate. Raises
     :class:`ValueError` if the key is outside the prefix.
     """
@@ -62,7 +61,7 @@ def output_key(
                 relative = relative[: -len(extension)]
                 break
         relative += EXTENSIONS[output_format][0]
-    return output_prefix + relative
+    return output_prefix + relative + output_suffix
 
 
 def rejects_key(output: str) -> str:

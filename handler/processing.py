@@ -35,10 +35,17 @@ from .errors import (
     UnexpectedError,
 )
 from .events import ObjectRef
-from .keys import MAX_KEY_BYTES, compressed_suffixes, output_key, rejects_key
+from .keys import COMPRESSION_SUFFIXES, MAX_KEY_BYTES, compressed_suffixes, output_key, rejects_key
 from .readers import ReaderState, RecordReader, SourceStream, open_reader
 from .retryable import classify, is_transient
-from .settings import FileFormat, FileStatus, HandlerSettings, InputCompression, InvalidRecordPolicy
+from .settings import (
+    FileFormat,
+    FileStatus,
+    HandlerSettings,
+    InputCompression,
+    InvalidRecordPolicy,
+    OutputCompression,
+)
 from .source import OpenedObject, open_object
 from .state import Lease, Outcome, StateStore
 from .transform import Processor, transform
@@ -162,6 +169,7 @@ class FileProcessor:
                 s.input_format,
                 s.output_format,
                 compressed_suffixes(s.input_compression),
+                COMPRESSION_SUFFIXES.get(s.output_compression, ""),
             )
         except ValueError as exc:
             raise KeyOutsidePrefixError(str(exc)) from None
@@ -294,9 +302,12 @@ class FileProcessor:
         content_type: str,
         metadata: dict[str, str],
         resume: UploadState | None = None,
+        compression: OutputCompression = OutputCompression.NONE,
     ) -> S3StreamWriter:
         part_bytes = self._part_bytes if self._part_bytes is not None else DEFAULT_PART_BYTES
-        return S3StreamWriter(self._clients.s3, bucket, key, content_type, metadata, part_bytes, resume)
+        return S3StreamWriter(
+            self._clients.s3, bucket, key, content_type, metadata, part_bytes, resume, compression
+        )
 
     def _abandon(self, checkpoint: Checkpoint, target: str, bucket: str) -> None:
         """Abort a checkpoint's uploads (a newer version replaced its file, or the file failed)."""
@@ -413,6 +424,7 @@ class _Attempt:
             CONTENT_TYPES[s.output_format],
             metadata,
             resume.output.upload if resume is not None else None,
+            s.output_compression,
         )
         if resume is not None:
             self.handed_over.add(id(output))

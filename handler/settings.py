@@ -22,6 +22,7 @@ class EnvVar(StrEnum):
     OUTPUT_PREFIX = "FILEPIPE_OUTPUT_PREFIX"
     INPUT_FORMAT = "FILEPIPE_INPUT_FORMAT"
     INPUT_COMPRESSION = "FILEPIPE_INPUT_COMPRESSION"
+    OUTPUT_COMPRESSION = "FILEPIPE_OUTPUT_COMPRESSION"
     OUTPUT_FORMAT = "FILEPIPE_OUTPUT_FORMAT"
     SCHEMA_FILE = "FILEPIPE_SCHEMA_FILE"
     """Path of the JSON Schema file, relative to the code archive root (Lambda's env is capped at 4 KB)."""
@@ -71,6 +72,12 @@ class FileFormat(StrEnum):
 class InputCompression(StrEnum):
     AUTO = "auto"
     """By the key's suffix (``.gz``, ``.zst``), else by the object's ``Content-Encoding``."""
+    NONE = "none"
+    GZIP = "gzip"
+    ZSTD = "zstd"
+
+
+class OutputCompression(StrEnum):
     NONE = "none"
     GZIP = "gzip"
     ZSTD = "zstd"
@@ -258,6 +265,7 @@ class HandlerSettings:
     input_format: FileFormat = FileFormat.JSON
     output_format: FileFormat = FileFormat.JSON
     input_compression: InputCompression = InputCompression.AUTO
+    output_compression: OutputCompression = OutputCompression.NONE
     schema_file: str | None = None
     processor: str | None = None
     invalid_records: InvalidRecordPolicy = InvalidRecordPolicy.REJECT_FILE
@@ -318,6 +326,7 @@ class HandlerSettings:
             input_format=choice(EnvVar.INPUT_FORMAT, FileFormat, FileFormat.JSON),
             output_format=choice(EnvVar.OUTPUT_FORMAT, FileFormat, FileFormat.JSON),
             input_compression=choice(EnvVar.INPUT_COMPRESSION, InputCompression, InputCompression.AUTO),
+            output_compression=choice(EnvVar.OUTPUT_COMPRESSION, OutputCompression, OutputCompression.NONE),
             schema_file=optional(EnvVar.SCHEMA_FILE),
             processor=optional(EnvVar.PROCESSOR),
             invalid_records=choice(

@@ -32,7 +32,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 import msgspec
 
 from .errors import OutputIntegrityError, OutputShapeError, OutputTooLargeError
-from .settings import FileFormat
+from .output_compression import CONTENT_ENCODINGS, compressor
+from .settings import FileFormat, OutputCompression
 from .transform import envelope_head, envelope_tail
 
 if TYPE_CHECKING:
@@ -276,8 +277,12 @@ class S3StreamWriter:
         metadata: Mapping[str, str],
         part_bytes: int = DEFAULT_PART_BYTES,
         resume: UploadState | None = None,
+        compression: OutputCompression = OutputCompression.NONE,
     ) -> None:
         self._s3 = s3
+        self._compressor = compressor(compression)
+        """Compresses what is written (``None``: written as it is); every part ends a member."""
+        self._content_encoding = CONTENT_ENCODINGS.get(compression)
         self._bucket = bucket
         self.key = key
         self._content_type = content_type
@@ -313,18 +318,29 @@ class S3StreamWriter:
     def write(self, data: bytes) -> None:
         """Buffer ``data`` (whole records); parts are sent by :meth:`flush_full`, between batches, so
         that every part ends where the reader can say how far the input was read."""
+        if self._compressor is not None:
+            data = self._compressor.compress(data)
         self._buffer += data
         self.bytes_written += len(data)
+
+    def _end_member(self) -> None:
+        """End the compressed member, so that what is buffered can end a part or be handed over."""
+        if self._compressor is not None:
+            rest = self._compressor.end_member()
+            self._buffer += rest
+            self.bytes_written += len(rest)
 
     def flush_full(self) -> bool:
         """Send the buffer as a part once it reached the part size; True if it did."""
         if len(self._buffer) >= self._next_flush:
+            self._end_member()
             self._flush_part()
             return True
         return False
 
     def flush_if_possible(self) -> bool:
         """Send what is buffered as a part if S3 accepts a part of that size; True if it did."""
+        self._end_member()
         if len(self._buffer) >= MIN_PART_BYTES:
             self._flush_part()
             return True
@@ -341,6 +357,7 @@ class S3StreamWriter:
         etags = [str(part["ETag"]) for part in self._parts]
         if through is not None:
             return UploadState(self._upload_id, etags[:through], b"", self._size_through(through))
+        self._end_member()  # the carry holds whole members: the next invocation starts a new one
         return UploadState(self._upload_id, etags, bytes(self._buffer), self.bytes_written)
 
     def _size_through(self, parts: int) -> int:
@@ -367,9 +384,7 @@ class S3StreamWriter:
                 f"s3://{self._bucket}/{self.key} would need more than {MAX_PARTS} parts"
             )
         if self._upload_id is None:
-            created = self._s3.create_multipart_upload(
-                Bucket=self._bucket, Key=self.key, ContentType=self._content_type, Metadata=self._metadata
-            )
+            created = self._s3.create_multipart_upload(**self._object_fields())
             self._upload_id = created["UploadId"]
         body = bytes(self._buffer)
         self._buffer.clear()
@@ -398,17 +413,27 @@ class S3StreamWriter:
         part = upload.result()
         self._parts.append({"ETag": part["ETag"], "PartNumber": number})
 
+    def _object_fields(self) -> dict[str, Any]:
+        fields: dict[str, Any] = {
+            "Bucket": self._bucket,
+            "Key": self.key,
+            "ContentType": self._content_type,
+            "Metadata": self._metadata,
+        }
+        if self._content_encoding:
+            fields["ContentEncoding"] = self._content_encoding
+        return fields
+
     def close(self) -> None:
         if self.closed:
             return
+        self._end_member()
+        if self._compressor is not None and self.bytes_written == 0:
+            empty = self._compressor.empty()
+            self._buffer += empty
+            self.bytes_written += len(empty)
         if self._upload_id is None:
-            self._s3.put_object(
-                Bucket=self._bucket,
-                Key=self.key,
-                Body=bytes(self._buffer),
-                ContentType=self._content_type,
-                Metadata=self._metadata,
-            )
+            self._s3.put_object(Body=bytes(self._buffer), **self._object_fields())
             self._buffer.clear()
         else:
             if self._buffer:

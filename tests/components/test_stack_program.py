@@ -59,6 +59,7 @@ def test_dev_stack_creates_two_pipelines_on_one_bucket(mocks, monkeypatch):
     assert functions["data-invoices-function"]["FILEPIPE_INPUT_FORMAT"] == "csv"
     assert functions["data-invoices-function"]["FILEPIPE_OUTPUT_FORMAT"] == "ndjson"
     assert functions["data-invoices-function"]["FILEPIPE_INPUT_COMPRESSION"] == "auto"
+    assert functions["data-invoices-function"]["FILEPIPE_OUTPUT_COMPRESSION"] == "none"
     assert functions["data-transactions-function"]["FILEPIPE_SCHEMA_FILE"] == "filepipe_schema.json"
     subscriptions = {
         s.inputs["endpoint"] for s in mocks.of_type("aws:sns/topicSubscription:TopicSubscription")

@@ -1,20 +1,35 @@
 """Compressed inputs (gzip, zstd): decompressed as they stream, the size cap on the decompressed bytes,
-corrupt and truncated streams refused with their reason, and continued files resumed inside the stream."""
+corrupt and truncated streams refused with their reason, and continued files resumed inside the stream;
+and compressed outputs, whose decompressed bytes are the uncompressed output."""
 
 from __future__ import annotations
 
 import gzip
 import json
+import random
 from typing import Any
 
 import pytest
 from backports import zstd
 
-from filepipe.handler.settings import DlqAttribute, FileFormat, FileStatus, InputCompression
+from filepipe.handler.settings import (
+    DlqAttribute,
+    FileFormat,
+    FileStatus,
+    InputCompression,
+    OutputCompression,
+)
 
 from .conftest import BUCKET, Aws, FakeContext, dlq_attributes
 from .events import s3_body
-from .test_continuation import Clock, handler_for, ndjson_file, run_to_the_end, single_run_output
+from .test_continuation import (
+    Clock,
+    handler_for,
+    ndjson_file,
+    run_to_the_end,
+    single_run_output,
+    without_time,
+)
 
 NDJSON: dict[str, Any] = {"input_format": FileFormat.NDJSON, "output_format": FileFormat.NDJSON}
 ROWS = [{"id": n, "name": f"café {n}", "note": "x" * (n % 40)} for n in range(3_000)]
@@ -180,3 +195,76 @@ def test_a_compressed_file_larger_than_one_invocation_is_continued_into_the_sing
     [item] = aws.state_items()
     assert item["status"] == FileStatus.SUCCEEDED
     assert aws.read("out/long.ndjson") == expected
+
+
+def decompress(data: bytes, encoding: str) -> bytes:
+    return gzip.decompress(data) if encoding == "gzip" else bytes(zstd.decompress(data))
+
+
+@pytest.mark.parametrize(
+    ("compression", "suffix"),
+    [
+        pytest.param(OutputCompression.GZIP, ".gz", id="gzip"),
+        pytest.param(OutputCompression.ZSTD, ".zst", id="zstd"),
+    ],
+)
+@pytest.mark.parametrize("output_format", [FileFormat.NDJSON, FileFormat.JSON], ids=["ndjson", "envelope"])
+def test_a_compressed_output_is_the_uncompressed_output_under_the_compressions_suffix(
+    aws: Aws, compression: OutputCompression, suffix: str, output_format: FileFormat
+) -> None:
+    settings: dict[str, Any] = {"input_format": FileFormat.NDJSON, "output_format": output_format}
+    expected = single_run_output(aws, "in/day.ndjson", NDJSON_BODY, **settings)
+
+    item = process(aws, "in/day.ndjson", NDJSON_BODY, output_compression=compression, **settings)
+
+    extension = ".ndjson" if output_format is FileFormat.NDJSON else ".json"
+    assert item["output_key"] == f"out/day{extension}{suffix}"
+    head = aws.s3.head_object(Bucket=BUCKET, Key=item["output_key"])
+    assert head["ContentEncoding"] == compression.value
+    assert head["ContentType"] == (
+        "application/x-ndjson" if output_format is FileFormat.NDJSON else "application/json"
+    )
+    written = decompress(aws.read(item["output_key"]), compression.value)
+    if output_format is FileFormat.JSON:
+        assert without_time(written) == without_time(expected)
+    else:
+        assert written == expected
+
+
+def test_a_compressed_output_continued_over_several_invocations_decompresses_to_the_single_run_output(
+    aws: Aws,
+) -> None:
+    # GIVEN a ~33 MB file of random hex (it compresses to about half), and invocations that each have time
+    # for 30 batches: more than S3's smallest part once compressed (a compressed output needs more input
+    # to make a part), writing gzip
+    rng = random.Random(7)
+    body = b"".join(
+        json.dumps({"n": n, "r": rng.randbytes(48).hex()}).encode() + b"\n" for n in range(300_000)
+    )
+    expected = single_run_output(aws, "in/long.ndjson", body, **NDJSON)
+    put = aws.put("in/long.ndjson", body)
+
+    # WHEN each fresh copy is handled in turn
+    handler = handler_for(aws, Clock(), output_compression=OutputCompression.GZIP, **NDJSON)
+    invocations = run_to_the_end(aws, handler, aws.batch(s3_body(key="in/long.ndjson", put=put)), 30)
+
+    # THEN the object is one gzip stream of several members (one per part at least), the single run's
+    # output once decompressed
+    assert invocations >= 2
+    written = aws.read("out/long.ndjson.gz")
+    assert written.count(b"\x1f\x8b\x08") >= 2
+    assert gzip.decompress(written) == expected
+
+
+def test_an_empty_compressed_output_is_still_a_valid_stream(aws: Aws) -> None:
+    item = process(
+        aws,
+        "in/header-only.csv",
+        b"id,name\r\n",
+        input_format=FileFormat.CSV,
+        output_format=FileFormat.NDJSON,
+        output_compression=OutputCompression.GZIP,
+    )
+
+    assert (item["status"], int(item["records"])) == (FileStatus.SUCCEEDED, 0)
+    assert gzip.decompress(aws.read("out/header-only.ndjson.gz")) == b""
