@@ -276,6 +276,21 @@ def test_a_crash_between_checkpoints_resumes_from_the_last_one_and_writes_nothin
     assert no_uploads_left(aws)
 
 
+def checkpointed_once(
+    aws: Aws, key: str, records: int, batches: int
+) -> tuple[bytes, BatchHandler, dict[str, Any]]:
+    """An NDJSON file of ``records`` whose first invocation had time for ``batches`` batches: the output
+    one run writes for it, the handler, and the continuation's delivery."""
+    body = ndjson_file(records)
+    settings: dict[str, Any] = {"input_format": FileFormat.NDJSON, "output_format": FileFormat.NDJSON}
+    expected = single_run_output(aws, key, body, **settings)
+    put = aws.put(key, body)
+    handler = handler_for(aws, Clock(), **settings)
+    assert handler(aws.batch(s3_body(key=key, put=put)), cut_after(batches)) == {"batchItemFailures": []}
+    [second] = deliveries(aws)
+    return expected, handler, second
+
+
 def is_checkpoint(params: dict[str, Any]) -> bool:
     return "#continuation" in params.get("ExpressionAttributeNames", {})
 
@@ -285,16 +300,7 @@ def test_a_refused_checkpoint_write_retries_from_the_previous_checkpoint_and_wri
 ) -> None:
     # GIVEN a file checkpointed once, whose second checkpoint write the state table refuses (as it
     # refuses an item over 400 KB); the invocation had sent parts of its own after the first checkpoint
-    body = ndjson_file(360_000)
-    settings: dict[str, Any] = {"input_format": FileFormat.NDJSON, "output_format": FileFormat.NDJSON}
-    expected = single_run_output(aws, "in/refused.ndjson", body, **settings)
-    clock = Clock()
-    put = aws.put("in/refused.ndjson", body)
-    handler = handler_for(aws, clock, **settings)
-    assert handler(aws.batch(s3_body(key="in/refused.ndjson", put=put)), cut_after(20)) == {
-        "batchItemFailures": []
-    }
-    [second] = deliveries(aws)
+    expected, handler, second = checkpointed_once(aws, "in/refused.ndjson", 360_000, batches=20)
     first_checkpoint = json.loads(aws.state_items()[0]["continuation"])
     aws.faults.fail(aws.dynamodb, "UpdateItem", "ValidationException", 400, times=1, when=is_checkpoint)
 
@@ -319,18 +325,9 @@ def test_a_checkpoint_whose_carry_is_not_its_own_is_not_resumed_and_the_file_sta
 ) -> None:
     # GIVEN a file checkpointed once, whose state item then holds a carry that is not the checkpoint's
     # (what a half-applied write would leave: the new part list with an older carry)
-    body = ndjson_file(120_000)
-    settings: dict[str, Any] = {"input_format": FileFormat.NDJSON, "output_format": FileFormat.NDJSON}
-    expected = single_run_output(aws, "in/mixed.ndjson", body, **settings)
-    clock = Clock()
-    put = aws.put("in/mixed.ndjson", body)
-    handler = handler_for(aws, clock, **settings)
-    assert handler(aws.batch(s3_body(key="in/mixed.ndjson", put=put)), cut_after(14)) == {
-        "batchItemFailures": []
-    }
-    [second] = deliveries(aws)
+    expected, handler, second = checkpointed_once(aws, "in/mixed.ndjson", 120_000, batches=14)
     assert len(aws.s3.list_multipart_uploads(Bucket=BUCKET)["Uploads"]) == 1
-    stale = pack_carry(body[:4096])
+    stale = pack_carry(b'{"id": 0}\n' * 409 + b"xxxxxx")  # 4,096 bytes of some earlier output
     aws.dynamodb.update_item(
         TableName=STATE_TABLE,
         Key={"pk": {"S": f"{BUCKET}/in/mixed.ndjson"}},
