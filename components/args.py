@@ -150,8 +150,14 @@ class PipelineArgs(TypedDict):
     processor: NotRequired[str]
     """Per-record transformation ``module:function`` (a record in, a record or ``None`` out)."""
 
+    file_processor: NotRequired[str]
+    """Whole-file processor ``module:function``, instead of reading records: called with the file as a
+    binary stream, an ``outputs`` opener (objects under ``<output prefix><input key>/``) and a context.
+    Not with ``processor`` or a schema."""
+
     processor_code_dir: NotRequired[str]
-    """Directory of user code shipped at the root of the function's archive, where ``processor`` lives."""
+    """Directory of user code shipped at the root of the function's archive, where ``processor`` or
+    ``file_processor`` lives."""
 
     max_file_bytes: NotRequired[int]
     """Files larger than this are rejected to the DLQ without being read."""

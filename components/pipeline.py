@@ -752,6 +752,8 @@ def _environment(
         environment[EnvVar.SCHEMA_FILE] = SCHEMA_FILE
     if args.processor is not None:
         environment[EnvVar.PROCESSOR] = args.processor
+    if args.file_processor is not None:
+        environment[EnvVar.FILE_PROCESSOR] = args.file_processor
     return {str(key): value for key, value in environment.items()}
 
 

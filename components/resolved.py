@@ -90,6 +90,7 @@ class PipelineSettings:
     schema_document: Mapping[str, Any] | None = None
     invalid_records: InvalidRecordPolicy = InvalidRecordPolicy.REJECT_FILE
     processor: str | None = None
+    file_processor: str | None = None
     processor_code_dir: str | None = None
     max_file_bytes: int = defaults.MAX_FILE_BYTES
     memory_mb: int = defaults.MEMORY_MB

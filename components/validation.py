@@ -134,12 +134,20 @@ def _validate_keys(args: PipelineSettings) -> None:
 
 
 def _validate_formats(args: PipelineSettings) -> None:
-    if args.processor is not None:
-        module, _, function = args.processor.partition(":")
+    for name, spec in (("processor", args.processor), ("file_processor", args.file_processor)):
+        module, _, function = (spec or "x:x").partition(":")
         if not module or not function:
             raise PipelineConfigError(
-                f"processor={args.processor!r} must be 'module:function', e.g. 'transforms:normalise'."
+                f"{name}={spec!r} must be 'module:function', e.g. 'transforms:normalise'."
             )
+    if args.file_processor is not None:
+        has_schema = args.schema is not None or args.schema_document is not None
+        for other, value in (("processor", args.processor), ("schema", "set" if has_schema else None)):
+            if value is not None:
+                raise PipelineConfigError(
+                    f"file_processor={args.file_processor!r} with a {other}: a whole-file processor reads no"
+                    f" records, so the {other} would never run. Use one or the other."
+                )
     if args.processor_code_dir is not None and not Path(args.processor_code_dir).is_dir():
         raise PipelineConfigError(f"processor_code_dir={str(args.processor_code_dir)!r} is not a directory.")
     load_schema(args.schema, args.schema_document)

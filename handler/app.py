@@ -22,11 +22,12 @@ __all__ = ["Clients", "Handler", "build_handler", "lambda_handler"]
 def build_handler(settings: HandlerSettings, clients: ClientSet | None = None) -> BatchHandler:
     """A handler for explicit settings and clients (default: clients created lazily on first use).
 
-    The schema and the processor are loaded here, so a misconfigured pipeline fails at build time.
+    The schema and the processors are loaded here, so a misconfigured pipeline fails at build time.
     """
     client_set: ClientSet = clients if clients is not None else LazyClients()
     validator = load_validator(settings.schema_file) if settings.schema_file else None
     processor = load_processor(settings.processor) if settings.processor else None
+    file_processor = load_processor(settings.file_processor) if settings.file_processor else None
     state: StateStore
     if settings.state_table:
         state = DynamoStateStore(
@@ -37,7 +38,7 @@ def build_handler(settings: HandlerSettings, clients: ClientSet | None = None) -
         )
     else:
         state = NullStateStore()
-    files = FileProcessor(settings, client_set, state, validator, processor)
+    files = FileProcessor(settings, client_set, state, validator, processor, file_processor=file_processor)
     return BatchHandler(settings, client_set, files)
 
 

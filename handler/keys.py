@@ -64,6 +64,15 @@ def output_key(
     return output_prefix + relative + output_suffix
 
 
+def output_folder(input_key: str, input_prefix: str, output_prefix: str) -> str:
+    """Where a whole-file processor's outputs for ``input_key`` go: ``output_prefix`` + the key's path
+    below ``input_prefix`` + ``/`` (``in/batch.zip`` -> ``out/batch.zip/``). Raises :class:`ValueError`
+    if the key is outside the prefix."""
+    if not input_key.startswith(input_prefix):
+        raise ValueError(f"key {input_key!r} is outside the input prefix {input_prefix!r}")
+    return output_prefix + input_key[len(input_prefix) :] + "/"
+
+
 def rejects_key(output: str) -> str:
     """Where invalid records of a file go under the ``write-rejects`` policy."""
     return output + REJECTS_SUFFIX

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import io
 import os
 import threading
 import time
@@ -35,8 +36,15 @@ from .errors import (
     UnexpectedError,
 )
 from .events import ObjectRef
-from .keys import COMPRESSION_SUFFIXES, MAX_KEY_BYTES, compressed_suffixes, output_key, rejects_key
-from .readers import ReaderState, RecordReader, SourceStream, open_reader
+from .keys import (
+    COMPRESSION_SUFFIXES,
+    MAX_KEY_BYTES,
+    compressed_suffixes,
+    output_folder,
+    output_key,
+    rejects_key,
+)
+from .readers import CHUNK_BYTES, ReaderState, RecordReader, SourceStream, open_reader
 from .retryable import classify, is_transient
 from .settings import (
     FileFormat,
@@ -50,6 +58,7 @@ from .source import OpenedObject, open_object
 from .state import Lease, Outcome, StateStore
 from .transform import Processor, transform
 from .validation import Validator
+from .whole_file import FileContext, Outputs, WholeFileProcessor, run_whole_file
 from .writers import (
     CONTENT_TYPES,
     DEFAULT_PART_BYTES,
@@ -151,6 +160,7 @@ class FileProcessor:
         validator: Validator | None,
         processor: Processor | None,
         part_bytes: int | None = None,
+        file_processor: WholeFileProcessor | None = None,
     ) -> None:
         self._settings = settings
         self._clients = clients
@@ -158,6 +168,7 @@ class FileProcessor:
         self._validator = validator
         self._processor = processor
         self._part_bytes = part_bytes
+        self._file_processor = file_processor
 
     def output_key_for(self, ref: ObjectRef) -> str:
         s = self._settings
@@ -318,7 +329,58 @@ class FileProcessor:
                 abort_upload(self._clients.s3, bucket, key, point.upload.upload_id)
 
     def _run(self, lease: Lease, target: str, deadline: Deadline) -> Outcome | Checkpoint:
+        if self._file_processor is not None:
+            return self._whole_file(self._file_processor, lease, deadline)
         return _Attempt(self, lease, target, deadline).run()
+
+    def _whole_file(self, processor: WholeFileProcessor, lease: Lease, deadline: Deadline) -> Outcome:
+        """The file through a whole-file processor (:mod:`filepipe.handler.whole_file`)."""
+        ref, s = lease.ref, self._settings
+        try:
+            folder = output_folder(ref.key, s.input_prefix, s.output_prefix)
+        except ValueError as exc:
+            raise KeyOutsidePrefixError(str(exc)) from None
+        started = time.time()
+        opened, body = open_source(self._clients.s3, ref, s, 0)
+        metadata = self._metadata(ref, opened.etag, opened.version_id)
+        stream = SourceStream(body, s.max_file_bytes, 0)
+        outputs = Outputs(
+            folder,
+            lambda key, content_type, extra: self._writer(
+                ref.bucket, key, content_type, {**metadata, **extra}
+            ),
+        )
+        context = FileContext(
+            ref.bucket,
+            ref.key,
+            opened.version_id,
+            ref.size,
+            {
+                name: value
+                for name, value in (("etag", opened.etag), ("content-encoding", opened.content_encoding))
+                if value
+            },
+            deadline.remaining_ms,
+        )
+        try:
+            run_whole_file(processor, io.BufferedReader(stream, CHUNK_BYTES), outputs, context)
+            outputs.close_all()
+        except BaseException:
+            outputs.abort_all()  # nothing of a failed attempt is published
+            raise
+        finally:
+            body.close()
+        latency_ms = None
+        if ref.event_time is not None:
+            latency_ms = max(0, int((datetime.now(UTC) - ref.event_time).total_seconds() * 1000))
+        return Outcome(
+            output_key=folder,
+            records=len(outputs.keys),
+            rejected=0,
+            bytes_read=stream.position,
+            duration_ms=int((time.time() - started) * 1000),
+            latency_ms=latency_ms,
+        )
 
     def _transform(self, index: int, record: Any) -> Any:
         return transform(self._processor, index, record)
@@ -386,26 +448,7 @@ class _Attempt:
             body.close()
 
     def _open(self, start_offset: int) -> tuple[OpenedObject, Any]:
-        """GET the object from where reading resumes; a compressed one from its first byte (a
-        compressed stream cannot be entered in the middle), decompressed and skipped to there."""
-        s3, ref, setting = self.files._clients.s3, self.ref, self.settings.input_compression
-        known = compression_of(setting, ref.key, None)
-        ranged = start_offset if known is InputCompression.NONE else 0
-        opened = open_object(s3, ref, self.settings.max_file_bytes, ranged)
-        compression = compression_of(setting, ref.key, opened.content_encoding)
-        if compression is InputCompression.NONE:
-            return opened, opened.body
-        if ranged:  # compressed by its Content-Encoding, which only the response told
-            opened.body.close()
-            opened = open_object(s3, ref, self.settings.max_file_bytes, 0)
-        body = Decompressed(opened.body, compression)
-        if start_offset:
-            try:
-                body.skip(start_offset)
-            except BaseException:
-                body.close()
-                raise
-        return opened, body
+        return open_source(self.files._clients.s3, self.ref, self.settings, start_offset)
 
     def _stream(self, opened: OpenedObject, body: Any, start_offset: int) -> Outcome | Checkpoint:
         s = self.settings
@@ -618,6 +661,31 @@ class _Attempt:
             )
         state.checkpoint(self.lease, checkpoint, resume.reader.offset)
         return checkpoint
+
+
+def open_source(
+    s3: S3Client, ref: ObjectRef, settings: HandlerSettings, start_offset: int
+) -> tuple[OpenedObject, Any]:
+    """GET the object from where reading resumes, and its body to read: a compressed one from its first
+    byte (a compressed stream cannot be entered in the middle), decompressed and skipped to there."""
+    setting = settings.input_compression
+    known = compression_of(setting, ref.key, None)
+    ranged = start_offset if known is InputCompression.NONE else 0
+    opened = open_object(s3, ref, settings.max_file_bytes, ranged)
+    compression = compression_of(setting, ref.key, opened.content_encoding)
+    if compression is InputCompression.NONE:
+        return opened, opened.body
+    if ranged:  # compressed by its Content-Encoding, which only the response told
+        opened.body.close()
+        opened = open_object(s3, ref, settings.max_file_bytes, 0)
+    body = Decompressed(opened.body, compression)
+    if start_offset:
+        try:
+            body.skip(start_offset)
+        except BaseException:
+            body.close()
+            raise
+    return opened, body
 
 
 @dataclass(frozen=True, slots=True)

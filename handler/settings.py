@@ -27,6 +27,8 @@ class EnvVar(StrEnum):
     SCHEMA_FILE = "FILEPIPE_SCHEMA_FILE"
     """Path of the JSON Schema file, relative to the code archive root (Lambda's env is capped at 4 KB)."""
     PROCESSOR = "FILEPIPE_PROCESSOR"
+    FILE_PROCESSOR = "FILEPIPE_FILE_PROCESSOR"
+    """A whole-file processor (``module:function``), instead of the records' formats and processor."""
     INVALID_RECORDS = "FILEPIPE_INVALID_RECORDS"
     MAX_FILE_BYTES = "FILEPIPE_MAX_FILE_BYTES"
     MAX_SCHEMA_ERRORS = "FILEPIPE_MAX_SCHEMA_ERRORS"
@@ -268,6 +270,7 @@ class HandlerSettings:
     output_compression: OutputCompression = OutputCompression.NONE
     schema_file: str | None = None
     processor: str | None = None
+    file_processor: str | None = None
     invalid_records: InvalidRecordPolicy = InvalidRecordPolicy.REJECT_FILE
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
     max_schema_errors: int = DEFAULT_MAX_SCHEMA_ERRORS
@@ -329,6 +332,7 @@ class HandlerSettings:
             output_compression=choice(EnvVar.OUTPUT_COMPRESSION, OutputCompression, OutputCompression.NONE),
             schema_file=optional(EnvVar.SCHEMA_FILE),
             processor=optional(EnvVar.PROCESSOR),
+            file_processor=optional(EnvVar.FILE_PROCESSOR),
             invalid_records=choice(
                 EnvVar.INVALID_RECORDS, InvalidRecordPolicy, InvalidRecordPolicy.REJECT_FILE
             ),

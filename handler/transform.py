@@ -24,8 +24,8 @@ class ProcessorConfigError(RuntimeError):
 
 
 @functools.cache
-def load_processor(spec: str) -> Processor:
-    """Import ``module:function`` once per process."""
+def load_processor(spec: str) -> Callable[..., Any]:
+    """Import ``module:function`` once per process (a per-record or a whole-file processor)."""
     module_name, sep, attr = spec.partition(":")
     if not sep or not module_name or not attr:
         raise ProcessorConfigError(f"processor {spec!r} must look like 'package.module:function'")
@@ -37,8 +37,8 @@ def load_processor(spec: str) -> Processor:
         raise ProcessorConfigError(f"processor {spec!r} cannot be loaded: {exc}") from exc
     if not callable(target):
         raise ProcessorConfigError(f"processor {spec!r} is not callable")
-    processor: Processor = target
-    return processor
+    loaded: Callable[..., Any] = target
+    return loaded
 
 
 def transform(processor: Processor | None, index: int, record: Any) -> Any:

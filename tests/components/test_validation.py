@@ -4,10 +4,10 @@ from typing import Any
 
 import pytest
 
-from filepipe import FileFormat, InputCompression, PipelineArgs, PipelineConfigError
+from filepipe import FileFormat, FileProcessingPipeline, InputCompression, PipelineArgs, PipelineConfigError
 from filepipe.resolved import resolve_pipeline
 from filepipe.validation import validate_bucket_filters, validate_pipeline
-from tests.components.conftest import pipeline_args
+from tests.components.conftest import build, pipeline_args
 
 BASE: dict[str, Any] = {"input_prefix": "incoming/orders/"}
 
@@ -167,3 +167,29 @@ def test_a_pipeline_reading_another_pipelines_output_is_a_loop():
 
     with pytest.raises(PipelineConfigError, match="'orders' writes under 'stage/orders/'.*'stage' reads"):
         validate_bucket_filters("data", filters)
+
+
+@pytest.mark.parametrize(
+    ("extra", "refused"),
+    [
+        pytest.param({"processor": "transforms:normalise"}, "with a processor", id="with-a-record-processor"),
+        pytest.param({"schema_document": {"type": "object"}}, "with a schema", id="with-a-schema"),
+        pytest.param({"file_processor": "unzip"}, "must be 'module:function'", id="not-module-function"),
+    ],
+)
+def test_a_whole_file_processor_refuses_what_would_never_run(extra: dict[str, Any], refused: str):
+    inputs: dict[str, Any] = {"input_prefix": "in/", "file_processor": "unpack:zip_of_csvs", **extra}
+    with pytest.raises(PipelineConfigError, match=refused):
+        validate_pipeline("p", resolve_pipeline(PipelineArgs(**inputs), "p"))  # type: ignore[typeddict-item]
+
+
+def test_a_whole_file_processor_reaches_the_function_as_its_setting(mocks):
+    build(
+        lambda: FileProcessingPipeline(
+            "unzip",
+            PipelineArgs(input_prefix="in/", input_suffixes=[".zip"], file_processor="unpack:zip_of_csvs"),
+        )
+    )
+
+    [function] = [r for r in mocks.resources if r.typ == "aws:lambda/function:Function"]
+    assert function.inputs["environment"]["variables"]["FILEPIPE_FILE_PROCESSOR"] == "unpack:zip_of_csvs"
