@@ -26,6 +26,8 @@ pytestmark = [pytest.mark.packaging, pytest.mark.xdist_group("packaging")]
 
 REPO = Path(__file__).resolve().parents[2]
 CONSUMER_PROJECT = REPO / "examples" / "consumer"
+NOT_SOURCE = (".git", ".venv", "build", "dist", "*.egg-info", ".filepipe", "__pycache__", ".*_cache")
+"""What of a working tree is not the project's source (virtualenvs, build output, local state, caches)."""
 # A PYTHONPATH pointing at the repo would let pip see the build's egg-info and skip the install.
 CLEAN_ENV = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
 
@@ -83,7 +85,11 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
     """
     root = tmp_path_factory.mktemp("packaging")
     dist = root / "dist"
-    subprocess.run(
+    # Built from a copy of the repo's files: setuptools builds in the source tree (build/, the
+    # egg-info), which the editable install and the other tests running meanwhile also use.
+    source = root / "source"
+    shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(*NOT_SOURCE))
+    built = subprocess.run(
         [
             sys.executable,
             "-m",
@@ -93,12 +99,14 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
             "--no-build-isolation",
             "-w",
             str(dist),
-            str(REPO),
+            str(source),
         ],
-        check=True,
+        check=False,
         capture_output=True,
+        text=True,
         env=CLEAN_ENV,
     )
+    assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
     (wheel,) = dist.glob("filepipe-*.whl")
     env = root / "venv"
     venv.create(env, with_pip=True)
