@@ -423,13 +423,6 @@ class _Attempt:
         self.size = ref.size
         try:
             return self._stream(opened, body, start_offset)
-        except FileTooLargeError as exc:
-            if isinstance(body, Decompressed):
-                raise FileTooLargeError(
-                    f"{exc}: decompressed from {body.compressed_bytes} of the object's"
-                    f" {ref.size if ref.size is not None else '?'} bytes"
-                ) from None
-            raise
         except BaseException as exc:
             # A transient failure is retried from the checkpoint, which needs its uploads, and so is
             # an invocation that is being killed (a BaseException: in Lambda, a killed process runs no
@@ -443,6 +436,11 @@ class _Attempt:
                     writer.settle()
                 else:
                     writer.abort()
+            if isinstance(exc, FileTooLargeError) and isinstance(body, Decompressed):
+                raise FileTooLargeError(
+                    f"{exc}: decompressed from {body.compressed_bytes} of the object's"
+                    f" {ref.size if ref.size is not None else '?'} bytes"
+                ) from None
             raise
         finally:
             body.close()

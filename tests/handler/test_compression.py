@@ -165,17 +165,21 @@ def test_a_corrupt_or_truncated_stream_is_parked_once_with_its_reason_and_writes
 
 
 def test_a_compression_bomb_is_too_large_by_its_decompressed_size(aws: Aws) -> None:
-    # GIVEN 40 KB of gzip that inflates to 40 MB, for a pipeline capped at 1 MB
-    bomb = gzip.compress(b'{"a": 1}\n' + b" " * 40_000_000, compresslevel=9)
-    assert len(bomb) < 100_000
+    # GIVEN under 1 MB of gzip that inflates to 45 MB of records, for a pipeline capped at 20 MB (past
+    # the first output part: the multipart upload has begun when the cap is reached)
+    bomb = gzip.compress(b'{"a": 1}\n' * 5_000_000, compresslevel=9)
+    assert len(bomb) < 1_000_000
 
-    item = process(aws, "in/bomb.ndjson.gz", bomb, max_file_bytes=1_000_000, **NDJSON)
+    item = process(aws, "in/bomb.ndjson.gz", bomb, max_file_bytes=20_000_000, **NDJSON)
 
-    # THEN it is refused as too large, saying both sizes (it never inflated whole)
+    # THEN it is refused as too large, saying both sizes (it never inflated whole), and the output's
+    # upload is aborted
     assert item["status"] == FileStatus.FAILED
     error_type, reason = parked_reason(aws)
     assert error_type == "FileTooLargeError"
-    assert "size cap of 1000000" in reason and f"of the object's {len(bomb)} bytes" in reason
+    assert "size cap of 20000000" in reason and f"of the object's {len(bomb)} bytes" in reason
+    assert aws.keys("out/") == []
+    assert not aws.s3.list_multipart_uploads(Bucket=BUCKET).get("Uploads")
 
 
 def test_a_compressed_file_larger_than_one_invocation_is_continued_into_the_single_run_output(
