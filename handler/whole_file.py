@@ -22,14 +22,23 @@ from __future__ import annotations
 import io
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from .errors import FilepipeError, OutputKeyTooLongError, ProcessorError, RetryLaterError
 from .keys import MAX_KEY_BYTES
 from .retryable import is_transient
 
-if TYPE_CHECKING:
-    from .writers import S3StreamWriter
+
+class OutputWriter(Protocol):
+    """What an output object is written with: the handler's ``S3StreamWriter``, or a test's stand-in."""
+
+    key: str
+
+    def write(self, data: bytes) -> None: ...
+    def flush_full(self) -> bool: ...
+    def close(self) -> None: ...
+    def abort(self) -> None: ...
+
 
 WholeFileProcessor = Callable[[io.BufferedIOBase, "Outputs", "FileContext"], Any]
 
@@ -56,7 +65,7 @@ class OutputNameError(ValueError):
 class OutputObject:
     """One output object being written: ``write(bytes)``; it appears when the processor returns."""
 
-    def __init__(self, writer: S3StreamWriter) -> None:
+    def __init__(self, writer: OutputWriter) -> None:
         self._writer = writer
         self.key = writer.key
 
@@ -70,11 +79,11 @@ class Outputs:
     """Opens the output objects of one file, each under ``folder`` (the file's output folder)."""
 
     def __init__(
-        self, folder: str, open_writer: Callable[[str, str, Mapping[str, str]], S3StreamWriter]
+        self, folder: str, open_writer: Callable[[str, str, Mapping[str, str]], OutputWriter]
     ) -> None:
         self.folder = folder
         self._open_writer = open_writer
-        self._opened: dict[str, S3StreamWriter] = {}
+        self._opened: dict[str, OutputWriter] = {}
 
     def open(
         self,

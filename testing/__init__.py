@@ -8,7 +8,8 @@ filepipe is installed and does nothing until a test requests its fixture::
         final = local_stack.wait_until_final("orders", key)
         assert final.status == "SUCCEEDED" and final.output == [{"id": "a", "amount": 10.0}]
 
-and :func:`processor_case` unit-tests a processor without an endpoint::
+and :func:`processor_case` (:func:`whole_file_case` for a ``file_processor``) unit-tests a processor
+without an endpoint::
 
     def test_amount_becomes_a_number():
         assert processor_case("transforms:normalise").record({"amount": "10"}) == {"amount": 10.0}
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
         TransientError,
     )
 
-    from .processor import FileCaseResult, ProcessorCase, processor_case
+    from .processor import FileCaseResult, ProcessorCase, WholeFileCaseResult, processor_case, whole_file_case
     from .stack import FinalState, LocalStack, Parked, PipelineTimeoutError
 
 _MODULES = {
@@ -46,7 +47,13 @@ _MODULES = {
         "SchemaValidationError",
         "TransientError",
     ),
-    "filepipe.testing.processor": ("FileCaseResult", "ProcessorCase", "processor_case"),
+    "filepipe.testing.processor": (
+        "FileCaseResult",
+        "ProcessorCase",
+        "WholeFileCaseResult",
+        "processor_case",
+        "whole_file_case",
+    ),
     "filepipe.testing.stack": ("FinalState", "LocalStack", "Parked", "PipelineTimeoutError"),
 }
 _WHERE = {name: module for module, names in _MODULES.items() for name in names}
@@ -64,7 +71,9 @@ __all__ = [
     "RetryLaterError",
     "SchemaValidationError",
     "TransientError",
+    "WholeFileCaseResult",
     "processor_case",
+    "whole_file_case",
 ]
 
 

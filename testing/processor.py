@@ -10,6 +10,9 @@ out is the AWS around them (the lease, the state table, multipart uploads, conti
     case = processor_case("transforms:normalise", schema="schemas/order.schema.json", code_dir="src")
     case.record({"id": "a", "amount": "10"})  # {"id": "a", "amount": 10.0}, or raises ProcessorError
     case.file(b'[{"id": "a", "amount": "10"}]').records  # [{"id": "a", "amount": 10.0}]
+
+    unzipped = whole_file_case("unpack:zip_of_csvs", zip_bytes, key="in/batch.zip", code_dir="src")
+    unzipped.outputs["orders.ndjson"]  # the bytes it wrote, by name; or raises ProcessorError
 """
 
 from __future__ import annotations
@@ -172,3 +175,77 @@ def _validator(schema: str | Path | Mapping[str, Any] | None) -> Any:
 
     # The handler compiles a schema file the same way (load_validator); here the schema is inline.
     return Validator("<inline schema>", fastjsonschema.compile(json.loads(json.dumps(schema))))
+
+
+@dataclass(frozen=True, slots=True)
+class WholeFileCaseResult:
+    """What a whole-file processor wrote for one file, by output name."""
+
+    outputs: dict[str, bytes]
+    content_types: dict[str, str]
+    metadata: dict[str, dict[str, str]]
+
+
+class _MemoryWriter:
+    """An output object kept in memory, published to ``published`` when closed (as S3 would store it)."""
+
+    def __init__(
+        self, key: str, content_type: str, metadata: Mapping[str, str], published: dict[str, Any]
+    ) -> None:
+        self.key = key
+        self._content_type = content_type
+        self._metadata = dict(metadata)
+        self._published = published
+        self._buffer = bytearray()
+
+    def write(self, data: bytes) -> None:
+        self._buffer += data
+
+    def flush_full(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        self._published[self.key] = (bytes(self._buffer), self._content_type, self._metadata)
+
+    def abort(self) -> None:
+        self._buffer.clear()
+
+
+def whole_file_case(
+    processor: str | Callable[..., Any],
+    content: bytes,
+    *,
+    key: str = "in/file",
+    code_dir: str | Path | None = None,
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+    metadata: Mapping[str, str] | None = None,
+) -> WholeFileCaseResult:
+    """Run a ``file_processor`` on ``content`` as the handler calls it (the same stream, ``Outputs``,
+    context and error classes: :class:`ProcessorError` fails the file, :class:`RetryLaterError` retries
+    it), with its outputs kept in memory. Output names are those the processor opened."""
+    require_local_extra("filepipe.testing")
+    from filepipe.handler.readers import CHUNK_BYTES, SourceStream
+    from filepipe.handler.whole_file import FileContext, Outputs, run_whole_file
+
+    if code_dir is not None and str(Path(code_dir).resolve()) not in sys.path:
+        sys.path.insert(0, str(Path(code_dir).resolve()))
+    loaded = load_processor(processor) if isinstance(processor, str) else processor
+    published: dict[str, Any] = {}
+    folder = "out/"
+    outputs = Outputs(
+        folder, lambda name, content_type, extra: _MemoryWriter(name, content_type, extra, published)
+    )
+    context = FileContext("processor-case", key, None, len(content), dict(metadata or {}))
+    stream = SourceStream(io.BytesIO(content), max_file_bytes)
+    try:
+        run_whole_file(loaded, io.BufferedReader(stream, CHUNK_BYTES), outputs, context)
+        outputs.close_all()
+    except BaseException:
+        outputs.abort_all()
+        raise
+    names = {output_key: output_key[len(folder) :] for output_key in published}
+    return WholeFileCaseResult(
+        outputs={names[k]: v[0] for k, v in published.items()},
+        content_types={names[k]: v[1] for k, v in published.items()},
+        metadata={names[k]: v[2] for k, v in published.items()},
+    )

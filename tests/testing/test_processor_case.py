@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import json
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -18,7 +20,7 @@ from filepipe.handler.errors import (
 )
 from filepipe.handler.settings import FileFormat
 from filepipe.handler.transform import ProcessorConfigError
-from filepipe.testing import processor_case
+from filepipe.testing import processor_case, whole_file_case
 from tests.handler.test_output_identity import GOLDEN, INPUTS, PROCESSED_AT, expected_output
 
 SCHEMA = {"type": "object", "required": ["qty"], "properties": {"qty": {"type": "integer"}}}
@@ -148,3 +150,30 @@ def test_content_the_handler_parks_raises_the_handlers_error(content: bytes, err
 def test_a_record_the_output_format_cannot_hold_raises_the_handlers_error() -> None:
     with pytest.raises(OutputShapeError, match="CSV output needs object records"):
         processor_case(output_format="csv").file(b"[1, 2]")
+
+
+def test_whole_file_case_runs_a_file_processor_as_the_handler_does() -> None:
+    # GIVEN a zip of two CSVs and the zip-unpacking processor of the handler's tests
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("a.csv", "id\n1\n")
+        archive.writestr("sub/b.csv", "id\n2\n")
+
+    # WHEN run without an endpoint
+    result = whole_file_case("tests.handler.file_processors:zip_of_csvs", buffer.getvalue(), key="in/x.zip")
+
+    # THEN its outputs are there by name, with their content types
+    assert result.outputs == {"a.ndjson": b'{"id": "1"}\n', "sub/b.ndjson": b'{"id": "2"}\n'}
+    assert result.content_types["a.ndjson"] == "application/x-ndjson"
+
+
+def test_whole_file_case_classifies_and_discards_as_the_handler_does() -> None:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("ok.csv", "id\n1\n")
+        archive.writestr("../out.csv", "id\n2\n")
+
+    with pytest.raises(ProcessorError, match="must be a relative path inside the file's output folder"):
+        whole_file_case("tests.handler.file_processors:zip_of_csvs", buffer.getvalue())
+    with pytest.raises(RetryLaterError, match="429"):
+        whole_file_case("tests.handler.file_processors:downstream_busy", b"%PDF")
