@@ -419,7 +419,7 @@ class _Attempt:
         self.remaining_at_start = self.deadline.remaining_ms()
         self.started = time.monotonic()
         self.first_started = self.resume.started_at if self.resume is not None else time.time()
-        opened, body = self._open(start_offset)
+        opened, body = open_source(self.files._clients.s3, ref, self.settings, start_offset)
         self.size = ref.size
         try:
             return self._stream(opened, body, start_offset)
@@ -444,9 +444,6 @@ class _Attempt:
             raise
         finally:
             body.close()
-
-    def _open(self, start_offset: int) -> tuple[OpenedObject, Any]:
-        return open_source(self.files._clients.s3, self.ref, self.settings, start_offset)
 
     def _stream(self, opened: OpenedObject, body: Any, start_offset: int) -> Outcome | Checkpoint:
         s = self.settings

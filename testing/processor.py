@@ -148,10 +148,7 @@ def processor_case(
     JSON Schema file or the schema itself.
     """
     require_local_extra("filepipe.testing")
-    if code_dir is not None and str(Path(code_dir).resolve()) not in sys.path:
-        # As Lambda imports the processor from its task root, where processor_code_dir is unpacked.
-        sys.path.insert(0, str(Path(code_dir).resolve()))
-    loaded = load_processor(processor) if isinstance(processor, str) else processor
+    loaded = _loaded(processor, code_dir)
     return ProcessorCase(
         loaded,
         _validator(schema),
@@ -160,6 +157,14 @@ def processor_case(
         InvalidRecordPolicy(invalid_records),
         max_file_bytes,
     )
+
+
+def _loaded(processor: Any, code_dir: str | Path | None) -> Any:
+    """``processor`` as the handler loads it (a ``"module:function"`` string), or as given."""
+    if code_dir is not None and str(Path(code_dir).resolve()) not in sys.path:
+        # As Lambda imports the processor from its task root, where processor_code_dir is unpacked.
+        sys.path.insert(0, str(Path(code_dir).resolve()))
+    return load_processor(processor) if isinstance(processor, str) else processor
 
 
 def _validator(schema: str | Path | Mapping[str, Any] | None) -> Any:
@@ -227,9 +232,7 @@ def whole_file_case(
     from filepipe.handler.readers import CHUNK_BYTES, SourceStream
     from filepipe.handler.whole_file import FileContext, Outputs, run_whole_file
 
-    if code_dir is not None and str(Path(code_dir).resolve()) not in sys.path:
-        sys.path.insert(0, str(Path(code_dir).resolve()))
-    loaded = load_processor(processor) if isinstance(processor, str) else processor
+    loaded = _loaded(processor, code_dir)
     published: dict[str, Any] = {}
     folder = "out/"
     outputs = Outputs(
