@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from typing import Final
 
-from .settings import FileFormat
+from .settings import FileFormat, OutputFormat
 
 LAMBDA_MB_PER_VCPU: Final = 1769
 """Lambda's documented memory for one full vCPU (CPU share is proportional to memory below it)."""
@@ -25,15 +25,24 @@ MB_PER_VCPU_SECOND: Final = {
 }
 """Input megabytes (10**6 bytes) the handler reads, validates nothing and writes in one vCPU-second."""
 
+PARQUET_MB_PER_VCPU_SECOND: Final = 40.0
+"""Input megabytes a Parquet output converts and writes in one vCPU-second, on top of reading them
+(bench/throughput.py: NDJSON to Parquet, cut like the rates above)."""
+
 
 def vcpu_share(memory_mb: int) -> float:
     """The share of a vCPU a function of ``memory_mb`` gets (capped at one core: the handler is single-threaded)."""
     return min(1.0, memory_mb / LAMBDA_MB_PER_VCPU)
 
 
-def expected_seconds(size_bytes: int, input_format: FileFormat, memory_mb: int) -> float:
+def expected_seconds(
+    size_bytes: int, input_format: FileFormat, memory_mb: int, output_format: OutputFormat | None = None
+) -> float:
     """The time to process ``size_bytes`` of ``input_format`` at ``memory_mb`` (no schema, no processor)."""
-    return size_bytes / 1e6 / (MB_PER_VCPU_SECOND[input_format] * vcpu_share(memory_mb))
+    per_megabyte = 1 / MB_PER_VCPU_SECOND[input_format]
+    if output_format is OutputFormat.PARQUET:
+        per_megabyte += 1 / PARQUET_MB_PER_VCPU_SECOND
+    return size_bytes / 1e6 * per_megabyte / vcpu_share(memory_mb)
 
 
 def expected_invocations(

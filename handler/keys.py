@@ -5,14 +5,20 @@ The component's recursion check imports :func:`output_key` too, so the rule live
 
 from __future__ import annotations
 
-from .settings import FileFormat, InputCompression
+from .settings import FileFormat, InputCompression, OutputFormat
 
 EXTENSIONS: dict[FileFormat, tuple[str, ...]] = {
     FileFormat.JSON: (".json",),
     FileFormat.NDJSON: (".ndjson", ".jsonl"),
     FileFormat.CSV: (".csv",),
 }
-"""Extensions recognised per format; the first one is the one written."""
+"""Extensions recognised per input format."""
+
+OUTPUT_EXTENSIONS: dict[OutputFormat, str] = {
+    **{OutputFormat(name): extensions[0] for name, extensions in EXTENSIONS.items()},
+    OutputFormat.PARQUET: ".parquet",
+}
+"""The extension written per output format."""
 
 COMPRESSION_SUFFIXES: dict[str, str] = {"gzip": ".gz", "zstd": ".zst"}
 """The key suffix of each compression, by its name (the same for inputs and outputs: ``orders.csv.gz``)."""
@@ -35,7 +41,7 @@ def output_key(
     input_prefix: str,
     output_prefix: str,
     input_format: FileFormat,
-    output_format: FileFormat,
+    output_format: OutputFormat,
     compressed_suffixes: tuple[str, ...] = (),
     output_suffix: str = "",
 ) -> str:
@@ -54,13 +60,13 @@ def output_key(
         if relative.lower().endswith(suffix):
             relative = relative[: -len(suffix)]
             break
-    if input_format != output_format:
+    if str(input_format) != str(output_format):  # the same name: the same format
         lowered = relative.lower()
         for extension in EXTENSIONS[input_format]:
             if lowered.endswith(extension):
                 relative = relative[: -len(extension)]
                 break
-        relative += EXTENSIONS[output_format][0]
+        relative += OUTPUT_EXTENSIONS[output_format]
     return output_prefix + relative + output_suffix
 
 

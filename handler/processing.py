@@ -47,12 +47,12 @@ from .keys import (
 from .readers import CHUNK_BYTES, ReaderState, RecordReader, SourceStream, open_reader
 from .retryable import classify, is_transient
 from .settings import (
-    FileFormat,
     FileStatus,
     HandlerSettings,
     InputCompression,
     InvalidRecordPolicy,
     OutputCompression,
+    OutputFormat,
 )
 from .source import OpenedObject, open_object
 from .state import Lease, Outcome, StateStore
@@ -62,6 +62,7 @@ from .whole_file import FileContext, Outputs, WholeFileProcessor, run_whole_file
 from .writers import (
     CONTENT_TYPES,
     DEFAULT_PART_BYTES,
+    Misfit,
     NdjsonEncoder,
     RecordEncoder,
     S3StreamWriter,
@@ -410,6 +411,7 @@ class _Attempt:
         self.output: S3StreamWriter | None = None
         self.rejects: S3StreamWriter | None = None
         self.at_start: _Mark | None = None
+        self._reject_encoder = NdjsonEncoder()
         self.handed_over: set[int] = set()
         """ids of the writers resumed from a checkpoint: a transient failure keeps their uploads."""
 
@@ -454,8 +456,16 @@ class _Attempt:
         processed_at = datetime.now(UTC)
         if resume is not None and "processed_at" in resume.encoder:
             processed_at = datetime.fromisoformat(str(resume.encoder["processed_at"]))
-        encoder = make_encoder(s.output_format, f"s3://{ref.bucket}/{ref.key}", processed_at)
-        reject_encoder = NdjsonEncoder()
+        encoder = make_encoder(
+            s.output_format,
+            f"s3://{ref.bucket}/{ref.key}",
+            processed_at,
+            # The schema types Parquet columns only for records written as validated.
+            schema=files._validator.schema if files._validator and files._processor is None else None,
+            parquet_row_group_rows=s.parquet_row_group_rows,
+            parquet_compression=s.parquet_compression,
+        )
+        reject_encoder = self._reject_encoder
         output = self.output = files._writer(
             ref.bucket,
             self.target,
@@ -478,10 +488,10 @@ class _Attempt:
             stream,
             s.input_format,
             reader_state,
-            untouched_json=plain and s.output_format is not FileFormat.CSV,
+            untouched_json=plain and s.output_format in (OutputFormat.JSON, OutputFormat.NDJSON),
         )
-        if not reader.resumable:
-            self._check_document_fits()
+        if not reader.resumable or not encoder.continuable:
+            self._check_fits(reader.resumable)
         index = self.start.index if self.start is not None else 0
         # Where this invocation starts: an output with nothing durable yet is durable up to here, empty.
         at_start = self.at_start = _Mark(reader.checkpoint(), index, 0, 0)
@@ -505,7 +515,7 @@ class _Attempt:
                     if plain and not errors:
                         fresh = batch[out_through - index :] if index < out_through else batch
                         if fresh:
-                            output.write(encoder.encode_parsed(fresh))
+                            output.write(encoder.encode_parsed(fresh, index + len(batch) - len(fresh)))
                             written += len(fresh)
                         index += len(batch)
                     else:
@@ -525,15 +535,22 @@ class _Attempt:
                                         self.rejects = rejects
                                         rejects.write(
                                             reject_encoder.encode(
-                                                {"index": index, "error": problem, "record": record}
+                                                {"index": index, "error": problem, "record": record}, index
                                             )
                                         )
                             elif index >= out_through and not errors:
                                 transformed = files._transform(index, record)
                                 if transformed is not None:
                                     written += 1
-                                    output.write(encoder.encode(transformed))
+                                    output.write(encoder.encode(transformed, index))
                             index += 1
+                        if truncated:
+                            break
+                    misfits = encoder.misfits()
+                    if misfits:
+                        written -= len(misfits)
+                        rejected += len(misfits)
+                        truncated = self._reject(misfits, errors, metadata) or truncated
                         if truncated:
                             break
                     # Parts end between batches, where the reader knows how far the input was read.
@@ -554,7 +571,15 @@ class _Attempt:
             raise S3UnavailableError(f"reading s3://{ref.bucket}/{ref.key} failed: {exc}") from exc
         if errors:
             raise SchemaValidationError(errors, truncated)
-        output.write(encoder.end(written))
+        ending = encoder.end(written)
+        misfits = encoder.misfits()  # the last records are converted at the end
+        if misfits:
+            written -= len(misfits)
+            rejected += len(misfits)
+            truncated = self._reject(misfits, errors, metadata)
+            if errors:
+                raise SchemaValidationError(errors, truncated)
+        output.write(ending)
         files._close(output, ref)
         if self.rejects is not None:
             files._close(self.rejects, ref)
@@ -571,25 +596,55 @@ class _Attempt:
             rejects_key=self.rejects.key if self.rejects is not None else None,
         )
 
+    def _reject(self, misfits: list[Misfit], errors: list[str], metadata: dict[str, str]) -> bool:
+        """Deal with records the output format cannot hold as with records that fail the schema: the
+        file is rejected (their reasons are among ``errors``), or they go to the rejects object. True
+        when more errors were found than are reported."""
+        if self.settings.invalid_records is InvalidRecordPolicy.REJECT_FILE:
+            assert self.output is not None
+            self.output.abort()  # the file is rejected: stop buffering output
+            room = self.settings.max_schema_errors - len(errors)
+            errors.extend(f"record {misfit.index}: {misfit.reason}" for misfit in misfits[:room])
+            return len(misfits) > room
+        rejects = self.rejects or self._rejects_writer(metadata, None)
+        self.rejects = rejects
+        for misfit in misfits:
+            rejects.write(
+                self._reject_encoder.encode(
+                    {"index": misfit.index, "error": misfit.reason, "record": misfit.record}, misfit.index
+                )
+            )
+        return False
+
     def _rejects_writer(self, metadata: dict[str, str], resume: UploadState | None) -> S3StreamWriter:
         key = _fitting(rejects_key(self.target))
-        return self.files._writer(self.ref.bucket, key, CONTENT_TYPES[FileFormat.NDJSON], metadata, resume)
+        return self.files._writer(self.ref.bucket, key, CONTENT_TYPES[OutputFormat.NDJSON], metadata, resume)
 
-    def _check_document_fits(self) -> None:
-        """A JSON document that is not an array is one record: it cannot be continued, so a file that
-        cannot be parsed in the time left is parked at once, with what it would need."""
+    def _check_fits(self, resumable_input: bool) -> None:
+        """A file that cannot be continued (a JSON document that is not an array is one record; a
+        Parquet output's footer indexes all its row groups) and cannot be done in the time left is parked
+        at once, with what it would need."""
+        s = self.settings
         memory = os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
         remaining = self.remaining_at_start
         if not memory or not memory.isdigit() or remaining is None or self.size is None:
             return
-        needed = expected_seconds(self.size, FileFormat.JSON, int(memory))
-        if needed * 1000 <= remaining - self.settings.timeout_margin_ms / 2:
+        needed = expected_seconds(self.size, s.input_format, int(memory), s.output_format)
+        if needed * 1000 <= remaining - s.timeout_margin_ms / 2:
             return
+        what = (
+            "a JSON document (not an array)"
+            if not resumable_input
+            else f"a file with {s.output_format} output"
+        )
         if not self.deadline.had_whole_invocation(remaining):
-            raise DeadlineError("a JSON document needs more time than is left; will retry")
+            raise DeadlineError(f"{what} needs more time than is left; will retry")
+        instead = (
+            "use an array or ndjson" if not resumable_input else "lower max_file_bytes or split the files"
+        )
         raise NeedsMoreTimeError(
-            f"a JSON document (not an array) of {self.size} bytes needs about {needed:.0f} s at"
-            f" {memory} MB and cannot be continued; raise timeout_seconds or memory_mb, or use an array or ndjson"
+            f"{what} of {self.size} bytes needs about {needed:.0f} s at {memory} MB and cannot be"
+            f" continued; raise timeout_seconds or memory_mb, or {instead}"
         )
 
     def _out_of_time(self, stream: SourceStream, index: int, why: str) -> NoReturn:
@@ -619,6 +674,8 @@ class _Attempt:
     ) -> Checkpoint:
         """Hand the file to the next invocation, or say why it cannot be."""
         state = self.files._state
+        if not encoder.continuable:
+            self._out_of_time(stream, index, f"{self.settings.output_format} output cannot be continued")
         if not state.can_checkpoint:
             self._out_of_time(stream, index, "a pipeline without a state table cannot continue a file")
         here = reader.checkpoint()

@@ -39,6 +39,8 @@ class Validator:
 
     schema_path: str
     _compiled: Callable[[Any], Any]
+    schema: dict[str, Any]
+    """The schema document (it also types a Parquet output's columns)."""
 
     def check(self, record: Any) -> str | None:
         try:
@@ -59,4 +61,4 @@ def load_validator(schema_file: str) -> Validator:
         compiled = fastjsonschema.compile(schema)
     except (OSError, ValueError, fastjsonschema.JsonSchemaDefinitionException) as exc:
         raise SchemaFileError(f"schema file {str(path)!r} is not a valid JSON Schema: {exc}") from exc
-    return Validator(str(path), compiled)
+    return Validator(str(path), compiled, schema)

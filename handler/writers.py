@@ -33,7 +33,12 @@ import msgspec
 
 from .errors import OutputIntegrityError, OutputShapeError, OutputTooLargeError
 from .output_compression import CONTENT_ENCODINGS, compressor
-from .settings import FileFormat, OutputCompression
+from .settings import (
+    DEFAULT_PARQUET_ROW_GROUP_ROWS,
+    OutputCompression,
+    OutputFormat,
+    ParquetCompression,
+)
 from .transform import envelope_head, envelope_tail
 
 if TYPE_CHECKING:
@@ -51,9 +56,10 @@ PARTS_PER_DOUBLING = 500
 """The part size doubles after every this many parts: 5,500 parts of 8 MiB doubling reach S3's 5 TB
 object limit, while a file of a few GB keeps 8 MiB parts (and its memory)."""
 CONTENT_TYPES = {
-    FileFormat.JSON: "application/json",
-    FileFormat.NDJSON: "application/x-ndjson",
-    FileFormat.CSV: "text/csv; charset=utf-8",
+    OutputFormat.JSON: "application/json",
+    OutputFormat.NDJSON: "application/x-ndjson",
+    OutputFormat.CSV: "text/csv; charset=utf-8",
+    OutputFormat.PARQUET: "application/vnd.apache.parquet",  # the media type IANA registered
 }
 
 _encoder = msgspec.json.Encoder()
@@ -112,11 +118,28 @@ def encode_json_items(records: list[Any]) -> bytes:
         return b",".join([encode_json(record) for record in records])
 
 
+@dataclass(frozen=True, slots=True)
+class Misfit:
+    """A record an encoder took and cannot write (a Parquet column type it does not fit)."""
+
+    index: int
+    record: Any
+    reason: str
+
+
 class RecordEncoder(Protocol):
+    continuable: bool
+    """Whether another invocation can go on with the output (:meth:`state`, :meth:`restore`)."""
+
     def begin(self) -> bytes: ...
-    def encode(self, record: Any) -> bytes: ...
-    def encode_parsed(self, records: list[Any]) -> bytes:
+    def encode(self, record: Any, index: int) -> bytes:
+        """The output for ``record`` (the input's record ``index``): now, or with later records."""
+
+    def encode_parsed(self, records: list[Any], first_index: int) -> bytes:
         """``encode`` of each record, joined: for records as a parser produced them (no NaN)."""
+
+    def misfits(self) -> list[Misfit]:
+        """Records handed over since the last call that the output cannot hold (they are not in it)."""
 
     def end(self, record_count: int) -> bytes: ...
     def state(self) -> dict[str, Any]:
@@ -136,13 +159,18 @@ class EnvelopeEncoder:
     def begin(self) -> bytes:
         return self._head
 
-    def encode(self, record: Any) -> bytes:
+    continuable = True
+
+    def encode(self, record: Any, index: int) -> bytes:
         if self._first:
             self._first = False
             return encode_json(record)
         return b"," + encode_json(record)
 
-    def encode_parsed(self, records: list[Any]) -> bytes:
+    def misfits(self) -> list[Misfit]:
+        return []
+
+    def encode_parsed(self, records: list[Any], first_index: int) -> bytes:
         items = encode_json_items(records)
         if self._first:
             self._first = False
@@ -161,14 +189,19 @@ class EnvelopeEncoder:
 
 
 class NdjsonEncoder:
+    continuable = True
+
     def begin(self) -> bytes:
         return b""
 
-    def encode(self, record: Any) -> bytes:
+    def encode(self, record: Any, index: int) -> bytes:
         return encode_json(record) + b"\n"
 
-    def encode_parsed(self, records: list[Any]) -> bytes:
+    def encode_parsed(self, records: list[Any], first_index: int) -> bytes:
         return encode_json_lines(records)
+
+    def misfits(self) -> list[Misfit]:
+        return []
 
     def end(self, record_count: int) -> bytes:
         return b""
@@ -189,10 +222,12 @@ class CsvEncoder:
         self._buffer = io.StringIO()
         self._writer = csv.writer(self._buffer, lineterminator="\n")
 
+    continuable = True
+
     def begin(self) -> bytes:
         return b""
 
-    def encode(self, record: Any) -> bytes:
+    def encode(self, record: Any, index: int) -> bytes:
         if not isinstance(record, Mapping):
             raise OutputShapeError(f"CSV output needs object records, got {type(record).__name__}")
         if self._columns is None:
@@ -209,8 +244,11 @@ class CsvEncoder:
         self._buffer.truncate()
         return encoded
 
-    def encode_parsed(self, records: list[Any]) -> bytes:
-        return b"".join([self.encode(record) for record in records])
+    def encode_parsed(self, records: list[Any], first_index: int) -> bytes:
+        return b"".join([self.encode(record, index) for index, record in enumerate(records, first_index)])
+
+    def misfits(self) -> list[Misfit]:
+        return []
 
     def _set_columns(self, columns: list[str]) -> None:
         self._columns = columns
@@ -237,11 +275,26 @@ def _cell(value: Any) -> str:
     return dump_json(value)
 
 
-def make_encoder(output_format: FileFormat, source_file: str, processed_at: datetime) -> RecordEncoder:
-    if output_format is FileFormat.JSON:
+def make_encoder(
+    output_format: OutputFormat,
+    source_file: str,
+    processed_at: datetime,
+    *,
+    schema: Mapping[str, Any] | None = None,
+    parquet_row_group_rows: int = DEFAULT_PARQUET_ROW_GROUP_ROWS,
+    parquet_compression: ParquetCompression = ParquetCompression.SNAPPY,
+) -> RecordEncoder:
+    """The encoder for ``output_format``; ``schema`` (the records' JSON Schema) types Parquet columns."""
+    output_format = OutputFormat(output_format)  # an input format's name is an output format's too
+    if output_format is OutputFormat.JSON:
         return EnvelopeEncoder(source_file, processed_at)
-    if output_format is FileFormat.NDJSON:
+    if output_format is OutputFormat.NDJSON:
         return NdjsonEncoder()
+    if output_format is OutputFormat.PARQUET:
+        # Imported here: pyarrow is loaded only where Parquet is written (it comes from its own layer).
+        from .parquet_output import ParquetEncoder
+
+        return ParquetEncoder(schema, parquet_row_group_rows, parquet_compression)
     return CsvEncoder()
 
 

@@ -33,6 +33,7 @@ from filepipe.handler.settings import (
     DEFAULT_MAX_SCHEMA_ERRORS,
     FileFormat,
     InvalidRecordPolicy,
+    OutputFormat,
 )
 from filepipe.handler.transform import Processor, load_processor
 from filepipe.handler.writers import CONTENT_TYPES, make_encoder
@@ -63,7 +64,7 @@ class ProcessorCase:
         processor: Processor | None,
         validator: Any,
         input_format: FileFormat,
-        output_format: FileFormat,
+        output_format: OutputFormat,
         invalid_records: InvalidRecordPolicy,
         max_file_bytes: int,
     ) -> None:
@@ -103,7 +104,13 @@ class ProcessorCase:
 
         data = content.encode("utf-8") if isinstance(content, str) else content
         reader = open_reader(SourceStream(io.BytesIO(data), self.max_file_bytes), self.input_format)
-        encoder = make_encoder(self.output_format, source_file, processed_at or datetime.now(UTC))
+        encoder = make_encoder(
+            self.output_format,
+            source_file,
+            processed_at or datetime.now(UTC),
+            # As the handler does: the schema types Parquet columns for records written as validated.
+            schema=self._validator.schema if self._validator is not None and self.processor is None else None,
+        )
         parts = [encoder.begin()]
         errors: list[str] = []
         rejects: list[dict[str, Any]] = []
@@ -122,11 +129,21 @@ class ProcessorCase:
                 continue  # the file is rejected: only the remaining records' checks matter
             transformed = self.record(record, index)
             if transformed is not None:
-                parts.append(encoder.encode(transformed))
+                parts.append(encoder.encode(transformed, index))
                 written += 1
         if errors:
             raise SchemaValidationError(errors, truncated=False)
         parts.append(encoder.end(written))
+        # Records the output format cannot hold (a Parquet column they do not fit) count as invalid.
+        for misfit in encoder.misfits():
+            if self.invalid_records is InvalidRecordPolicy.REJECT_FILE:
+                errors.append(f"record {misfit.index}: {misfit.reason}")
+            else:
+                rejects.append({"index": misfit.index, "error": misfit.reason, "record": misfit.record})
+        if errors:
+            raise SchemaValidationError(
+                errors[:DEFAULT_MAX_SCHEMA_ERRORS], len(errors) > DEFAULT_MAX_SCHEMA_ERRORS
+            )
         output = b"".join(parts)
         return FileCaseResult(output, decode_output(output, CONTENT_TYPES[self.output_format]), rejects)
 
@@ -136,7 +153,7 @@ def processor_case(
     *,
     schema: str | Path | Mapping[str, Any] | None = None,
     input_format: str = FileFormat.JSON,
-    output_format: str = FileFormat.JSON,
+    output_format: str = OutputFormat.JSON,
     invalid_records: str = InvalidRecordPolicy.REJECT_FILE,
     code_dir: str | Path | None = None,
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
@@ -153,7 +170,7 @@ def processor_case(
         loaded,
         _validator(schema),
         FileFormat(input_format),
-        FileFormat(output_format),
+        OutputFormat(output_format),
         InvalidRecordPolicy(invalid_records),
         max_file_bytes,
     )
@@ -179,7 +196,8 @@ def _validator(schema: str | Path | Mapping[str, Any] | None) -> Any:
     from filepipe.handler.validation import Validator
 
     # The handler compiles a schema file the same way (load_validator); here the schema is inline.
-    return Validator("<inline schema>", fastjsonschema.compile(json.loads(json.dumps(schema))))
+    document = json.loads(json.dumps(schema))
+    return Validator("<inline schema>", fastjsonschema.compile(document), document)
 
 
 @dataclass(frozen=True, slots=True)

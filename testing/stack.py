@@ -21,7 +21,7 @@ from filepipe.cli.ops.logs import log_events
 from filepipe.cli.ops.parked import read_parked
 from filepipe.cli.ops.stack import Pipeline, Stack
 from filepipe.cli.ops.status import pipeline_status
-from filepipe.handler.settings import FileFormat, FileStatus, StateAttribute
+from filepipe.handler.settings import FileStatus, OutputFormat, StateAttribute
 from filepipe.handler.writers import CONTENT_TYPES
 from filepipe.local.alerts import Alert
 from filepipe.local.runtime import RunningStack
@@ -81,16 +81,21 @@ _FORMATS_BY_CONTENT_TYPE: Final = {
 def decode_output(content: bytes, content_type: str) -> list[Any]:
     """The records of an output object, as the handler wrote them in its format."""
     file_format = _FORMATS_BY_CONTENT_TYPE.get(content_type)
+    if file_format is OutputFormat.PARQUET:
+        import pyarrow.parquet as pq  # only a Parquet output needs pyarrow
+
+        rows: list[Any] = pq.read_table(io.BytesIO(content)).to_pylist()
+        return rows
     text = content.decode("utf-8")
-    if file_format is FileFormat.JSON:
+    if file_format is OutputFormat.JSON:
         document = json.loads(text)
         records: list[Any] = document["data"]
         return records
-    if file_format is FileFormat.NDJSON:
+    if file_format is OutputFormat.NDJSON:
         # Records end at "\n" only: str.splitlines() would also split at U+2028 and other separators
         # that JSON strings hold as they are.
         return [json.loads(line) for line in text.split("\n") if line]
-    if file_format is FileFormat.CSV:
+    if file_format is OutputFormat.CSV:
         return list(csv.DictReader(io.StringIO(text)))
     raise ValueError(f"not a filepipe output (content type {content_type!r})")
 

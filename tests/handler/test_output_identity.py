@@ -68,10 +68,10 @@ def write(
     count = 0
     for batch in reader.batches():
         if batched:
-            out += encoder.encode_parsed(batch)
+            out += encoder.encode_parsed(batch, count)
         else:
-            for record in batch:
-                out += encoder.encode(record)
+            for index, record in enumerate(batch, count):
+                out += encoder.encode(record, index)
         count += len(batch)
     out += encoder.end(count)
     return bytes(out)
