@@ -28,7 +28,14 @@ if TYPE_CHECKING:
     from .bucket import PipelineBucket
     from .errors import PipelineConfigError
     from .group import PipelineGroup
-    from .handler.settings import FileFormat, InputCompression, InvalidRecordPolicy, OutputCompression
+    from .handler.settings import (
+        FileFormat,
+        InputCompression,
+        InvalidRecordPolicy,
+        OutputCompression,
+        OutputFormat,
+        ParquetCompression,
+    )
     from .pipeline import FileProcessingPipeline
 
 _MODULES = {
@@ -45,7 +52,14 @@ _MODULES = {
     ".bucket": ("PipelineBucket",),
     ".errors": ("PipelineConfigError",),
     ".group": ("PipelineGroup",),
-    ".handler.settings": ("FileFormat", "InputCompression", "InvalidRecordPolicy", "OutputCompression"),
+    ".handler.settings": (
+        "FileFormat",
+        "InputCompression",
+        "InvalidRecordPolicy",
+        "OutputCompression",
+        "OutputFormat",
+        "ParquetCompression",
+    ),
     ".pipeline": ("FileProcessingPipeline",),
 }
 _WHERE = {name: module for module, names in _MODULES.items() for name in names}
@@ -60,6 +74,8 @@ __all__ = [
     "InvalidRecordPolicy",
     "NotificationMode",
     "OutputCompression",
+    "OutputFormat",
+    "ParquetCompression",
     "PipelineArgs",
     "PipelineBucket",
     "PipelineBucketArgs",

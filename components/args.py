@@ -21,7 +21,14 @@ from typing import Any, NotRequired, TypedDict
 import pulumi
 import pulumi_aws as aws
 
-from .handler.settings import FileFormat, InputCompression, InvalidRecordPolicy, OutputCompression
+from .handler.settings import (
+    FileFormat,
+    InputCompression,
+    InvalidRecordPolicy,
+    OutputCompression,
+    OutputFormat,
+    ParquetCompression,
+)
 
 
 class Architecture(StrEnum):
@@ -129,9 +136,19 @@ class PipelineArgs(TypedDict):
     ``Content-Encoding``), ``none``, ``gzip`` or ``zstd``. Decompressed as it streams; ``max_file_bytes``
     applies to the decompressed bytes too."""
 
-    output_format: NotRequired[FileFormat]
+    output_format: NotRequired[OutputFormat]
     """``json`` (the envelope with ``source_file``, ``processed_at``, ``record_count``, ``data``; the
-    default), ``ndjson`` or ``csv``."""
+    default), ``ndjson``, ``csv`` or ``parquet`` (typed columns from the schema, else from the first row
+    group; such a pipeline's function gets pyarrow in a layer of its own). A Parquet file must be
+    written in one invocation: it is not continued."""
+
+    parquet_compression: NotRequired[ParquetCompression]
+    """Parquet output only: ``snappy`` (the default: fast, what most readers expect) or ``zstd``
+    (smaller files, a little slower to write)."""
+
+    parquet_row_group_rows: NotRequired[int]
+    """Parquet output only: rows per row group (default 65,536). The function holds one row group in
+    memory; readers skip and parallelise by row group."""
 
     output_compression: NotRequired[OutputCompression]
     """``none`` (the default), ``gzip`` or ``zstd``: the output is written compressed, under its key with

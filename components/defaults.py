@@ -144,6 +144,9 @@ MAXIMUM_CONCURRENCY_RANGE: Final = (2, 1_000)
 VISIBILITY_TIMEOUT_RANGE: Final = (0, 43_200)
 RETENTION_RANGE: Final = (60, 1_209_600)
 MAX_RECEIVE_COUNT_RANGE: Final = (1, 1_000)
+PARQUET_ROW_GROUP_ROWS_RANGE: Final = (1_000, 1_048_576)
+"""Below a thousand rows, a row group's metadata outweighs its data; above a million, the function holds
+hundreds of MB for one row group."""
 LOG_RETENTION_CHOICES: Final = (
     1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653,
 )  # fmt: skip

@@ -22,7 +22,7 @@ from .breaker import auto_names as breaker_auto_names
 from .bucket import PipelineBucket, bucket_name_of
 from .dependencies import build_layer_dir
 from .errors import PipelineConfigError
-from .handler.settings import ATTENTION_INDEX, METRICS_NAMESPACE, EnvVar, StateAttribute
+from .handler.settings import ATTENTION_INDEX, METRICS_NAMESPACE, EnvVar, OutputFormat, StateAttribute
 from .lambda_code import HANDLER_ENTRY_POINT, SCHEMA_FILE, code_archive, handler_requirements_file
 from .monitoring import alarm_specs, create_alarms, create_dashboard
 from .naming import check_auto_names, scoped
@@ -754,6 +754,9 @@ def _environment(
         environment[EnvVar.PROCESSOR] = args.processor
     if args.file_processor is not None:
         environment[EnvVar.FILE_PROCESSOR] = args.file_processor
+    if args.output_format == OutputFormat.PARQUET:
+        environment[EnvVar.PARQUET_COMPRESSION] = str(args.parquet_compression)
+        environment[EnvVar.PARQUET_ROW_GROUP_ROWS] = str(args.parquet_row_group_rows)
     return {str(key): value for key, value in environment.items()}
 
 

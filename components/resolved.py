@@ -32,7 +32,15 @@ from .args import (
 )
 from .errors import PipelineConfigError
 from .handler.keys import compressed_suffixes
-from .handler.settings import FileFormat, InputCompression, InvalidRecordPolicy, OutputCompression
+from .handler.settings import (
+    DEFAULT_PARQUET_ROW_GROUP_ROWS,
+    FileFormat,
+    InputCompression,
+    InvalidRecordPolicy,
+    OutputCompression,
+    OutputFormat,
+    ParquetCompression,
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -84,8 +92,10 @@ class PipelineSettings:
     output_prefix: str | None = None
     input_format: FileFormat = FileFormat.JSON
     input_compression: InputCompression = InputCompression.AUTO
-    output_format: FileFormat = FileFormat.JSON
+    output_format: OutputFormat = OutputFormat.JSON
     output_compression: OutputCompression = OutputCompression.NONE
+    parquet_compression: ParquetCompression = ParquetCompression.SNAPPY
+    parquet_row_group_rows: int = DEFAULT_PARQUET_ROW_GROUP_ROWS
     schema: str | None = None
     schema_document: Mapping[str, Any] | None = None
     invalid_records: InvalidRecordPolicy = InvalidRecordPolicy.REJECT_FILE
@@ -211,6 +221,9 @@ _ENUMS: Mapping[str, type[StrEnum]] = {
         FileFormat,
         InputCompression,
         InvalidRecordPolicy,
+        OutputCompression,
+        OutputFormat,
+        ParquetCompression,
     )
 }
 """The choices, by the name the settings' annotations give them."""

@@ -34,7 +34,14 @@ import pulumi
 from . import defaults
 from .args import CircuitBreakerArgs, PipelineArgs, PipelineBucketArgs, PipelineGroupArgs
 from .errors import PipelineConfigError
-from .handler.settings import FileFormat, InputCompression, InvalidRecordPolicy, OutputCompression
+from .handler.settings import (
+    FileFormat,
+    InputCompression,
+    InvalidRecordPolicy,
+    OutputCompression,
+    OutputFormat,
+    ParquetCompression,
+)
 from .resolved import SEQUENCE_FIELDS, BreakerSettings, PipelineSettings
 
 CREATED_BUCKET_GROUP = "data"
@@ -65,8 +72,9 @@ _PROGRAM_OWNED = {
 _ENUMS: dict[str, type[StrEnum]] = {
     "input_format": FileFormat,
     "input_compression": InputCompression,
-    "output_format": FileFormat,
+    "output_format": OutputFormat,
     "output_compression": OutputCompression,
+    "parquet_compression": ParquetCompression,
     "invalid_records": InvalidRecordPolicy,
 }
 

@@ -16,7 +16,8 @@ from . import defaults
 from .errors import PipelineConfigError
 from .handler.capacity import expected_invocations, expected_seconds
 from .handler.keys import compressed_suffixes
-from .handler.settings import FileFormat, InputCompression
+from .handler.settings import FileFormat, InputCompression, OutputCompression, OutputFormat
+from .processor_source import declared_non_object
 from .resolved import LifecycleRule, PipelineSettings
 from .routing import Route, filter_policy, filter_policy_problems, notified_prefixes
 
@@ -91,6 +92,7 @@ def validate_pipeline(pipeline: str, args: PipelineSettings) -> InputFilter:
 def _validate(args: PipelineSettings) -> None:
     _validate_keys(args)
     _validate_formats(args)
+    _validate_output(args)
     _validate_function(args)
     _validate_capacity(args)
     _validate_mapping(args)
@@ -153,6 +155,27 @@ def _validate_formats(args: PipelineSettings) -> None:
     load_schema(args.schema, args.schema_document)
     if args.max_file_bytes < 1:
         raise PipelineConfigError(f"max_file_bytes={args.max_file_bytes} must be positive.")
+
+
+def _validate_output(args: PipelineSettings) -> None:
+    output = OutputFormat(args.output_format)
+    if (
+        output is OutputFormat.PARQUET
+        and OutputCompression(args.output_compression) is not OutputCompression.NONE
+    ):
+        raise PipelineConfigError(
+            f"output_compression={str(args.output_compression)!r} with output_format='parquet': Parquet compresses"
+            " its columns inside the file, and readers cannot open a compressed Parquet file. Use"
+            " parquet_compression ('snappy' or 'zstd') instead."
+        )
+    if output in (OutputFormat.PARQUET, OutputFormat.CSV) and args.processor is not None:
+        declared = declared_non_object(args.processor, args.processor_code_dir or ".")
+        if declared is not None:
+            raise PipelineConfigError(
+                f"processor={args.processor!r} is declared to return {declared}, but output_format="
+                f"{output.value!r} writes one object per row. Return a dict, or choose output_format='ndjson'."
+            )
+    _in_range("parquet_row_group_rows", args.parquet_row_group_rows, defaults.PARQUET_ROW_GROUP_ROWS_RANGE)
 
 
 def load_schema(path_name: str | None, document: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
@@ -236,28 +259,39 @@ _MB = 10**6
 def capacity(args: PipelineSettings) -> Capacity:
     """How a file at the pipeline's ``max_file_bytes`` fits its function's memory and timeout."""
     input_format = FileFormat(args.input_format)
+    output_format = OutputFormat(args.output_format)
     usable = args.usable_seconds()
-    seconds = expected_seconds(args.max_file_bytes, input_format, args.memory_mb)
+    seconds = expected_seconds(args.max_file_bytes, input_format, args.memory_mb, output_format)
     # The rates are linear in size, so the time of one megabyte gives what one invocation reads.
-    fitting = int(usable / expected_seconds(_MB, input_format, args.memory_mb) * _MB)
+    fitting = int(usable / expected_seconds(_MB, input_format, args.memory_mb, output_format) * _MB)
     return Capacity(
         input_format=input_format,
         seconds=seconds,
         usable_seconds=usable,
-        invocations=expected_invocations(args.max_file_bytes, input_format, args.memory_mb, usable),
+        invocations=expected_invocations(
+            args.max_file_bytes, input_format, args.memory_mb, usable, output_format
+        ),
         fitting_bytes=fitting,
     )
 
 
 def _validate_capacity(args: PipelineSettings) -> None:
     # Without the state table there is nowhere to keep a checkpoint: a file that outgrows one invocation
-    # is parked after a whole invocation's work, every time. The pipeline's own cap must fit.
-    if args.state_table:
+    # is parked after a whole invocation's work, every time. The pipeline's own cap must fit. So must a
+    # Parquet output's, which is never continued (its footer indexes every row group).
+    parquet = OutputFormat(args.output_format) is OutputFormat.PARQUET
+    if args.state_table and not parquet:
         return
     needs = capacity(args)
     if needs.fits:
         return
     top = defaults.TIMEOUT_RANGE[1]
+    if parquet:
+        raise PipelineConfigError(
+            f"{needs.describe(args)} with output_format='parquet', and a Parquet file cannot be continued in"
+            f" the next invocation: such a file would be parked. Raise timeout_seconds (up to {top}) or"
+            f" memory_mb, or lower max_file_bytes (to at most {needs.fitting_bytes})."
+        )
     raise PipelineConfigError(
         f"{needs.describe(args)}, and without the state table a file cannot be continued in the next "
         f"invocation: such a file would be parked. Raise timeout_seconds (up to {top}) or memory_mb, "

@@ -46,9 +46,12 @@ def expected_seconds(
 
 
 def expected_invocations(
-    size_bytes: int, input_format: FileFormat, memory_mb: int, usable_seconds: float
+    size_bytes: int,
+    input_format: FileFormat,
+    memory_mb: int,
+    usable_seconds: float,
+    output_format: OutputFormat | None = None,
 ) -> int:
-    """Invocations a continued file of ``size_bytes`` needs when each has ``usable_seconds`` of work."""
-    return max(
-        1, math.ceil(expected_seconds(size_bytes, input_format, memory_mb) / max(usable_seconds, 0.001))
-    )
+    """Invocations a file of ``size_bytes`` needs when each has ``usable_seconds`` of work."""
+    seconds = expected_seconds(size_bytes, input_format, memory_mb, output_format)
+    return max(1, math.ceil(seconds / max(usable_seconds, 0.001)))

@@ -41,7 +41,7 @@ def output_key(
     input_prefix: str,
     output_prefix: str,
     input_format: FileFormat,
-    output_format: OutputFormat,
+    output_format: OutputFormat | FileFormat,
     compressed_suffixes: tuple[str, ...] = (),
     output_suffix: str = "",
 ) -> str:
@@ -66,7 +66,7 @@ def output_key(
             if lowered.endswith(extension):
                 relative = relative[: -len(extension)]
                 break
-        relative += OUTPUT_EXTENSIONS[output_format]
+        relative += OUTPUT_EXTENSIONS[OutputFormat(output_format)]
     return output_prefix + relative + output_suffix
 
 

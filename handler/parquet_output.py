@@ -194,6 +194,7 @@ class ParquetEncoder:
         self._writer: pq.ParquetWriter | None = None
         self._names: frozenset[str] = frozenset()
         self._conversion: pa.Schema | None = None
+        self._written: pa.Schema | None = None
         if self._columns is not None:
             self._fix(self._columns)
 
@@ -201,33 +202,33 @@ class ParquetEncoder:
         self._columns = columns
         self._names = frozenset(column.name for column in columns)
         self._conversion = pa.schema([pa.field(column.name, column.converted) for column in columns])
-        written = pa.schema([pa.field(column.name, column.written) for column in columns])
-        self._writer = pq.ParquetWriter(self._sink, written, compression=self._compression)
+        self._written = pa.schema([pa.field(column.name, column.written) for column in columns])
+        self._writer = pq.ParquetWriter(self._sink, self._written, compression=self._compression)
 
     def begin(self) -> bytes:
         return b""  # pyarrow writes the magic number with the first row group
 
     def encode(self, record: Any, index: int) -> bytes:
         self._pending.append((index, record))
-        return self._drain() if len(self._pending) >= CONVERT_ROWS else b""
+        return self._drain() if len(self._pending) >= self._drain_at else b""
 
     def encode_parsed(self, records: list[Any], first_index: int) -> bytes:
         self._pending.extend(enumerate(records, first_index))
-        return self._drain() if len(self._pending) >= CONVERT_ROWS else b""
+        return self._drain() if len(self._pending) >= self._drain_at else b""
 
     def misfits(self) -> list[Misfit]:
         """The records handed over since the last call that were not written, and why."""
         taken, self._misfits = self._misfits, []
-        return taken
+        return sorted(taken, key=lambda misfit: misfit.index)  # the rejects object is in input order
 
     def end(self, record_count: int) -> bytes:
-        self._drain(final=True)
+        data = self._drain(final=True)
         if self._writer is None:  # no record at all: the file still needs its columns
             self._fix(self._columns or [])
         self._write_row_group()
         assert self._writer is not None
         self._writer.close()
-        return self._sink.take()
+        return data + self._sink.take()
 
     def state(self) -> dict[str, Any]:
         return {}
@@ -235,20 +236,25 @@ class ParquetEncoder:
     def restore(self, state: dict[str, Any], records_written: int) -> None:
         raise NotImplementedError("a Parquet output cannot be continued")
 
+    @property
+    def _drain_at(self) -> int:
+        return min(CONVERT_ROWS, self._row_group_rows)
+
     def _drain(self, final: bool = False) -> bytes:
+        """Convert what is pending (all of it if ``final``), write each row group that is full, and
+        return the bytes pyarrow wrote."""
         if self._columns is None:
             # Until the columns are known, records wait: the first row group decides them.
             if len(self._pending) < self._row_group_rows and not final:
                 return b""
             objects = [(index, record) for index, record in self._pending if self._is_object(index, record)]
             self._pending = objects
-            self._fix(columns_inferred([record for _, record in objects]))
-        while self._pending and (final or len(self._pending) >= CONVERT_ROWS):
-            room = self._row_group_rows - self._batched_rows
-            chunk, self._pending = (
-                self._pending[: min(CONVERT_ROWS, room)],
-                self._pending[min(CONVERT_ROWS, room) :],
-            )
+            self._fix(columns_inferred([record for _, record in objects[: self._row_group_rows]]))
+        while self._pending:
+            size = min(CONVERT_ROWS, self._row_group_rows - self._batched_rows)
+            if len(self._pending) < size and not final:
+                break
+            chunk, self._pending = self._pending[:size], self._pending[size:]
             self._convert(chunk)
             if self._batched_rows >= self._row_group_rows:
                 self._write_row_group()
@@ -312,11 +318,7 @@ class ParquetEncoder:
                 _refuse_fractions(values)
             array = pa.array(values, type=column.converted)
             arrays.append(pc.cast(array, column.written) if column.cast else array)
-        return pa.RecordBatch.from_arrays(arrays, schema=self._writer_schema())
-
-    def _writer_schema(self) -> pa.Schema:
-        assert self._writer is not None
-        return self._writer.schema_arrow
+        return pa.RecordBatch.from_arrays(arrays, schema=self._written)
 
     def _why(self, record: Mapping[str, Any], exc: BaseException) -> str:
         """Which field of a lone misfit does not fit, and how."""

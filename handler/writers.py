@@ -35,6 +35,7 @@ from .errors import OutputIntegrityError, OutputShapeError, OutputTooLargeError
 from .output_compression import CONTENT_ENCODINGS, compressor
 from .settings import (
     DEFAULT_PARQUET_ROW_GROUP_ROWS,
+    FileFormat,
     OutputCompression,
     OutputFormat,
     ParquetCompression,
@@ -276,7 +277,7 @@ def _cell(value: Any) -> str:
 
 
 def make_encoder(
-    output_format: OutputFormat,
+    output_format: OutputFormat | FileFormat,
     source_file: str,
     processed_at: datetime,
     *,

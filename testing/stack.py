@@ -84,7 +84,8 @@ def decode_output(content: bytes, content_type: str) -> list[Any]:
     if file_format is OutputFormat.PARQUET:
         import pyarrow.parquet as pq  # only a Parquet output needs pyarrow
 
-        rows: list[Any] = pq.read_table(io.BytesIO(content)).to_pylist()
+        # ParquetFile, not read_table: pyarrow 26 can abort at exit after read_table's thread pool ran.
+        rows: list[Any] = pq.ParquetFile(io.BytesIO(content)).read().to_pylist()
         return rows
     text = content.decode("utf-8")
     if file_format is OutputFormat.JSON:

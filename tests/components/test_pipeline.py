@@ -10,7 +10,7 @@ from filepipe import (
     NotificationMode,
     PipelineConfigError,
 )
-from filepipe.handler.settings import EnvVar, FileFormat, HandlerSettings
+from filepipe.handler.settings import EnvVar, FileFormat, HandlerSettings, OutputFormat
 from filepipe.policies import wildcard_findings
 from tests.components.conftest import build, pipeline_args, policy
 from tests.conftest import ACCOUNT_ID
@@ -335,7 +335,7 @@ def test_the_function_environment_is_what_the_handler_parses(mocks):
 
     # THEN both sides agree
     assert settings.pipeline_name == "orders"
-    assert (settings.input_format, settings.output_format) == (FileFormat.CSV, FileFormat.NDJSON)
+    assert (settings.input_format, settings.output_format) == (FileFormat.CSV, OutputFormat.NDJSON)
     assert settings.max_file_bytes == 1024
     assert settings.dlq_url == mocks.one("aws:sqs/queue:Queue", "orders-dlq").outputs["url"]
     assert settings.timeout_margin_ms < 30_000
