@@ -57,7 +57,7 @@ PRUNED: tuple[tuple[str, str], ...] = (
 reading (Snappy, zstd) works without it (``tests/components/test_parquet_layer.py`` imports and round-trips
 a pruned copy). Kept on purpose: ``libarrow_substrait``, ``libarrow_acero`` and ``libarrow_dataset``, which
 pyarrow's core module links against, and the small optional modules (CSV, JSON, ORC, other filesystems),
-which would save under a megabyte together."""
+about 1.5 MB together."""
 
 Installer = Callable[[Sequence[str]], None]
 
