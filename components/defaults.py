@@ -27,6 +27,10 @@ ARCHITECTURE: Final = Architecture.ARM64
 PYTHON_RUNTIME: Final = "python3.13"
 SUPPORTED_RUNTIMES: Final = ("python3.11", "python3.12", "python3.13")
 """Runtimes for which AWS publishes the Powertools V3 layer and Lambda has not deprecated."""
+UNZIPPED_CODE_LIMIT_BYTES: Final = 262_144_000
+"""Lambda's 250 MB limit on a function's code and all its layers, unzipped (the figure its error names).
+Checked at construction for the code and the layers filepipe builds; Powertools and ``extra_layers``
+count too, but their size is known only to AWS."""
 LOG_RETENTION_DAYS: Final = 30
 LOG_LEVEL: Final = "INFO"
 LOG_LEVELS: Final[Mapping[str, tuple[str, str]]] = MappingProxyType(

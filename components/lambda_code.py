@@ -68,3 +68,19 @@ def code_archive(
 def handler_requirements_file() -> Path:
     """The handler's third-party runtime requirements (boto3 and Powertools come from the runtime/layer)."""
     return handler_source_dir() / "requirements.txt"
+
+
+def parquet_requirements_file() -> Path:
+    """What writing Parquet needs beyond :func:`handler_requirements_file` (a layer of its own)."""
+    return handler_source_dir() / "requirements-parquet.txt"
+
+
+def archive_unzipped_size(archive: pulumi.AssetArchive) -> int:
+    """Bytes the archive's files take unzipped, as Lambda counts function code against its limit."""
+    total = 0
+    for asset in archive.assets.values():
+        if isinstance(asset, pulumi.FileAsset):
+            total += Path(str(asset.path)).stat().st_size
+        elif isinstance(asset, pulumi.StringAsset):
+            total += len(str(asset.text).encode())
+    return total

@@ -20,10 +20,17 @@ from .args import PipelineArgs, PipelineBucketArgs
 from .breaker import CircuitBreaker, breaker_table, create_circuit_breaker, handler_environment
 from .breaker import auto_names as breaker_auto_names
 from .bucket import PipelineBucket, bucket_name_of
-from .dependencies import build_layer_dir
+from .dependencies import build_layer_dir, unzipped_size
 from .errors import PipelineConfigError
 from .handler.settings import ATTENTION_INDEX, METRICS_NAMESPACE, EnvVar, OutputFormat, StateAttribute
-from .lambda_code import HANDLER_ENTRY_POINT, SCHEMA_FILE, code_archive, handler_requirements_file
+from .lambda_code import (
+    HANDLER_ENTRY_POINT,
+    SCHEMA_FILE,
+    archive_unzipped_size,
+    code_archive,
+    handler_requirements_file,
+    parquet_requirements_file,
+)
 from .monitoring import alarm_specs, create_alarms, create_dashboard
 from .naming import check_auto_names, scoped
 from .notifications import NotificationTarget, bucket_notification
@@ -696,21 +703,48 @@ def _function_role(
 
 
 def _layers(scope: _Scope) -> list[pulumi.Input[str]]:
-    """Powertools, the bundled handler dependencies (a created layer) and the user's extra layers."""
+    """Powertools, the bundled handler dependencies, pyarrow for Parquet output (created layers) and the
+    user's extra layers.
+
+    pyarrow is a layer of its own that only Parquet pipelines get: it is most of the 250 MB Lambda allows
+    a function and its layers, unzipped. Without ``bundle_dependencies`` neither layer is built and
+    ``extra_layers`` must bring the packages (pyarrow too, for Parquet; docs/performance.md says how).
+    """
     args = scope.args
     layers: list[pulumi.Input[str]] = [powertools_layer_arn(scope.pipeline, args, scope.partition)]
-    if args.bundle_dependencies:
-        layer_dir = build_layer_dir(handler_requirements_file(), args.architecture, args.python_runtime)
-        dependencies_layer = aws.lambda_.LayerVersion(
-            f"{scope.name}-dependencies",
-            layer_name=scoped("lambda layer", scope.name, suffix="-dependencies"),
+    # (resource name suffix, requirements, what the layer holds)
+    wanted = [("dependencies", handler_requirements_file(), "filepipe handler dependencies")]
+    if args.output_format == "parquet":
+        wanted.append(("parquet", parquet_requirements_file(), "filepipe Parquet writer (pyarrow)"))
+    built = (
+        [
+            (role, requirements, holds, build_layer_dir(requirements, args.architecture, args.python_runtime))
+            for role, requirements, holds in wanted
+        ]
+        if args.bundle_dependencies
+        else []
+    )
+    # Refused here rather than by Lambda at deploy time, after everything else has been created.
+    code = code_archive(load_schema(args.schema, args.schema_document), args.processor_code_dir)
+    unzipped = {"function code": archive_unzipped_size(code)}
+    unzipped.update({f"{role} layer": unzipped_size(layer_dir) for role, _, _, layer_dir in built})
+    if sum(unzipped.values()) > defaults.UNZIPPED_CODE_LIMIT_BYTES:
+        parts = ", ".join(f"{what} {size / 2**20:.1f}" for what, size in unzipped.items())
+        raise PipelineConfigError(
+            f"function code and layers unzip to {sum(unzipped.values()) / 2**20:.1f} MiB ({parts}), over "
+            f"Lambda's {defaults.UNZIPPED_CODE_LIMIT_BYTES / 2**20:.0f} MiB for a function and its layers."
+        )
+    for role, requirements, holds, layer_dir in built:
+        layer = aws.lambda_.LayerVersion(
+            f"{scope.name}-{role}",
+            layer_name=scoped("lambda layer", scope.name, suffix=f"-{role}"),
             code=pulumi.FileArchive(str(layer_dir)),
             compatible_runtimes=[args.python_runtime],
             compatible_architectures=[args.architecture],
-            description="filepipe handler dependencies (handler/requirements.txt)",
+            description=f"{holds} (handler/{requirements.name})",
             opts=scope.options(),
         )
-        layers.append(dependencies_layer.arn)
+        layers.append(layer.arn)
     layers.extend(args.extra_layers)
     return layers
 
