@@ -138,8 +138,8 @@ class PipelineArgs(TypedDict):
 
     output_format: NotRequired[OutputFormat]
     """``json`` (the envelope with ``source_file``, ``processed_at``, ``record_count``, ``data``; the
-    default), ``ndjson``, ``csv`` or ``parquet`` (typed columns from the schema, else from the first row
-    group; such a pipeline's function gets pyarrow in a layer of its own). A Parquet file must be
+    default), ``ndjson``, ``csv`` or ``parquet`` (typed columns from the schema, else from the first 8,192
+    records; such a pipeline's function gets pyarrow in a layer of its own). A Parquet file must be
     written in one invocation: it is not continued."""
 
     parquet_compression: NotRequired[ParquetCompression]
@@ -147,7 +147,7 @@ class PipelineArgs(TypedDict):
     (smaller files, a little slower to write)."""
 
     parquet_row_group_rows: NotRequired[int]
-    """Parquet output only: rows per row group (default 65,536). The function holds one row group in
+    """Parquet output only: rows per row group (default 32,768). The function holds one row group in
     memory; readers skip and parallelise by row group."""
 
     output_compression: NotRequired[OutputCompression]

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from . import defaults
+from .dependencies import AMAZON_LINUX_2_RUNTIMES
 from .errors import PipelineConfigError
 from .handler.capacity import expected_invocations, expected_seconds
 from .handler.keys import compressed_suffixes
@@ -167,6 +168,12 @@ def _validate_output(args: PipelineSettings) -> None:
             f"output_compression={str(args.output_compression)!r} with output_format='parquet': Parquet compresses"
             " its columns inside the file, and readers cannot open a compressed Parquet file. Use"
             " parquet_compression ('snappy' or 'zstd') instead."
+        )
+    if output is OutputFormat.PARQUET and args.python_runtime in AMAZON_LINUX_2_RUNTIMES:
+        raise PipelineConfigError(
+            f"output_format='parquet' with python_runtime={args.python_runtime!r}: that runtime runs on Amazon"
+            " Linux 2 (glibc 2.26), which cannot load the pinned pyarrow's wheels (they need glibc 2.28)."
+            " Use python3.12 or later."
         )
     if output in (OutputFormat.PARQUET, OutputFormat.CSV) and args.processor is not None:
         declared = declared_non_object(args.processor, args.processor_code_dir or ".")

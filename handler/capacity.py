@@ -25,9 +25,14 @@ MB_PER_VCPU_SECOND: Final = {
 }
 """Input megabytes (10**6 bytes) the handler reads, validates nothing and writes in one vCPU-second."""
 
-PARQUET_MB_PER_VCPU_SECOND: Final = 40.0
-"""Input megabytes a Parquet output converts and writes in one vCPU-second, on top of reading them
-(bench/throughput.py: NDJSON to Parquet, cut like the rates above)."""
+PARQUET_MB_PER_VCPU_SECOND: Final = {
+    FileFormat.JSON: 50.0,
+    FileFormat.NDJSON: 60.0,
+    FileFormat.CSV: 24.0,
+}
+"""Input megabytes whose records a Parquet output converts and writes in one vCPU-second, on top of
+reading them: bench/throughput.py's extra CPU over the same input to NDJSON (about 0.9 s per 100 MB of
+NDJSON, 1.2 s of JSON, 2.6 s of CSV, whose rows are many and narrow), cut like the rates above."""
 
 
 def vcpu_share(memory_mb: int) -> float:
@@ -41,7 +46,7 @@ def expected_seconds(
     """The time to process ``size_bytes`` of ``input_format`` at ``memory_mb`` (no schema, no processor)."""
     per_megabyte = 1 / MB_PER_VCPU_SECOND[input_format]
     if output_format is OutputFormat.PARQUET:
-        per_megabyte += 1 / PARQUET_MB_PER_VCPU_SECOND
+        per_megabyte += 1 / PARQUET_MB_PER_VCPU_SECOND[input_format]
     return size_bytes / 1e6 * per_megabyte / vcpu_share(memory_mb)
 
 

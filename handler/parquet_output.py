@@ -12,9 +12,11 @@ Where the columns come from:
   properties and closes them (``additionalProperties: false``) is a struct; an array with typed items is
   a list. Anything else (an open object, a value of several types) is a string column holding the
   value's JSON text, so nothing a valid record holds is lost.
-- **Otherwise, the first row group**: a column's type is what Arrow infers from its values there
-  (int64, float64 for integers mixed with floats, bool, string, timestamps from ``datetime``); objects,
-  arrays, mixed kinds and columns that are null throughout are JSON-text string columns.
+- **Otherwise, the first records** (:data:`INFER_ROWS`, or the first row group if it is smaller): a
+  column's type is what Arrow infers from its values there (int64, float64 for integers mixed with
+  floats, bool, string, timestamps from ``datetime``); objects, arrays, mixed kinds and columns that are
+  null throughout are JSON-text string columns. Not the whole first row group: its records would all be
+  held as Python objects until then, which would be most of the memory a row group costs.
 
 A later record that does not fit (a field that is not a column, a value of another type, an integer
 beyond int64) is a *misfit*: it is not written, and the handler treats it like a record that fails the
@@ -42,6 +44,8 @@ from .writers import Misfit, dump_json
 CONVERT_ROWS: Final = 8192
 """Records converted to Arrow at a time: small enough that few Python objects are alive at once, large
 enough that pyarrow's per-call cost does not show."""
+INFER_ROWS: Final = CONVERT_ROWS
+"""Records whose values decide the columns when there is no schema (the first conversion's)."""
 
 _UTC_TIMESTAMP: Final = pa.timestamp("us", tz="UTC")
 _ARROW_ERRORS = (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, TypeError, ValueError)
@@ -140,7 +144,7 @@ def _inferred(name: str, values: list[Any]) -> _Column:
 
 
 def columns_inferred(records: list[Mapping[str, Any]]) -> list[_Column]:
-    """Columns for ``records`` (the first row group): every field any of them has, in first-seen order."""
+    """Columns for ``records`` (the first ones): every field any of them has, in first-seen order."""
     names = list(dict.fromkeys(name for record in records for name in record))
     return [_inferred(name, [record.get(name) for record in records]) for name in names]
 
@@ -238,18 +242,18 @@ class ParquetEncoder:
 
     @property
     def _drain_at(self) -> int:
-        return min(CONVERT_ROWS, self._row_group_rows)
+        return min(CONVERT_ROWS, INFER_ROWS, self._row_group_rows)
 
     def _drain(self, final: bool = False) -> bytes:
         """Convert what is pending (all of it if ``final``), write each row group that is full, and
         return the bytes pyarrow wrote."""
         if self._columns is None:
-            # Until the columns are known, records wait: the first row group decides them.
-            if len(self._pending) < self._row_group_rows and not final:
+            # Until the columns are known, records wait: the first ones decide them.
+            if len(self._pending) < self._drain_at and not final:
                 return b""
             objects = [(index, record) for index, record in self._pending if self._is_object(index, record)]
             self._pending = objects
-            self._fix(columns_inferred([record for _, record in objects[: self._row_group_rows]]))
+            self._fix(columns_inferred([record for _, record in objects[: self._drain_at]]))
         while self._pending:
             size = min(CONVERT_ROWS, self._row_group_rows - self._batched_rows)
             if len(self._pending) < size and not final:
@@ -271,18 +275,18 @@ class ParquetEncoder:
     def _convert(self, chunk: list[tuple[int, Any]]) -> None:
         """Convert ``chunk`` to a record batch; the records that do not fit become misfits."""
         fitting: list[tuple[int, Any]] = []
-        for index, record in chunk:
-            if not self._is_object(index, record):
-                continue
-            extra = record.keys() - self._names
-            if extra:
+        names = self._names
+        for row in chunk:
+            record = row[1]
+            # type() first: the isinstance against the Mapping ABC costs more than the rest of the check.
+            if (type(record) is dict or self._is_object(*row)) and record.keys() <= names:
+                fitting.append(row)
+            elif isinstance(record, Mapping):
+                extra = sorted(map(str, record.keys() - names))
                 self._misfits.append(
-                    Misfit(
-                        index, record, f"fields {sorted(map(str, extra))} are not columns of the Parquet file"
-                    )
+                    Misfit(row[0], record, f"fields {extra} are not columns of the Parquet file")
                 )
-                continue
-            fitting.append((index, record))
+
         batch = self._batch(fitting)
         if batch is not None and batch.num_rows:
             self._batches.append(batch)

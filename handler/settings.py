@@ -269,9 +269,11 @@ DEFAULT_BACKOFF_MAX_SECONDS: Final = 900
 DEFAULT_MAX_RECEIVE_COUNT: Final = 5
 DEFAULT_MAX_REQUEUES: Final = 3
 DEFAULT_LOG_LEVEL: Final = "INFO"
-DEFAULT_PARQUET_ROW_GROUP_ROWS: Final = 65_536
+DEFAULT_PARQUET_ROW_GROUP_ROWS: Final = 32_768
 """Rows per Parquet row group: readers skip and parallelise by row group, and the handler holds one in
-memory (about 15 MB of Arrow data for records of ~200 bytes; bench/throughput.py measures the growth)."""
+memory while pyarrow encodes it. At 32,768 rows of ~150 bytes the handler's peak memory grows by about
+62 MB on a 100 MB file, at 65,536 by about 72 MB and at 131,072 by 133 MB, at the same speed
+(bench/throughput.py, docs/performance.md)."""
 
 
 _Choice = TypeVar("_Choice", bound=StrEnum)

@@ -193,3 +193,104 @@ def test_a_whole_file_processor_reaches_the_function_as_its_setting(mocks):
 
     [function] = [r for r in mocks.resources if r.typ == "aws:lambda/function:Function"]
     assert function.inputs["environment"]["variables"]["FILEPIPE_FILE_PROCESSOR"] == "unpack:zip_of_csvs"
+
+
+@pytest.mark.parametrize(
+    ("extra", "refused"),
+    [
+        pytest.param({"output_compression": "gzip"}, "Use parquet_compression", id="with-output-compression"),
+        pytest.param({"python_runtime": "python3.11"}, "Amazon Linux 2", id="on-python-3.11"),
+        pytest.param({"parquet_row_group_rows": 10}, "parquet_row_group_rows=10", id="row-groups-too-small"),
+        pytest.param({"parquet_compression": "lz4"}, "parquet_compression", id="unknown-compression"),
+        pytest.param(
+            {"input_format": "csv", "max_file_bytes": 512 * 2**20, "state_table": True},
+            "a Parquet file cannot be continued",
+            id="cap-beyond-one-invocation-even-with-a-state-table",
+        ),
+    ],
+)
+def test_parquet_output_refuses_what_cannot_work(extra: dict[str, Any], refused: str):
+    inputs: dict[str, Any] = {"input_prefix": "in/", "output_format": "parquet", **extra}
+    with pytest.raises(PipelineConfigError, match=refused):
+        validate_pipeline("p", resolve_pipeline(pipeline_args(inputs), "p"))
+
+
+def test_a_parquet_pipeline_that_fits_one_invocation_is_valid_and_reaches_the_function(mocks):
+    build(
+        lambda: FileProcessingPipeline(
+            "lake",
+            pipeline_args(
+                {
+                    "input_prefix": "in/",
+                    "input_format": "ndjson",
+                    "output_format": "parquet",
+                    "parquet_compression": "zstd",
+                    "parquet_row_group_rows": 50_000,
+                    "bundle_dependencies": False,
+                }
+            ),
+        )
+    )
+
+    [function] = [r for r in mocks.resources if r.typ == "aws:lambda/function:Function"]
+    variables = function.inputs["environment"]["variables"]
+    assert variables["FILEPIPE_OUTPUT_FORMAT"] == "parquet"
+    assert variables["FILEPIPE_PARQUET_COMPRESSION"] == "zstd"
+    assert variables["FILEPIPE_PARQUET_ROW_GROUP_ROWS"] == "50000"
+
+
+def test_a_json_pipeline_sets_no_parquet_settings(mocks):
+    build(
+        lambda: FileProcessingPipeline(
+            "plain", pipeline_args({"input_prefix": "in/", "bundle_dependencies": False})
+        )
+    )
+
+    [function] = [r for r in mocks.resources if r.typ == "aws:lambda/function:Function"]
+    assert not any(
+        name.startswith("FILEPIPE_PARQUET") for name in function.inputs["environment"]["variables"]
+    )
+
+
+@pytest.mark.parametrize(
+    ("returns", "output_format", "refused"),
+    [
+        pytest.param("list[dict[str, Any]]", "parquet", True, id="list-for-parquet"),
+        pytest.param("str | None", "csv", True, id="optional-str-for-csv"),
+        pytest.param("'tuple[int, ...]'", "parquet", True, id="quoted-tuple"),
+        pytest.param("dict[str, Any] | None", "parquet", False, id="optional-dict"),
+        pytest.param("Order", "parquet", False, id="a-typeddict"),
+        pytest.param("", "parquet", False, id="no-annotation"),
+        pytest.param("list[Any]", "ndjson", False, id="ndjson-takes-any-value"),
+    ],
+)
+def test_a_processor_declared_to_return_non_objects_is_refused_for_row_formats(
+    tmp_path, returns: str, output_format: str, refused: bool
+):
+    # GIVEN a processor whose module would fail if imported: the check reads its source only
+    package = tmp_path / "transforms"
+    package.mkdir()
+    annotation = f" -> {returns}" if returns else ""
+    (package / "__init__.py").write_text("")
+    (package / "rows.py").write_text(
+        "from typing import Any, TypedDict\n"
+        "raise RuntimeError('imported at preview')\n"
+        "class Order(TypedDict):\n    id: int\n"
+        f"def split(record: Any){annotation}:\n    return record\n"
+    )
+    inputs: dict[str, Any] = {
+        "input_prefix": "in/",
+        "input_format": "ndjson",
+        "output_format": output_format,
+        "processor": "transforms.rows:split",
+        "processor_code_dir": str(tmp_path),
+    }
+    args = resolve_pipeline(pipeline_args(inputs), "p")
+
+    if refused:
+        with pytest.raises(
+            PipelineConfigError, match=r"processor='transforms.rows:split' is declared to return"
+        ):
+            validate_pipeline("p", args)
+    else:
+        validate_pipeline("p", args)
