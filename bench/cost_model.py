@@ -17,6 +17,13 @@ one Lambda request per batch), and the CloudWatch Logs bytes: the handler's log 
 writes them, and Lambda's platform lines per invocation. Lambda duration is measured in-process around
 each handler call, against moto: its latencies are not AWS's (moto's DynamoDB costs ~10 ms a call).
 The counts are exact; the Lambda duration line is indicative.
+
+Compressed files and whole-file processors change what is billed per file, not per byte: S3 bills a GET
+or a PUT per request whatever its size (in-region transfer is free), so compression moves cost through
+the requests an output needs (one PutObject below the first part size, else a multipart upload) and
+through storage, while the handler's time goes with the bytes it processes, which are the decompressed
+ones. :func:`file_units` models one file from its sizes (stored, processed, each output as written);
+the metered run counts the S3 bytes read and written besides the requests.
 """
 
 from __future__ import annotations
@@ -64,6 +71,8 @@ POISON_BODY: Final = b'{"id": "t-9", "amount": '
 #   CloudWatch  https://aws.amazon.com/cloudwatch/pricing/ : Lambda logs delivered to CloudWatch Logs
 #               (Standard class), $0.50 per GB for the first 10 TB a month (tiered since 2025-05-01);
 #               custom metrics $0.30 per metric-month for the first 10,000.
+#   S3 storage  https://aws.amazon.com/s3/pricing/ : S3 Standard, $0.023 per GB-month (first 50 TB);
+#               data transfer from S3 to Lambda in the same region is free.
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +88,7 @@ class Prices:
     dynamodb_rru: float
     logs_per_gb: float
     custom_metric_month: float
+    s3_storage_gb_month: float = 0.023
 
     def per_unit(self, dimension: str) -> float:
         """Dollars per unit of a billing dimension (``DIMENSIONS``)."""
@@ -107,6 +117,7 @@ LIST_PRICES: Final = Prices(
     dynamodb_rru=0.125 / 1e6,
     logs_per_gb=0.50,
     custom_metric_month=0.30,
+    s3_storage_gb_month=0.023,
 )
 
 LAMBDA_REQUESTS: Final = "lambda requests"
@@ -363,8 +374,21 @@ DYNAMODB_WRITES: Final = ("UpdateItem", "PutItem", "DeleteItem")
 DYNAMODB_READS: Final = ("GetItem",)
 _BEFORE: Final = "cost_model_before"
 _PARAMS: Final = "cost_model_params"
+MODELLED_DURATION_ITEM: Final = "Lambda duration (modelled: processed bytes at the handler's rate)"
+S3_WRITES_WITH_BODY: Final = ("PutObject", "UploadPart")
+S3_BYTES_READ: Final = "S3 bytes read (GetObject)"
+S3_BYTES_WRITTEN: Final = "S3 bytes written (PutObject, UploadPart)"
 STATUS_PLACEHOLDER: Final = f":{StateAttribute.STATUS.value}"
 """The state store names each value after its attribute: labels a write by the status it sets."""
+
+
+def _body_bytes(body: Any) -> int:
+    """Bytes of a request body as the handler passes it (bytes, or a file-like object at its start)."""
+    if isinstance(body, bytes | bytearray | memoryview):
+        return len(body)
+    if hasattr(body, "getbuffer"):
+        return len(body.getbuffer())
+    return 0
 
 
 @contextlib.contextmanager
@@ -392,9 +416,13 @@ class Meter:
         """Distinct EMF metrics seen (namespace, name, dimensions): custom metrics billed per month."""
         self.largest_item = 0
         """Bytes of the largest item a write left (or found): how close a write is to a second WRU."""
+        self.s3_bytes: Counter[str] = Counter()
+        """Object bytes moved (``S3_BYTES_READ``, ``S3_BYTES_WRITTEN``): a compressed file is fewer bytes
+        here than the handler processes, for the same requests."""
 
     def reset(self) -> None:
         with self._lock:
+            self.s3_bytes.clear()
             self.calls.clear()
             self.units.clear()
             self.durations_ms.clear()
@@ -421,6 +449,8 @@ class Meter:
             service, operation = model.service_model.service_id.hyphenize(), model.name
             if service == "s3":
                 self._s3(operation)
+                if operation in S3_WRITES_WITH_BODY:
+                    self._moved(S3_BYTES_WRITTEN, _body_bytes(params.get("Body")))
             elif service == "sqs":
                 payload = sqs_payload_bytes(params) if operation.startswith("SendMessage") else 0
                 label = "SQS SendMessage (handler: DLQ)" if operation == "SendMessage" else f"SQS {operation}"
@@ -438,8 +468,15 @@ class Meter:
         else:
             self.add(f"S3 {operation}", S3_GET_REQUESTS)
 
+    def _moved(self, direction: str, size: int) -> None:
+        with self._lock:
+            self.s3_bytes[direction] += size
+
     def _after(self, parsed: dict[str, Any], model: Any, context: dict[str, Any], **_: Any) -> None:
-        if model.service_model.service_id.hyphenize() != "dynamodb":
+        service = model.service_model.service_id.hyphenize()
+        if service == "s3" and model.name == "GetObject":
+            self._moved(S3_BYTES_READ, int(parsed.get("ContentLength") or 0))
+        if service != "dynamodb":
             return
         with _metering_time():
             operation, request = model.name, context.get(_PARAMS) or {}
@@ -832,6 +869,69 @@ def measure(
     return measured
 
 
+# --- Compressed files and whole-file processors: one file, from its sizes -----------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class FileShape:
+    """One file as the bill sees it."""
+
+    stored_bytes: int
+    """The input object as stored: what the GET returns (compressed, when it is)."""
+    processed_bytes: int
+    """What the handler reads after decompressing: what the size cap holds and the handler's time goes with."""
+    output_bytes: tuple[int, ...]
+    """Each output object as written (compressed with ``output_compression``); a record pipeline writes
+    one, a whole-file processor one per output it opens."""
+
+
+def upload_requests(size: int, part_bytes: int | None = None) -> int:
+    """PUT-tier requests the handler's writer makes for one object of ``size`` bytes: one PutObject while
+    it stays below the first part's size, else CreateMultipartUpload, each part (sized by the writer's
+    own :func:`~filepipe.handler.writers.part_size`) and CompleteMultipartUpload."""
+    from filepipe.handler.writers import DEFAULT_PART_BYTES, part_size
+
+    base = DEFAULT_PART_BYTES if part_bytes is None else part_bytes
+    if size < part_size(1, base):
+        return 1
+    parts, sent = 0, 0
+    while sent < size:
+        parts += 1
+        sent += part_size(parts, base)
+    return parts + 2
+
+
+def file_units(
+    shape: FileShape, input_format: str, memory_mb: int, *, whole_file: bool = False
+) -> dict[tuple[str, str], float]:
+    """What one file is billed for in S3 requests and Lambda GB-seconds.
+
+    Time is the handler's measured rate over the processed (decompressed) bytes
+    (:func:`filepipe.handler.capacity.expected_seconds`); decompressing and compressing are not in those
+    rates and are left out. A whole-file processor's time is its own code's: only its requests are
+    modelled. The state table, the queue and the logs cost per file whatever its size (``measure``).
+    """
+    from filepipe.handler.capacity import expected_seconds
+    from filepipe.handler.settings import FileFormat
+
+    units: dict[tuple[str, str], float] = {
+        ("S3 GetObject", S3_GET_REQUESTS): 1,
+        ("S3 output writes", S3_PUT_REQUESTS): sum(upload_requests(size) for size in shape.output_bytes),
+    }
+    if not whole_file:
+        seconds = expected_seconds(shape.processed_bytes, FileFormat(input_format), memory_mb)
+        units[(MODELLED_DURATION_ITEM, LAMBDA_GB_SECONDS)] = memory_mb / 1024 * seconds
+    return units
+
+
+def storage_per_month(
+    shape: FileShape, files: int = 1_000_000, prices: Prices = LIST_PRICES
+) -> dict[str, float]:
+    """$ a month to keep ``files`` such inputs and their outputs in S3 Standard (a GB taken as 10^9 bytes)."""
+    per_byte = prices.s3_storage_gb_month / 1e9 * files
+    return {"inputs": shape.stored_bytes * per_byte, "outputs": sum(shape.output_bytes) * per_byte}
+
+
 # --- Report -----------------------------------------------------------------------------------------
 
 
@@ -871,6 +971,12 @@ def report(bare: Measurement, full: Measurement, prices: Prices = LIST_PRICES, t
     for item, dimension in keys:
         mine, theirs = (_per_file(run.units, run.files, item, dimension) for run in (bare, full))
         lines.append(f"  {item + ' [' + UNIT_NAMES[dimension] + ']':62} {mine:9.4g} {theirs:13.4g}")
+    for run in (bare, full):
+        read, written = run.meter.s3_bytes[S3_BYTES_READ], run.meter.s3_bytes[S3_BYTES_WRITTEN]
+        lines.append(
+            f"  {run.kind}: S3 bytes per file read {read / run.files:.0f}, written {written / run.files:.0f} "
+            "(not billed per byte in-region; compressed files move fewer for the same requests)"
+        )
     if full.meter.largest_item:
         lines.append(
             f"  largest item written: {full.meter.largest_item} bytes (a write costs 1 WRU up to "

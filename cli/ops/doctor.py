@@ -28,10 +28,14 @@ from rich.text import Text
 from filepipe import defaults
 from filepipe.cli.ops.command import EXIT_FAILED, Output, add_json_argument, ops_command
 from filepipe.cli.ops.iam_check import Decision, Request, evaluate, evaluate_with_boundary
+from filepipe.cli.ops.pipeline_settings import settings_of
 from filepipe.cli.ops.stack import Pipeline, Stack, add_stack_arguments
 from filepipe.cli.ops.status import oldest_message_age
 from filepipe.extras import missing_local_modules, needs_local_extra
 from filepipe.handler.events import event_key
+from filepipe.handler.keys import COMPRESSION_SUFFIXES, compressed_suffixes, output_folder
+from filepipe.handler.keys import output_key as handler_output_key
+from filepipe.handler.settings import HandlerSettings, InputCompression, OutputCompression, SettingsError
 from filepipe.monitoring import AlarmSpec, alarm_specs
 from filepipe.notifications import OBJECT_CREATED
 from filepipe.policies import function_role_policy
@@ -209,6 +213,19 @@ class PipelineProbe:
             return self.stack.lambda_().get_function_configuration(FunctionName=name)
 
     @cached_property
+    def settings(self) -> HandlerSettings:
+        """What the handler runs with: the function's environment, by the handler's own parser
+        (raises :class:`SettingsError` as the handler would at its start)."""
+        return settings_of(self.function)
+
+    def readable_settings(self) -> HandlerSettings | None:
+        """The settings, or ``None`` when they cannot be read or do not parse (handler-settings says so)."""
+        try:
+            return self.settings
+        except (SettingsError, PermissionMissingError, NotFoundError):
+            return None
+
+    @cached_property
     def mapping(self) -> Mapping[str, Any]:
         uuid = self.pipeline.event_source_mapping_id
         with reading("lambda", missing=f"event source mapping {uuid} does not exist"):
@@ -254,9 +271,26 @@ class PipelineProbe:
         return [f"{pipeline.input_prefix}{PROBE_NAME}{suffix}" for suffix in pipeline.input_suffixes or ("",)]
 
     def output_key(self) -> str:
+        """Where the handler writes the output of the first probe input: by the handler's key rules
+        when its settings are readable (a compressed output's ``.gz``; a whole-file processor's folder,
+        holding an output named like the input, the least a processor can be trusted to avoid)."""
         pipeline = self.pipeline
         suffix = pipeline.input_suffixes[0] if pipeline.input_suffixes else ""
-        return f"{pipeline.output_prefix}{PROBE_NAME}{suffix}"
+        settings = self.readable_settings()
+        probe = f"{pipeline.input_prefix}{PROBE_NAME}{suffix}"
+        if settings is None or not probe.startswith(settings.input_prefix):
+            return f"{pipeline.output_prefix}{PROBE_NAME}{suffix}"
+        if settings.file_processor:
+            return output_folder(probe, settings.input_prefix, pipeline.output_prefix) + PROBE_NAME + suffix
+        return handler_output_key(
+            probe,
+            settings.input_prefix,
+            pipeline.output_prefix,
+            settings.input_format,
+            settings.output_format,
+            compressed_suffixes(settings.input_compression),
+            COMPRESSION_SUFFIXES.get(settings.output_compression, ""),
+        )
 
 
 # --- How events reach the queue ---------------------------------------------------------------------------
@@ -570,6 +604,93 @@ def check_mapping(probe: PipelineProbe) -> Verdicts:
     return passed(f"enabled, batch size {mapping.get('BatchSize')}")
 
 
+def check_handler_settings(probe: PipelineProbe) -> Verdicts:
+    """The function's settings as the handler reads them, and whether the files the notification sends
+    can be read with them (compression against the suffixes; the outputs' place)."""
+    pipeline = probe.pipeline
+    try:
+        settings = probe.settings
+    except SettingsError as error:
+        return failed(
+            f"the handler cannot start: {error}; every file it is sent fails",
+            f"fix the function's environment ({pipeline.function_name}); {REDEPLOY}",
+        )
+    mismatched = [
+        f"{name} is {mine!r}, the stack outputs say {theirs!r}"
+        for name, mine, theirs in (
+            ("FILEPIPE_INPUT_PREFIX", settings.input_prefix, pipeline.input_prefix),
+            ("FILEPIPE_OUTPUT_PREFIX", settings.output_prefix, pipeline.output_prefix),
+        )
+        if mine != theirs
+    ]
+    if mismatched:
+        return failed(
+            "; ".join(mismatched) + ": files are refused, or outputs land where nobody looks", REDEPLOY
+        )
+    if settings.max_file_bytes < 1:
+        return failed(
+            f"FILEPIPE_MAX_FILE_BYTES is {settings.max_file_bytes}: every file is too large", REDEPLOY
+        )
+    problems, cautions = _compression_against_suffixes(settings, pipeline.input_suffixes)
+    if problems:
+        return failed(
+            "; ".join(problems),
+            "add the compression's suffix to input_suffixes, or use input_compression='auto'; " + REDEPLOY,
+        )
+    if settings.file_processor and (settings.processor or settings.schema_file):
+        cautions.append(
+            "a processor or schema is set beside the whole-file processor: they never run (it reads no records)"
+        )
+    if cautions:
+        return warned(
+            "; ".join(cautions), "set input_compression='auto' (or 'gzip'/'zstd') to decompress them"
+        )
+    return passed(_describe_settings(settings, pipeline.output_prefix))
+
+
+def _compression_against_suffixes(
+    settings: HandlerSettings, suffixes: Sequence[str]
+) -> tuple[list[str], list[str]]:
+    """``(failures, warnings)``: suffixes whose files the compression setting cannot read as they come."""
+    setting = settings.input_compression
+    problems: list[str] = []
+    cautions: list[str] = []
+    if setting in (InputCompression.GZIP, InputCompression.ZSTD):
+        marks = compressed_suffixes(setting)
+        for suffix in suffixes or ("",):
+            if not suffix.lower().endswith(marks):
+                shown = f"files ending {suffix}" if suffix else "every file"
+                problems.append(
+                    f"{shown} are read as {setting.value} (input_compression {setting.value}): each plain one "
+                    "fails as CorruptCompressionError"
+                )
+    elif setting is InputCompression.NONE and not settings.file_processor:
+        for suffix in suffixes:
+            if suffix.lower().endswith(tuple(COMPRESSION_SUFFIXES.values())):
+                cautions.append(
+                    f"files ending {suffix} are read as plain {settings.input_format.value} (input_compression "
+                    "none): a compressed one fails as invalid content"
+                )
+    return problems, cautions
+
+
+def _describe_settings(settings: HandlerSettings, output_prefix: str) -> str:
+    if settings.file_processor:
+        reads = f"whole-file processor {settings.file_processor}, outputs in {output_prefix}<input path>/"
+    else:
+        reads = f"{settings.input_format.value} -> {settings.output_format.value}"
+    compression = {
+        InputCompression.AUTO: "compressed inputs by suffix or Content-Encoding",
+        InputCompression.NONE: "inputs read as they are",
+    }.get(settings.input_compression, f"{settings.input_compression.value} inputs")
+    written = (
+        ""
+        if settings.output_compression is OutputCompression.NONE
+        else f", outputs {settings.output_compression.value} ({COMPRESSION_SUFFIXES[settings.output_compression]})"
+    )
+    return f"{reads}; {compression}{written}; size cap {settings.max_file_bytes} bytes"
+
+
 def role_requirements(probe: PipelineProbe) -> list[tuple[str, Request]]:
     """``(why, request)`` for every grant the component gives the function, on concrete probe resources.
 
@@ -881,6 +1002,7 @@ def check_backlog(probe: PipelineProbe) -> Verdicts:
 Check = tuple[str, Callable[[PipelineProbe], Verdicts]]
 CHECKS: Final[tuple[Check, ...]] = (
     ("mapping-enabled", check_mapping),
+    ("handler-settings", check_handler_settings),
     ("function-role", check_role),
     ("queue-policy", check_queue_policy),
     ("event-delivery", check_event_delivery),

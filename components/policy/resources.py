@@ -15,9 +15,13 @@ from pulumi_policy import (
     ResourceValidationArgs,
     ResourceValidationPolicy,
 )
+from pulumi_policy.deserialize import serialize_properties
+
+from filepipe.handler.settings import EnvVar, HandlerSettings, SettingsError
+from filepipe.lambda_code import HANDLER_ENTRY_POINT
 
 from . import documents as doc
-from .wiring import FUNCTION, KMS_KEY, LOG_GROUP, QUEUE, QUEUE_POLICY, TOPIC, TOPIC_POLICY
+from .wiring import FUNCTION, KMS_KEY, LOG_GROUP, QUEUE, QUEUE_POLICY, TOPIC, TOPIC_POLICY, unknown
 
 MANDATORY: Final = EnforcementLevel.MANDATORY
 ADVISORY: Final = EnforcementLevel.ADVISORY
@@ -237,6 +241,44 @@ def _function_json_logs(args: ResourceValidationArgs, report: ReportViolation) -
         )
 
 
+_REQUIRED_TEXT: Final = (EnvVar.PIPELINE_NAME.value, EnvVar.OUTPUT_PREFIX.value)
+
+
+def _handler_settings(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    # Plain values (the proxy would stop the rule at the first unknown): an unknown value cannot be judged
+    # yet and is left out, except the required names, which only need to be present.
+    environment = serialize_properties(args.props).get("environment") or {}
+    variables = environment.get("variables") if isinstance(environment, Mapping) else None
+    if not isinstance(variables, Mapping):
+        return
+    # The file handler's entry point, or its output prefix: the circuit breaker's function shares the
+    # archive and some variables, but neither of these.
+    handler = serialize_properties(args.props).get("handler")
+    if handler != HANDLER_ENTRY_POINT and EnvVar.OUTPUT_PREFIX.value not in variables:
+        return
+    known = {
+        str(name): ("unknown" if name in _REQUIRED_TEXT else None) if unknown(value) else str(value)
+        for name, value in variables.items()
+        if isinstance(value, str | int | float)
+    }
+    try:
+        settings = HandlerSettings.from_env(
+            {name: value for name, value in known.items() if value is not None}
+        )
+    except SettingsError as error:
+        report(
+            f"{args.name}: the filepipe handler refuses its environment: {error}. Every file it is sent "
+            "would fail; set the value the component documents (filepipe.args.PipelineArgs).",
+            None,
+        )
+        return
+    if settings.max_file_bytes < 1:
+        report(
+            f"{args.name}: {EnvVar.MAX_FILE_BYTES.value} is {settings.max_file_bytes}: every file is too large.",
+            None,
+        )
+
+
 def _policy(
     name: str, description: str, types: tuple[str, ...], validate: Validate, level: EnforcementLevel
 ) -> ResourceValidationPolicy:
@@ -308,6 +350,14 @@ RESOURCE_POLICIES: Final = [
         "A DynamoDB table that names a KMS key has server-side encryption enabled with it.",
         (TABLE,),
         _table_encryption,
+        MANDATORY,
+    ),
+    _policy(
+        "filepipe-handler-settings",
+        "A function running filepipe's handler has FILEPIPE_* settings the handler accepts (formats, "
+        "compressions, numbers).",
+        FUNCTION,
+        _handler_settings,
         MANDATORY,
     ),
     _policy(

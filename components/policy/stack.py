@@ -18,7 +18,8 @@ from pulumi_policy import (
     StackValidationPolicy,
 )
 
-from filepipe.handler.settings import EnvVar
+from filepipe.handler.keys import compressed_suffixes
+from filepipe.handler.settings import EnvVar, InputCompression
 
 from . import documents as doc
 from .wiring import (
@@ -32,9 +33,13 @@ from .wiring import (
     EVENT_RULE,
     EVENT_TARGET,
     FUNCTION,
+    IDENTITY_POLICY_ATTACHMENT,
     KMS_KEY,
     LOG_GROUP,
+    MANAGED_POLICY,
     QUEUE,
+    ROLE,
+    ROLE_POLICY,
     TOPIC,
     TOPIC_SUBSCRIPTION,
     Node,
@@ -583,6 +588,113 @@ def _one_notification(wiring: Wiring) -> Iterator[Finding]:
             seen[key] = notification
 
 
+# --- Compressed inputs and whole-file processors ----------------------------------------------------------
+
+OBJECT_WRITES: Final = ("s3:PutObject", "s3:DeleteObject", "s3:DeleteObjectVersion", "s3:PutObjectAcl")
+"""What lets a role change objects: a whole-file processor's role must have them on its outputs only."""
+
+
+def _variables(function: Node) -> Mapping[str, Any]:
+    environment = function.get("environment") or {}
+    variables = environment.get("variables") if isinstance(environment, Mapping) else None
+    return variables if isinstance(variables, Mapping) else {}
+
+
+def _compressed_input_suffixes(wiring: Wiring) -> Iterator[Finding]:
+    for queue, _, function in wiring.consumed_queues():
+        if function is None:
+            continue
+        setting = _variables(function).get(EnvVar.INPUT_COMPRESSION.value)
+        if setting not in (InputCompression.GZIP.value, InputCompression.ZSTD.value):
+            continue
+        marks = compressed_suffixes(InputCompression(setting))
+        for notification in wiring.referrers(queue, BUCKET_NOTIFICATION, "queues"):
+            for configuration in notification.get("queues") or []:
+                arn, suffix = configuration.get("queueArn"), configuration.get("filterSuffix") or ""
+                if unknown(arn) or unknown(suffix) or arn not in queue.identifiers():
+                    continue
+                if not str(suffix).lower().endswith(marks):
+                    shown = f"every file ending {suffix!r}" if suffix else "every file"
+                    yield (
+                        function,
+                        (
+                            f"{function.name}: reads every file as {setting} ({EnvVar.INPUT_COMPRESSION.value}), "
+                            f"but {notification.name} sends it {shown}: a plain one fails as corrupt. Give "
+                            f"the filter the {marks[0]} suffix, or use input_compression auto."
+                        ),
+                    )
+
+
+def _role_documents(wiring: Wiring, role: Node) -> Iterator[tuple[str, Mapping[str, Any]]] | None:
+    """``(where, document)`` of every policy the role has in this stack; ``None`` while one is unknown."""
+    found: list[tuple[str, Any]] = [
+        (f"inline policy {inline.get('name', '')!r}", inline.get("policy"))
+        for inline in role.get("inlinePolicies") or []
+        if isinstance(inline, Mapping)
+    ]
+    found += [
+        (policy.name, policy.props.get("policy")) for policy in wiring.referrers(role, ROLE_POLICY, "role")
+    ]
+    for attachment in wiring.referrers(role, IDENTITY_POLICY_ATTACHMENT, "role"):
+        found += [
+            (policy.name, policy.props.get("policy"))
+            for policy in wiring.targets(attachment, "policyArn", MANAGED_POLICY)
+        ]
+    if any(unknown(value) for _, value in found):
+        return None
+    documents = []
+    for where, value in found:
+        try:
+            documents.append((where, doc.parse_document(value)))
+        except doc.DocumentError:
+            continue  # reported by iam-no-wildcards
+    return iter(documents)
+
+
+def _outside(resource: str, output_prefix: str) -> bool:
+    """Whether an object-write grant on ``resource`` reaches beyond ``output_prefix`` in its bucket."""
+    if not resource.startswith("arn:") or resource.count(":") < 5:
+        return True  # "*", or not an S3 object ARN: any object
+    bucket_and_key = resource.split(":", 5)[5]
+    bucket, _, key = bucket_and_key.partition("/")
+    fixed = key.split("*", 1)[0].split("?", 1)[0]
+    return "*" in bucket or "?" in bucket or not fixed.startswith(output_prefix)
+
+
+def _file_processor_writes(wiring: Wiring) -> Iterator[Finding]:
+    for function in wiring.of_type(FUNCTION):
+        variables = _variables(function)
+        processor = variables.get(EnvVar.FILE_PROCESSOR.value)
+        output_prefix = variables.get(EnvVar.OUTPUT_PREFIX.value)
+        if not isinstance(processor, str) or not isinstance(output_prefix, str) or unknown(output_prefix):
+            continue
+        for role in wiring.targets(function, "role", ROLE):
+            documents = _role_documents(wiring, role)
+            if documents is None:
+                continue
+            for where, document in documents:
+                for index, statement in enumerate(doc.statements(document)):
+                    granted = [action for action in OBJECT_WRITES if doc.grants(statement, action)]
+                    if not granted:
+                        continue
+                    broad = [
+                        r for r in doc.resources(statement) if not unknown(r) and _outside(r, output_prefix)
+                    ]
+                    if "NotResource" in statement:
+                        broad.append("NotResource")
+                    if broad:
+                        yield (
+                            function,
+                            (
+                                f"{function.name}: runs the whole-file processor {processor} with "
+                                f"{', '.join(granted)} on {', '.join(broad)} ({where} {doc.label(statement, index)}), "
+                                f"beyond its output prefix {output_prefix!r}: the processor's code can overwrite "
+                                "inputs and other pipelines' outputs. Grant object writes on "
+                                f"<bucket>/{output_prefix}* only."
+                            ),
+                        )
+
+
 def _stack_policy(
     name: str, description: str, check: Check, level: EnforcementLevel
 ) -> StackValidationPolicy:
@@ -682,6 +794,18 @@ STACK_POLICIES: Final = [
         "output-prefix-outside-notification-filters",
         "No function's output prefix matches a notification filter of the bucket it reads from.",
         _output_prefixes,
+        MANDATORY,
+    ),
+    _stack_policy(
+        "compressed-input-suffixes",
+        "A function that reads every file as gzip or zstd is sent only files with that compression's suffix.",
+        _compressed_input_suffixes,
+        MANDATORY,
+    ),
+    _stack_policy(
+        "file-processor-writes-only-its-outputs",
+        "A whole-file processor's role changes objects only under its output prefix.",
+        _file_processor_writes,
         MANDATORY,
     ),
     _stack_policy(

@@ -69,6 +69,10 @@ EVENT_RULE: Final = ("aws:cloudwatch/eventRule:EventRule",)
 EVENT_TARGET: Final = ("aws:cloudwatch/eventTarget:EventTarget",)
 LOG_GROUP: Final = ("aws:cloudwatch/logGroup:LogGroup",)
 KMS_KEY: Final = ("aws:kms/key:Key",)
+ROLE: Final = ("aws:iam/role:Role",)
+ROLE_POLICY: Final = ("aws:iam/rolePolicy:RolePolicy",)
+MANAGED_POLICY: Final = ("aws:iam/policy:Policy",)
+IDENTITY_POLICY_ATTACHMENT: Final = ("aws:iam/rolePolicyAttachment:RolePolicyAttachment",)
 KMS_ALIAS: Final = ("aws:kms/alias:Alias",)
 
 S3_SERVICE: Final = "s3.amazonaws.com"

@@ -21,9 +21,13 @@ from bench.cost_model import (
     LIST_PRICES,
     LOG_BYTES,
     LOG_EVENT_OVERHEAD_BYTES,
+    MODELLED_DURATION_ITEM,
+    S3_BYTES_READ,
+    S3_BYTES_WRITTEN,
     S3_GET_REQUESTS,
     S3_PUT_REQUESTS,
     SQS_REQUESTS,
+    FileShape,
     IndexSpec,
     LogCapture,
     Meter,
@@ -31,13 +35,16 @@ from bench.cost_model import (
     TableReader,
     by_service,
     dollars_per_million,
+    file_units,
     index_writes,
     item_size,
     metered,
     platform_lines,
     sqs_payload_bytes,
     sqs_requests,
+    storage_per_month,
     table_write_units,
+    upload_requests,
     write_units,
 )
 from tests.conftest import REGION
@@ -357,3 +364,60 @@ def test_platform_lines_are_start_and_report_in_json() -> None:
     assert report["type"] == "platform.report"
     assert report["record"]["metrics"]["billedDurationMs"] == 13
     assert report["record"]["metrics"]["memorySizeMB"] == 512
+
+
+# --- compressed files and whole-file processors ----------------------------------------------------
+
+MIB = 1024 * 1024
+
+
+def test_an_output_below_the_first_part_is_one_put_and_above_it_a_multipart_upload() -> None:
+    # The writer sends 8 MiB parts (doubling only after many parts): create + parts + complete.
+    assert upload_requests(0) == 1
+    assert upload_requests(8 * MIB - 1) == 1
+    assert upload_requests(8 * MIB) == 1 + 1 + 1
+    assert upload_requests(20 * MIB) == 1 + 3 + 1
+
+
+def test_compression_cuts_the_output_requests_and_storage_not_the_time_or_the_get() -> None:
+    # GIVEN a CSV of 40 MB processed (decompressed) at 1,769 MB (one vCPU): read from a 4 MB gzip, and
+    # written as 48 MB of NDJSON, or 6 MB of it gzip-compressed
+    plain = FileShape(stored_bytes=40_000_000, processed_bytes=40_000_000, output_bytes=(48_000_000,))
+    gzipped = FileShape(stored_bytes=4_000_000, processed_bytes=40_000_000, output_bytes=(6_000_000,))
+
+    plain_units, gzip_units = (file_units(shape, "csv", 1769) for shape in (plain, gzipped))
+
+    # THEN one GET either way, 48 MB is 6 parts (create + 6 + complete) and 6 MB one PutObject
+    assert (
+        plain_units[("S3 GetObject", S3_GET_REQUESTS)] == gzip_units[("S3 GetObject", S3_GET_REQUESTS)] == 1
+    )
+    assert plain_units[("S3 output writes", S3_PUT_REQUESTS)] == 8
+    assert gzip_units[("S3 output writes", S3_PUT_REQUESTS)] == 1
+    # AND the time goes with the 40 MB processed (CSV at 25 MB per vCPU-second: 1.6 s of 1769/1024 GB)
+    duration = (MODELLED_DURATION_ITEM, LAMBDA_GB_SECONDS)
+    assert plain_units[duration] == gzip_units[duration] == pytest.approx(1769 / 1024 * 1.6)
+    # AND a month of storage per million files: inputs 40,000 GB vs 4,000, outputs 48,000 vs 6,000 at $0.023/GB
+    assert storage_per_month(plain) == pytest.approx({"inputs": 40_000 * 0.023, "outputs": 48_000 * 0.023})
+    assert storage_per_month(gzipped) == pytest.approx({"inputs": 4_000 * 0.023, "outputs": 6_000 * 0.023})
+
+
+def test_a_whole_file_processor_pays_a_put_per_output_and_no_modelled_time() -> None:
+    # GIVEN a zip of three CSVs, one of which becomes a 10 MiB NDJSON
+    archive = FileShape(stored_bytes=2 * MIB, processed_bytes=2 * MIB, output_bytes=(1000, 2000, 10 * MIB))
+
+    units = file_units(archive, "json", 512, whole_file=True)
+
+    assert units == {("S3 GetObject", S3_GET_REQUESTS): 1, ("S3 output writes", S3_PUT_REQUESTS): 1 + 1 + 4}
+
+
+def test_the_meter_counts_the_s3_bytes_read_and_written(aws: None) -> None:
+    s3: Any = boto3.client("s3", region_name=REGION)
+    s3.create_bucket(Bucket="cost-model", CreateBucketConfiguration={"LocationConstraint": REGION})
+    meter = Meter(512, "arn:fn", TableReader(boto3.client("dynamodb", region_name=REGION)))
+    meter.watch("s3", s3)
+
+    s3.put_object(Bucket="cost-model", Key="a.gz", Body=b"x" * 300)
+    s3.put_object(Bucket="cost-model", Key="b", Body=io.BytesIO(b"y" * 50))
+    s3.get_object(Bucket="cost-model", Key="a.gz")["Body"].read()
+
+    assert meter.s3_bytes == {S3_BYTES_WRITTEN: 350, S3_BYTES_READ: 300}

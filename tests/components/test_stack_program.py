@@ -9,6 +9,7 @@ import pulumi
 import pytest
 
 from filepipe import PipelineConfigError
+from filepipe.handler.settings import FileFormat, HandlerSettings, InputCompression, OutputCompression
 from filepipe.local.capture import CaptureError, load_stack_config
 from filepipe.stack_config import stack_config_from_mapping
 from tests.components.conftest import build
@@ -96,6 +97,54 @@ def test_routing_stack_routes_five_pipelines_through_one_topic(mocks, monkeypatc
     assert "size" not in routes["data-archive-json-subscription"]
     memory = {f.name: f.inputs["memorySize"] for f in mocks.of_type("aws:lambda/function:Function")}
     assert memory["data-large-json-function"] == 3008 and memory["data-json-function"] == 512
+
+
+def test_formats_stack_builds_one_pipeline_per_format_capability(mocks, monkeypatch):
+    # GIVEN the formats stack's config
+    monkeypatch.chdir(REPO)
+    _, _, config = load_stack_config(REPO, "formats", local_overrides=False)
+
+    # WHEN the stack program runs
+    exports = _run_stack_program(config)
+
+    # THEN each pipeline's function carries the handler settings of its capability
+    assert {"orders", "orders-gzip", "events", "archives"} <= set(exports)
+    env = {
+        f.name.removeprefix("data-").removesuffix("-function"): f.inputs["environment"]["variables"]
+        for f in mocks.of_type("aws:lambda/function:Function")
+    }
+    settings = {name: HandlerSettings.from_env(variables) for name, variables in env.items()}
+    gzip_in, gzip_out, zstd, archives = (settings[n] for n in ("orders", "orders-gzip", "events", "archives"))
+    assert (gzip_in.input_format, gzip_in.input_compression, gzip_in.output_compression) == (
+        FileFormat.CSV,
+        InputCompression.AUTO,
+        OutputCompression.NONE,
+    )
+    assert gzip_in.max_file_bytes == 256 * 1024 * 1024
+    assert (gzip_out.output_format, gzip_out.output_compression) == (
+        FileFormat.NDJSON,
+        OutputCompression.GZIP,
+    )
+    assert (zstd.input_format, zstd.output_compression) == (FileFormat.NDJSON, OutputCompression.ZSTD)
+    assert archives.file_processor == "zip_members:zip_of_csvs"
+    assert archives.input_compression is InputCompression.NONE
+    assert archives.processor is None and archives.schema_file is None
+    # AND the bucket notifies each pipeline of exactly its suffixes, compressed forms included
+    notification = mocks.one("aws:s3/bucketNotification:BucketNotification").inputs
+    assert sorted((q["filterPrefix"], q["filterSuffix"]) for q in notification["queues"]) == [
+        ("incoming/archives/", ".zip"),
+        ("incoming/events/", ".ndjson"),
+        ("incoming/events/", ".ndjson.zst"),
+        ("incoming/orders-gzip/", ".csv"),
+        ("incoming/orders/", ".csv"),
+        ("incoming/orders/", ".csv.gz"),
+    ]
+    assert exports["orders"]["inputSuffixes"] == [".csv", ".csv.gz"]
+    # AND the whole-file processor's module is in its function's code archive, at the archive root
+    archive = mocks.one("aws:lambda/function:Function", "data-archives-function").inputs["code"]
+    assert "zip_members.py" in archive.assets
+    loaded = runpy.run_path(archive.assets["zip_members.py"].path)
+    assert callable(loaded["zip_of_csvs"])
 
 
 def test_pipelines_naming_an_existing_bucket_get_their_own_group(mocks, monkeypatch):

@@ -49,6 +49,17 @@ BUCKET = "data-bucket"
 INPUT_PREFIX = "incoming/transactions/"
 OUTPUT_PREFIX = "processed/incoming/transactions/"
 TIMEOUT = 60
+HANDLER_ENVIRONMENT = {
+    "FILEPIPE_PIPELINE_NAME": "transactions",
+    "FILEPIPE_INPUT_PREFIX": INPUT_PREFIX,
+    "FILEPIPE_OUTPUT_PREFIX": OUTPUT_PREFIX,
+    "FILEPIPE_INPUT_FORMAT": "json",
+    "FILEPIPE_OUTPUT_FORMAT": "json",
+    "FILEPIPE_INPUT_COMPRESSION": "auto",
+    "FILEPIPE_OUTPUT_COMPRESSION": "none",
+    "FILEPIPE_MAX_FILE_BYTES": str(defaults.MAX_FILE_BYTES),
+}
+"""The function's settings as the component writes them (the names and values the handler parses)."""
 
 
 @dataclass
@@ -169,6 +180,7 @@ def world() -> Iterator[World]:
             Handler="app.handler",
             Code={"ZipFile": _zip()},
             Timeout=TIMEOUT,
+            Environment={"Variables": dict(HANDLER_ENVIRONMENT)},
         )
         mapping = lam.create_event_source_mapping(EventSourceArn=queue_arn, FunctionName="fn", BatchSize=10)
         topic = sns.create_topic(Name="alerts")["TopicArn"]
@@ -598,3 +610,129 @@ def test_an_s3_filter_matches_prefix_and_suffix_of_object_created_events_only() 
     assert s3_filter_matches(configuration, "in/a.json")
     assert not s3_filter_matches(configuration, "in/a.csv")
     assert not s3_filter_matches({**configuration, "Events": ["s3:ObjectRemoved:*"]}, "in/a.json")
+
+
+def set_environment(world: World, **changes: str | None) -> None:
+    """The function's environment with ``FILEPIPE_<NAME>`` changed (``None``: removed)."""
+    variables = dict(HANDLER_ENVIRONMENT)
+    for name, value in changes.items():
+        variables.pop(f"FILEPIPE_{name.upper()}", None)
+        if value is not None:
+            variables[f"FILEPIPE_{name.upper()}"] = value
+    world.client("lambda").update_function_configuration(
+        FunctionName="fn", Environment={"Variables": variables}
+    )
+
+
+def test_the_handler_settings_are_shown_when_they_parse(world: World) -> None:
+    result = world.result("handler-settings")
+
+    assert result.verdict is Verdict.PASS
+    assert result.detail == (
+        f"json -> json; compressed inputs by suffix or Content-Encoding; size cap {defaults.MAX_FILE_BYTES} bytes"
+    )
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        pytest.param(
+            {"input_compression": "gz"},
+            "FILEPIPE_INPUT_COMPRESSION must be one of auto, none, gzip, zstd; got 'gz'",
+            id="input-compression",
+        ),
+        pytest.param(
+            {"output_compression": "brotli"},
+            "FILEPIPE_OUTPUT_COMPRESSION must be one of none, gzip, zstd; got 'brotli'",
+            id="output-compression",
+        ),
+        pytest.param(
+            {"max_file_bytes": "1GB"}, "FILEPIPE_MAX_FILE_BYTES must be an integer, got '1GB'", id="size-cap"
+        ),
+        pytest.param(
+            {"pipeline_name": None}, "environment variable FILEPIPE_PIPELINE_NAME is required", id="no-name"
+        ),
+    ],
+)
+def test_settings_the_handler_refuses_fail_with_its_own_words(
+    world: World, changes: dict[str, str | None], message: str
+) -> None:
+    set_environment(world, **changes)
+
+    result = world.result("handler-settings")
+
+    assert result.verdict is Verdict.FAIL
+    assert result.detail == f"the handler cannot start: {message}; every file it is sent fails"
+    assert "function's environment (fn)" in result.hint
+
+
+def test_gzip_input_with_a_suffix_without_gz_fails(world: World) -> None:
+    # GIVEN every file read as gzip, but the notification sends .json files
+    set_environment(world, input_compression="gzip")
+
+    result = world.result("handler-settings")
+
+    assert result.verdict is Verdict.FAIL
+    assert "files ending .json are read as gzip (input_compression gzip)" in result.detail
+    assert "CorruptCompressionError" in result.detail
+
+
+def test_compressed_suffixes_read_as_plain_records_are_a_warning(world: World) -> None:
+    world.pipeline = replace(world.pipeline, input_suffixes=(".json", ".json.zst"))
+    set_environment(world, input_compression="none")
+
+    result = world.result("handler-settings")
+
+    assert result.verdict is Verdict.WARN
+    assert "files ending .json.zst are read as plain json (input_compression none)" in result.detail
+
+
+def test_prefixes_that_differ_from_the_stack_outputs_fail(world: World) -> None:
+    set_environment(world, output_prefix="elsewhere/")
+
+    result = world.result("handler-settings")
+
+    assert result.verdict is Verdict.FAIL
+    assert f"FILEPIPE_OUTPUT_PREFIX is 'elsewhere/', the stack outputs say {OUTPUT_PREFIX!r}" in result.detail
+
+
+def test_a_whole_file_processor_is_shown_with_its_output_folder(world: World) -> None:
+    set_environment(world, file_processor="zip_members:zip_of_csvs", output_compression="zstd")
+
+    result = world.result("handler-settings")
+
+    assert result.verdict is Verdict.PASS
+    assert result.detail.startswith(
+        f"whole-file processor zip_members:zip_of_csvs, outputs in {OUTPUT_PREFIX}<input path>/;"
+    )
+    assert "outputs zstd (.zst)" in result.detail
+
+
+def test_a_notification_that_catches_a_whole_file_processors_outputs_fails_event_delivery(
+    world: World,
+) -> None:
+    # GIVEN a whole-file processor whose outputs go under its own input prefix, which the bucket watches
+    nested = f"{INPUT_PREFIX}out/"
+    world.pipeline = replace(world.pipeline, output_prefix=nested)
+    set_environment(world, file_processor="zip_members:zip_of_csvs", output_prefix=nested)
+
+    result = world.result("event-delivery")
+
+    # THEN the outputs in each file's folder would be sent back to the queue
+    assert result.verdict is Verdict.FAIL
+    assert f"outputs under {nested} are sent too" in result.detail
+
+
+def test_outputs_the_notification_does_not_match_are_judged_by_the_handlers_output_key(world: World) -> None:
+    # GIVEN outputs under the watched input prefix, but gzip-compressed: written as .json.gz, which the
+    # .json notification does not send (the handler's key rule, not the input's name)
+    nested = f"{INPUT_PREFIX}out/"
+    world.pipeline = replace(world.pipeline, output_prefix=nested)
+    set_environment(world, output_compression="gzip", output_prefix=nested)
+
+    assert world.result("event-delivery").verdict is Verdict.PASS
+
+    # WHEN the outputs are written uncompressed THEN they would be sent back: a loop
+    set_environment(world, output_prefix=nested)
+    result = world.result("event-delivery")
+    assert result.verdict is Verdict.FAIL and f"outputs under {nested} are sent too" in result.detail

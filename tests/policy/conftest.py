@@ -39,6 +39,12 @@ def routing_graph() -> ResourceGraph:
     return capture_graph(REPO, "routing")
 
 
+@pytest.fixture(scope="session")
+def formats_graph() -> ResourceGraph:
+    """The formats stack: compressed inputs and outputs, and a whole-file processor."""
+    return capture_graph(REPO, "formats")
+
+
 def write_component_program(directory: Path, arguments: str) -> Path:
     """A project whose program builds one FileProcessingPipeline with ``arguments``."""
     directory.mkdir(parents=True, exist_ok=True)

@@ -21,6 +21,11 @@ def test_the_routing_stack_passes_every_mandatory_rule(pack, routing_graph):
     assert mandatory(pack.evaluate(as_first_preview(routing_graph))) == []
 
 
+def test_the_formats_stack_passes_every_mandatory_rule(pack, formats_graph):
+    assert mandatory(pack.evaluate(formats_graph)) == []
+    assert mandatory(pack.evaluate(as_first_preview(formats_graph))) == []
+
+
 @pytest.mark.parametrize("variant", list(VARIANTS))
 def test_the_component_built_directly_passes_every_mandatory_rule(pack, variant_graphs, variant):
     assert mandatory(pack.evaluate(variant_graphs[variant])) == []

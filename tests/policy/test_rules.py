@@ -161,6 +161,61 @@ def sqs_subscription(graph, subscriptions):
     return next(s for s in subscriptions if s.inputs.get("protocol") == "sqs")
 
 
+def handler_variable(name, value):
+    """The first consumed queue's function with ``FILEPIPE_<NAME>`` set to ``value``."""
+
+    def change(props):
+        props["environment"]["variables"][f"FILEPIPE_{name}"] = value
+
+    return lambda graph: transform(graph, path(graph)[2].name, change)
+
+
+def file_processor_function(graph):
+    return next(
+        f
+        for f in of_type(graph, "aws:lambda/function:Function")
+        if "FILEPIPE_FILE_PROCESSOR" in f.inputs["environment"]["variables"]
+    )
+
+
+def file_processor_may_write(resource):
+    """The whole-file processor's role policy with object writes on ``resource`` (formatted with the
+    bucket's name) as well."""
+
+    def mutate(graph):
+        function = file_processor_function(graph)
+        role = through(graph, function, "role", "aws:iam/role:Role")[0]
+        policy = next(
+            p for p in of_type(graph, "aws:iam/rolePolicy:RolePolicy") if role in through(graph, p, "role")
+        )
+        bucket = of_type(graph, "aws:s3/bucket:Bucket")[0].outputs["bucket"]
+
+        def change(props):
+            document = json.loads(props["policy"])
+            document["Statement"].append(
+                {"Effect": "Allow", "Action": ["s3:PutObject"], "Resource": resource.format(bucket=bucket)}
+            )
+            props["policy"] = json.dumps(document)
+
+        return transform(graph, policy.name, change)
+
+    return mutate
+
+
+def function_of_pipeline(pipeline, **variables):
+    def mutate(graph):
+        function = next(
+            f for f in of_type(graph, "aws:lambda/function:Function") if f.name == f"data-{pipeline}-function"
+        )
+
+        def change(props):
+            props["environment"]["variables"].update(variables)
+
+        return transform(graph, function.name, change)
+
+    return mutate
+
+
 PUBLIC = {"Principal": "*", "Condition": None}
 CASES = [
     pytest.param(
@@ -460,19 +515,63 @@ CASES = [
         "a second notification configuration for bucket",
         id="two-notifications",
     ),
+    pytest.param(
+        "filepipe-handler-settings",
+        "dev",
+        handler_variable("INPUT_COMPRESSION", "gz"),
+        "the filepipe handler refuses its environment: FILEPIPE_INPUT_COMPRESSION must be one of auto, none, "
+        "gzip, zstd; got 'gz'",
+        id="invalid-input-compression",
+    ),
+    pytest.param(
+        "filepipe-handler-settings",
+        "dev",
+        handler_variable("OUTPUT_COMPRESSION", "brotli"),
+        "FILEPIPE_OUTPUT_COMPRESSION must be one of none, gzip, zstd; got 'brotli'",
+        id="invalid-output-compression",
+    ),
+    pytest.param(
+        "compressed-input-suffixes",
+        "dev",
+        handler_variable("INPUT_COMPRESSION", "gzip"),
+        "reads every file as gzip (FILEPIPE_INPUT_COMPRESSION), but data-notification sends it every file "
+        "ending '.csv'",
+        id="gzip-input-for-csv-files",
+    ),
+    pytest.param(
+        "compressed-input-suffixes",
+        "formats",
+        function_of_pipeline("events", FILEPIPE_INPUT_COMPRESSION="zstd"),
+        "every file ending '.ndjson': a plain one fails as corrupt",
+        id="zstd-input-with-a-plain-suffix-too",
+    ),
+    pytest.param(
+        "file-processor-writes-only-its-outputs",
+        "formats",
+        file_processor_may_write("arn:aws:s3:::{bucket}/*"),
+        "runs the whole-file processor zip_members:zip_of_csvs with s3:PutObject on arn:aws:s3:::",
+        id="file-processor-writes-the-whole-bucket",
+    ),
+    pytest.param(
+        "file-processor-writes-only-its-outputs",
+        "formats",
+        file_processor_may_write("arn:aws:s3:::{bucket}/processed/*"),
+        "beyond its output prefix 'processed/incoming/archives/'",
+        id="file-processor-writes-every-pipelines-outputs",
+    ),
 ]
 
 
-def graphs(dev_graph, variant_graphs, routing_graph):
-    return {"dev": dev_graph, "routing": routing_graph, **variant_graphs}
+def graphs(dev_graph, variant_graphs, routing_graph, formats_graph):
+    return {"dev": dev_graph, "routing": routing_graph, "formats": formats_graph, **variant_graphs}
 
 
 @pytest.mark.parametrize(("rule", "stack", "mutate", "message"), CASES)
 def test_a_broken_graph_fails_exactly_its_rule(
-    pack, dev_graph, variant_graphs, routing_graph, rule, stack, mutate, message
+    pack, dev_graph, variant_graphs, routing_graph, formats_graph, rule, stack, mutate, message
 ):
     # GIVEN an example stack that passes, and the same stack with one thing broken
-    graph = graphs(dev_graph, variant_graphs, routing_graph)[stack]
+    graph = graphs(dev_graph, variant_graphs, routing_graph, formats_graph)[stack]
     before = {(v.policy, v.urn, v.message) for v in pack.evaluate(graph)}
 
     # WHEN the pack judges the broken one

@@ -1,0 +1,220 @@
+"""End to end: the formats stack (``Pulumi.formats.yaml``) on one local endpoint, with the real handler.
+
+Compressed inputs (by suffix and by Content-Encoding), compressed outputs against the uncompressed run's
+bytes, a truncated gzip and a gzip bomb parked with their reasons, and the zip whole-file processor with
+a path-traversal member. One endpoint for the module, its four pipelines shared by the tests; every wait
+polls the state table or the DLQ (no sleeps).
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import zipfile
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from backports import zstd
+
+from filepipe.handler.settings import EnvVar, FileStatus
+from filepipe.local.runtime import LocalRuntime, LocalTuning
+from filepipe.testing.stack import FINAL_STATUSES, LocalStack
+from tests.local.conftest import PROJECT_DIR, wait_until
+
+pytestmark = pytest.mark.e2e
+
+Sent = dict[tuple[str, str], str]
+"""(pipeline, file name) -> the key it was sent under."""
+HANG_GUARD_SECONDS = 120
+"""A deadline only against hangs: each file takes well under a second."""
+
+CAP_BYTES = 1024 * 1024
+"""The size cap every pipeline gets here: the stack's 256 MiB would make the bomb inflate (and its CSV
+be parsed) for seconds before the cap trips; the rule is the same at any cap."""
+CSV = 'id,amount,note\nt-1,10.5,plain\nt-2,3,"a, quoted"\nt-3,0.25,é\n'.encode()
+EXPECTED_NDJSON = (
+    b'{"id":"t-1","amount":"10.5","note":"plain"}\n'
+    b'{"id":"t-2","amount":"3","note":"a, quoted"}\n'
+    b'{"id":"t-3","amount":"0.25","note":"\xc3\xa9"}\n'
+)
+"""The CSV's rows as the handler writes NDJSON: every CSV value is a string, key order kept."""
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory, e2e_tier: None) -> Iterator[LocalStack]:
+    tuning = LocalTuning.fast()
+    tuning = LocalTuning.fast(environment={**tuning.environment, EnvVar.MAX_FILE_BYTES.value: str(CAP_BYTES)})
+    with pytest.MonkeyPatch.context() as patch:
+        # The local runtime puts a function's code folder on sys.path only for a per-record processor,
+        # not for a whole-file one: the module is imported from its source folder instead (the same file
+        # the code archive holds, as the stack program test checks).
+        patch.syspath_prepend(str(PROJECT_DIR / "examples" / "formats"))
+        state_dir = tmp_path_factory.mktemp("formats-state")
+        with LocalRuntime(PROJECT_DIR, "formats", state_dir=state_dir, tuning=tuning) as running:
+            yield LocalStack(running, [])
+
+
+def _zip(members: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, content in members.items():
+            archive.writestr(name, content)
+    return buffer.getvalue()
+
+
+WHOLE = gzip.compress(CSV * 50)
+TRUNCATED = WHOLE[: len(WHOLE) // 2]
+"""The first half of a gzip stream: its end (and its CRC-32 and size trailer) is missing."""
+BOMB = gzip.compress(b"id,amount\n" + b"1,2\n" * (2 * 1024 * 1024))
+"""A few KB of gzip that inflate to 8 MB of CSV rows: far above the cap."""
+FILES: dict[str, list[tuple[str, bytes]]] = {
+    "orders": [
+        ("plain.csv", CSV),
+        ("suffixed.csv.gz", gzip.compress(CSV)),
+        ("cut.csv.gz", TRUNCATED),
+        ("after-cut.csv.gz", gzip.compress(CSV)),
+        ("bomb.csv.gz", BOMB),
+    ],
+    "orders-gzip": [("plain.csv", CSV)],
+    "events": [("day.ndjson.zst", zstd.compress(EXPECTED_NDJSON)), ("plain.ndjson", EXPECTED_NDJSON)],
+    "archives": [
+        ("batch.zip", _zip({"a.csv": CSV, "day/b.csv": b"id\nx\n", "readme.txt": b"not a csv"})),
+        ("evil.zip", _zip({"fine.csv": CSV, "../escape.csv": b"id\nx\n"})),
+    ],
+}
+"""Every file of the module, sent together at its start: the pipelines work on them side by side while
+the tests wait for the outcome each one looks at."""
+ENCODED = "encoded.csv"
+"""Sent gzip-compressed under a plain .csv key, with Content-Encoding: gzip."""
+
+
+@pytest.fixture(scope="module")
+def sent(stack: LocalStack) -> Sent:
+    keys = {
+        (pipeline, name): stack.send(pipeline, name, body)
+        for pipeline, files in FILES.items()
+        for name, body in files
+    }
+    target = stack.pipeline("orders")
+    keys["orders", ENCODED] = f"{target.input_prefix}{ENCODED}"
+    stack.ops.s3().put_object(
+        Bucket=target.bucket, Key=keys["orders", ENCODED], Body=gzip.compress(CSV), ContentEncoding="gzip"
+    )
+    return keys
+
+
+def _object(stack: LocalStack, pipeline: str, key: str) -> dict[str, Any]:
+    response = stack.ops.s3().get_object(Bucket=stack.pipeline(pipeline).bucket, Key=key)
+    return {"body": response["Body"].read(), "encoding": response.get("ContentEncoding")}
+
+
+def _output_keys(stack: LocalStack, pipeline: str, prefix: str = "") -> set[str]:
+    target = stack.pipeline(pipeline)
+    pages = (
+        stack.ops.s3()
+        .get_paginator("list_objects_v2")
+        .paginate(Bucket=target.bucket, Prefix=target.output_prefix + prefix)
+    )
+    return {item["Key"] for page in pages for item in page.get("Contents", [])}
+
+
+def _final(stack: LocalStack, sent: dict[tuple[str, str], str], pipeline: str, name: str) -> dict[str, Any]:
+    """The file's state item once final (a failure: once parked). Polled here rather than with
+    ``LocalStack.wait_until_final``, which decodes the output as records: a compressed output or a
+    whole-file processor's folder is not one."""
+    key = sent[pipeline, name]
+    item: dict[str, Any] = {}
+
+    def final() -> bool:
+        item.clear()
+        item.update(stack.state(pipeline, key) or {})
+        status = item.get("status")
+        return status in FINAL_STATUSES and (status != FileStatus.FAILED or bool(item.get("dlq_message_id")))
+
+    assert wait_until(final, timeout=HANG_GUARD_SECONDS, interval=0.1), (key, item)
+    return item
+
+
+def test_gzip_inputs_are_read_by_suffix_and_by_content_encoding(stack: LocalStack, sent: Sent) -> None:
+    # GIVEN the same CSV plain, as .csv.gz, and gzip-compressed under a plain .csv key with its header
+    # WHEN they are processed THEN each output is the CSV's records, uncompressed, under the plain name
+    prefix = stack.pipeline("orders").output_prefix
+    for name, output in (("plain.csv", "plain"), ("suffixed.csv.gz", "suffixed"), (ENCODED, "encoded")):
+        item = _final(stack, sent, "orders", name)
+        assert item["status"] == FileStatus.SUCCEEDED, item
+        assert item["output_key"] == f"{prefix}{output}.ndjson"
+        assert _object(stack, "orders", item["output_key"]) == {"body": EXPECTED_NDJSON, "encoding": None}
+
+
+def test_compressed_outputs_decompress_to_the_uncompressed_runs_output(stack: LocalStack, sent: Sent) -> None:
+    # GIVEN the uncompressed run's output of the CSV
+    uncompressed = _object(stack, "orders", _final(stack, sent, "orders", "plain.csv")["output_key"])["body"]
+    assert uncompressed == EXPECTED_NDJSON
+
+    # WHEN the CSV went through the gzip-output pipeline, and its NDJSON records through the zstd one,
+    # plain and zstd-compressed (.ndjson.zst)
+    gzipped = _final(stack, sent, "orders-gzip", "plain.csv")
+    zstded = [_final(stack, sent, "events", name) for name in ("plain.ndjson", "day.ndjson.zst")]
+
+    # THEN each output is compressed, says so, and decompresses to exactly the uncompressed run's bytes
+    assert gzipped["output_key"] == f"{stack.pipeline('orders-gzip').output_prefix}plain.ndjson.gz"
+    as_gzip = _object(stack, "orders-gzip", gzipped["output_key"])
+    assert as_gzip["encoding"] == "gzip" and gzip.decompress(as_gzip["body"]) == uncompressed
+    events = stack.pipeline("events").output_prefix
+    assert [item["output_key"] for item in zstded] == [f"{events}plain.ndjson.zst", f"{events}day.ndjson.zst"]
+    for item in zstded:
+        as_zstd = _object(stack, "events", item["output_key"])
+        assert as_zstd["encoding"] == "zstd" and zstd.decompress(as_zstd["body"]) == uncompressed
+    # AND the zstd input was read decompressed (the bytes processed are the records', not the object's)
+    assert int(zstded[1]["bytes_read"]) == len(EXPECTED_NDJSON)
+
+
+def test_a_truncated_gzip_is_parked_with_its_reason_and_nothing_else_is_lost(
+    stack: LocalStack, sent: Sent
+) -> None:
+    item = _final(stack, sent, "orders", "cut.csv.gz")
+
+    assert (item["status"], item.get("error_type")) == (FileStatus.FAILED, "CorruptCompressionError"), item
+    assert "the gzip stream ends before it is complete" in item["error"]
+    parked = next(p for p in stack.parked("orders") if sent["orders", "cut.csv.gz"] in p.keys)
+    assert parked.error_type == "CorruptCompressionError" and parked.reason == item["error"]
+    assert _final(stack, sent, "orders", "after-cut.csv.gz")["status"] == FileStatus.SUCCEEDED
+    assert f"{stack.pipeline('orders').output_prefix}cut.ndjson" not in _output_keys(stack, "orders")
+
+
+def test_a_gzip_bomb_is_parked_as_too_large_with_both_sizes(stack: LocalStack, sent: Sent) -> None:
+    assert len(BOMB) < CAP_BYTES // 16
+
+    item = _final(stack, sent, "orders", "bomb.csv.gz")
+
+    assert (item["status"], item["error_type"]) == (FileStatus.FAILED, "FileTooLargeError")
+    assert f"exceeds the size cap of {CAP_BYTES} bytes" in item["error"]
+    assert f"of the object's {len(BOMB)} bytes" in item["error"]
+    assert f"{stack.pipeline('orders').output_prefix}bomb.ndjson" not in _output_keys(stack, "orders")
+
+
+def test_the_zip_processor_writes_one_ndjson_per_csv_member(stack: LocalStack, sent: Sent) -> None:
+    item = _final(stack, sent, "archives", "batch.zip")
+
+    folder = f"{stack.pipeline('archives').output_prefix}batch.zip/"
+    assert item["status"] == FileStatus.SUCCEEDED, item
+    assert item["output_key"] == folder
+    assert _output_keys(stack, "archives", "batch.zip/") == {f"{folder}a.ndjson", f"{folder}day/b.ndjson"}
+    assert _object(stack, "archives", f"{folder}a.ndjson")["body"] == EXPECTED_NDJSON
+    assert _object(stack, "archives", f"{folder}day/b.ndjson")["body"] == b'{"id":"x"}\n'
+
+
+def test_a_zip_with_a_path_traversal_member_is_parked_and_writes_nothing(
+    stack: LocalStack, sent: Sent
+) -> None:
+    item = _final(stack, sent, "archives", "evil.zip")
+
+    assert (item["status"], item["error_type"]) == (FileStatus.FAILED, "ProcessorError")
+    assert (
+        "output name '../escape.ndjson' must be a relative path inside the file's output folder"
+        in item["error"]
+    )
+    # The member opened before the bad one is discarded too: a hostile archive leaves no output.
+    assert _output_keys(stack, "archives", "evil.zip") == set()
+    assert not any("escape" in key for key in _output_keys(stack, "archives"))
