@@ -51,7 +51,9 @@ def code_archive(
         if path.suffix == ".py":
             assets[f"{HANDLER_PACKAGE}/{path.relative_to(source).as_posix()}"] = pulumi.FileAsset(str(path))
     if schema is not None:
-        assets[SCHEMA_FILE] = pulumi.StringAsset(json.dumps(schema, sort_keys=True, indent=2))
+        # In the schema's own key order (as deterministic as sorting, since it comes from one document):
+        # a Parquet output's columns and struct fields follow the order of the schema's properties.
+        assets[SCHEMA_FILE] = pulumi.StringAsset(json.dumps(schema, indent=2))
     if processor_code_dir is not None:
         user_root = Path(processor_code_dir).resolve()
         for path in _files_under(user_root):

@@ -78,8 +78,15 @@ _FORMATS_BY_CONTENT_TYPE: Final = {
 }
 
 
-def decode_output(content: bytes, content_type: str) -> list[Any]:
-    """The records of an output object, as the handler wrote them in its format."""
+def decode_output(content: bytes, content_type: str, content_encoding: str | None = None) -> list[Any]:
+    """The records of an output object, as the handler wrote them in its format (``content_encoding``:
+    the object's ``Content-Encoding``, when ``output_compression`` compressed it)."""
+    if content_encoding:
+        from filepipe.handler.decompression import Decompressed
+        from filepipe.handler.settings import InputCompression
+
+        # The handler's own decompressor, as it reads a compressed input (a gzip/zstd Content-Encoding).
+        content = Decompressed(io.BytesIO(content), InputCompression(content_encoding)).read()
     file_format = _FORMATS_BY_CONTENT_TYPE.get(content_type)
     if file_format is OutputFormat.PARQUET:
         import pyarrow.parquet as pq  # only a Parquet output needs pyarrow
@@ -149,15 +156,41 @@ class LocalStack:
         return {name: _plain(value) for name, value in item.items()}
 
     def output(self, pipeline: str, key: str) -> list[Any]:
-        """The records of the output the handler wrote for the input ``key`` (its state item names it)."""
+        """The records of the output the handler wrote for the input ``key`` (its state item names it),
+        decompressed if the pipeline compresses its outputs. A whole-file processor's outputs are
+        objects, not records: see :meth:`outputs`."""
+        output_key = self._output_key(pipeline, key)
+        if output_key.endswith("/"):
+            raise LookupError(
+                f"{pipeline}: {key!r} was processed by a whole-file processor into the objects under"
+                f" {output_key!r}; read them with outputs()"
+            )
+        response = self.ops.s3().get_object(Bucket=self.pipeline(pipeline).bucket, Key=output_key)
+        return decode_output(
+            response["Body"].read(), response.get("ContentType", ""), response.get("ContentEncoding")
+        )
+
+    def outputs(self, pipeline: str, key: str) -> dict[str, bytes]:
+        """What a whole-file processor wrote for the input ``key``: each object's bytes, by its name
+        below ``<output prefix><input key>/``."""
+        folder = self._output_key(pipeline, key)
+        s3 = self.ops.s3()
+        bucket = self.pipeline(pipeline).bucket
+        written: dict[str, bytes] = {}
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=folder):
+            for listed in page.get("Contents", []):
+                body = s3.get_object(Bucket=bucket, Key=listed["Key"])["Body"].read()
+                written[listed["Key"][len(folder) :]] = body
+        return written
+
+    def _output_key(self, pipeline: str, key: str) -> str:
         item = self.state(pipeline, key)
         output_key = None if item is None else item.get(StateAttribute.OUTPUT_KEY)
         if not output_key:
             raise LookupError(
                 f"{pipeline}: no output recorded for {key!r} (state: {item}); wait_until_final first"
             )
-        response = self.ops.s3().get_object(Bucket=self.pipeline(pipeline).bucket, Key=str(output_key))
-        return decode_output(response["Body"].read(), response.get("ContentType", ""))
+        return str(output_key)
 
     def parked(self, pipeline: str) -> list[Parked]:
         """Every message in the pipeline's DLQ, oldest first (each left there, as ``filepipe failed``)."""
@@ -215,8 +248,12 @@ class LocalStack:
             return item
 
         item = self._wait(pipeline, f"{key!r} to reach a final state", final, timeout)
-        succeeded = item[StateAttribute.STATUS] == FileStatus.SUCCEEDED
-        return FinalState(item, self.output(pipeline, key) if succeeded else None)
+        records = None
+        if item[StateAttribute.STATUS] == FileStatus.SUCCEEDED:
+            # A whole-file processor's output is a folder of objects, not records (outputs() reads them).
+            whole_file = str(item.get(StateAttribute.OUTPUT_KEY, "")).endswith("/")
+            records = None if whole_file else self.output(pipeline, key)
+        return FinalState(item, records)
 
     def wait_until_parked(self, pipeline: str, key: str, timeout: float = DEFAULT_TIMEOUT_SECONDS) -> Parked:
         """Wait until a message naming ``key`` is in the pipeline's DLQ (also one SQS's redrive moved)."""

@@ -9,7 +9,14 @@ import pulumi
 import pytest
 
 from filepipe import PipelineConfigError
-from filepipe.handler.settings import FileFormat, HandlerSettings, InputCompression, OutputCompression
+from filepipe.handler.settings import (
+    FileFormat,
+    HandlerSettings,
+    InputCompression,
+    OutputCompression,
+    OutputFormat,
+    ParquetCompression,
+)
 from filepipe.local.capture import CaptureError, load_stack_config
 from filepipe.stack_config import stack_config_from_mapping
 from tests.components.conftest import build
@@ -108,7 +115,7 @@ def test_formats_stack_builds_one_pipeline_per_format_capability(mocks, monkeypa
     exports = _run_stack_program(config)
 
     # THEN each pipeline's function carries the handler settings of its capability
-    assert {"orders", "orders-gzip", "events", "archives"} <= set(exports)
+    assert {"orders", "orders-gzip", "events", "archives", "readings"} <= set(exports)
     env = {
         f.name.removeprefix("data-").removesuffix("-function"): f.inputs["environment"]["variables"]
         for f in mocks.of_type("aws:lambda/function:Function")
@@ -129,6 +136,15 @@ def test_formats_stack_builds_one_pipeline_per_format_capability(mocks, monkeypa
     assert archives.file_processor == "zip_members:zip_of_csvs"
     assert archives.input_compression is InputCompression.NONE
     assert archives.processor is None and archives.schema_file is None
+    readings = settings["readings"]
+    assert (readings.output_format, readings.parquet_compression) == (
+        OutputFormat.PARQUET,
+        ParquetCompression.ZSTD,
+    )
+    assert readings.schema_file is not None
+    # AND only the Parquet pipeline carries pyarrow: its layers are the others' plus its own
+    layers = {f.name: f.inputs.get("layers", []) for f in mocks.of_type("aws:lambda/function:Function")}
+    assert len(layers["data-readings-function"]) == len(layers["data-orders-function"]) + 1
     # AND the bucket notifies each pipeline of exactly its suffixes, compressed forms included
     notification = mocks.one("aws:s3/bucketNotification:BucketNotification").inputs
     assert sorted((q["filterPrefix"], q["filterSuffix"]) for q in notification["queues"]) == [
@@ -138,6 +154,8 @@ def test_formats_stack_builds_one_pipeline_per_format_capability(mocks, monkeypa
         ("incoming/orders-gzip/", ".csv"),
         ("incoming/orders/", ".csv"),
         ("incoming/orders/", ".csv.gz"),
+        ("incoming/readings/", ".ndjson"),
+        ("incoming/readings/", ".ndjson.gz"),
     ]
     assert exports["orders"]["inputSuffixes"] == [".csv", ".csv.gz"]
     # AND the whole-file processor's module is in its function's code archive, at the archive root

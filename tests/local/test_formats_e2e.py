@@ -10,17 +10,20 @@ from __future__ import annotations
 
 import gzip
 import io
+import json
 import zipfile
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
+import duckdb
 import pytest
 from backports import zstd
 
 from filepipe.handler.settings import EnvVar, FileStatus
 from filepipe.local.runtime import LocalRuntime, LocalTuning
-from filepipe.testing.stack import FINAL_STATUSES, LocalStack
-from tests.local.conftest import PROJECT_DIR, wait_until
+from filepipe.testing.stack import LocalStack
+from tests.local.conftest import PROJECT_DIR
 
 pytestmark = pytest.mark.e2e
 
@@ -45,14 +48,9 @@ EXPECTED_NDJSON = (
 def stack(tmp_path_factory: pytest.TempPathFactory, e2e_tier: None) -> Iterator[LocalStack]:
     tuning = LocalTuning.fast()
     tuning = LocalTuning.fast(environment={**tuning.environment, EnvVar.MAX_FILE_BYTES.value: str(CAP_BYTES)})
-    with pytest.MonkeyPatch.context() as patch:
-        # The local runtime puts a function's code folder on sys.path only for a per-record processor,
-        # not for a whole-file one: the module is imported from its source folder instead (the same file
-        # the code archive holds, as the stack program test checks).
-        patch.syspath_prepend(str(PROJECT_DIR / "examples" / "formats"))
-        state_dir = tmp_path_factory.mktemp("formats-state")
-        with LocalRuntime(PROJECT_DIR, "formats", state_dir=state_dir, tuning=tuning) as running:
-            yield LocalStack(running, [])
+    state_dir = tmp_path_factory.mktemp("formats-state")
+    with LocalRuntime(PROJECT_DIR, "formats", state_dir=state_dir, tuning=tuning) as running:
+        yield LocalStack(running, [])
 
 
 def _zip(members: dict[str, bytes]) -> bytes:
@@ -63,6 +61,19 @@ def _zip(members: dict[str, bytes]) -> bytes:
     return buffer.getvalue()
 
 
+READING_ROWS = [
+    {
+        "meter": f"m-{n}",
+        "read_at": f"2026-12-01T0{n % 10}:30:00+01:00",
+        "kwh": n / 4,
+        "site": {"region": "Nord"},
+    }
+    for n in range(40)
+]
+READINGS = (
+    b"".join(json.dumps(row).encode() + b"\n" for row in READING_ROWS) + b'{"meter": "m-x", "kwh": -1}\n'
+)
+"""Forty valid readings and one the schema refuses (no read_at, a negative kwh)."""
 WHOLE = gzip.compress(CSV * 50)
 TRUNCATED = WHOLE[: len(WHOLE) // 2]
 """The first half of a gzip stream: its end (and its CRC-32 and size trailer) is missing."""
@@ -78,6 +89,7 @@ FILES: dict[str, list[tuple[str, bytes]]] = {
     ],
     "orders-gzip": [("plain.csv", CSV)],
     "events": [("day.ndjson.zst", zstd.compress(EXPECTED_NDJSON)), ("plain.ndjson", EXPECTED_NDJSON)],
+    "readings": [("day.ndjson.gz", gzip.compress(READINGS))],
     "archives": [
         ("batch.zip", _zip({"a.csv": CSV, "day/b.csv": b"id\nx\n", "readme.txt": b"not a csv"})),
         ("evil.zip", _zip({"fine.csv": CSV, "../escape.csv": b"id\nx\n"})),
@@ -120,20 +132,8 @@ def _output_keys(stack: LocalStack, pipeline: str, prefix: str = "") -> set[str]
 
 
 def _final(stack: LocalStack, sent: dict[tuple[str, str], str], pipeline: str, name: str) -> dict[str, Any]:
-    """The file's state item once final (a failure: once parked). Polled here rather than with
-    ``LocalStack.wait_until_final``, which decodes the output as records: a compressed output or a
-    whole-file processor's folder is not one."""
-    key = sent[pipeline, name]
-    item: dict[str, Any] = {}
-
-    def final() -> bool:
-        item.clear()
-        item.update(stack.state(pipeline, key) or {})
-        status = item.get("status")
-        return status in FINAL_STATUSES and (status != FileStatus.FAILED or bool(item.get("dlq_message_id")))
-
-    assert wait_until(final, timeout=HANG_GUARD_SECONDS, interval=0.1), (key, item)
-    return item
+    """The file's state item once final (a failure: once parked)."""
+    return stack.wait_until_final(pipeline, sent[pipeline, name], timeout=HANG_GUARD_SECONDS).item
 
 
 def test_gzip_inputs_are_read_by_suffix_and_by_content_encoding(stack: LocalStack, sent: Sent) -> None:
@@ -218,3 +218,43 @@ def test_a_zip_with_a_path_traversal_member_is_parked_and_writes_nothing(
     # The member opened before the bad one is discarded too: a hostile archive leaves no output.
     assert _output_keys(stack, "archives", "evil.zip") == set()
     assert not any("escape" in key for key in _output_keys(stack, "archives"))
+
+
+def test_gzip_ndjson_becomes_parquet_typed_by_the_schema_and_read_back_by_duckdb(
+    stack: LocalStack, sent: Sent, tmp_path: Any
+) -> None:
+    # GIVEN gzip NDJSON readings, one of them invalid, through the Parquet pipeline
+    final = stack.wait_until_final("readings", sent["readings", "day.ndjson.gz"], timeout=HANG_GUARD_SECONDS)
+
+    # THEN the output is one Parquet object with the valid readings, typed by the schema
+    assert final.status == FileStatus.SUCCEEDED, final.item
+    assert final.item["output_key"] == f"{stack.pipeline('readings').output_prefix}day.parquet"
+    assert (int(final.item["records"]), int(final.item["rejected"])) == (40, 1)
+    assert final.output is not None and len(final.output) == 40
+    assert final.output[3]["read_at"] == datetime(2026, 12, 1, 2, 30, tzinfo=UTC)
+    assert final.output[3]["site"] == {"region": "Nord", "postcode": None}
+    body = _object(stack, "readings", final.item["output_key"])["body"]
+    assert body[:4] == body[-4:] == b"PAR1"
+    path = tmp_path / "day.parquet"
+    path.write_bytes(body)
+    with duckdb.connect() as db:
+        types = dict(
+            db.execute(f"SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM '{path}')").fetchall()
+        )
+        total, region = db.execute(f"SELECT sum(kwh), any_value(site.region) FROM '{path}'").fetchone() or ()
+    assert types == {
+        "meter": "VARCHAR",
+        "read_at": "TIMESTAMP WITH TIME ZONE",
+        "kwh": "DOUBLE",
+        "estimated": "BOOLEAN",
+        "site": "STRUCT(region VARCHAR, postcode VARCHAR)",
+    }
+    assert total == sum(row["kwh"] for row in READING_ROWS) and region == "Nord"
+    # AND the refused reading is in the rejects object beside it, with the schema's reason
+    [reject] = [
+        json.loads(line)
+        for line in _object(stack, "readings", f"{final.item['output_key']}.rejects.ndjson")[
+            "body"
+        ].splitlines()
+    ]
+    assert reject["index"] == 40 and reject["record"] == {"meter": "m-x", "kwh": -1}
