@@ -476,8 +476,10 @@ class LocalRuntime:
             schema = environment.get(EnvVar.SCHEMA_FILE.value)
             if schema and (code_dir / schema).is_file():
                 environment[EnvVar.SCHEMA_FILE.value] = str(code_dir / schema)
-            processor = environment.get(EnvVar.PROCESSOR.value) or environment.get(EnvVar.FILE_PROCESSOR.value)
-            if processor and str(code_dir) not in sys.path:
+            has_processor = any(
+                environment.get(var.value) for var in (EnvVar.PROCESSOR, EnvVar.FILE_PROCESSOR)
+            )
+            if has_processor and str(code_dir) not in sys.path:
                 # The processor is imported from the archive root, as Lambda imports from its task root.
                 sys.path.append(str(code_dir))
         return environment

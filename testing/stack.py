@@ -158,19 +158,19 @@ class LocalStack:
     def output(self, pipeline: str, key: str) -> list[Any]:
         """The records of the output the handler wrote for the input ``key`` (its state item names it),
         decompressed if the pipeline compresses its outputs. A whole-file processor's outputs are
-        objects, not records: see :meth:`outputs`."""
+        objects, not records: see :meth:`file_outputs`."""
         output_key = self._output_key(pipeline, key)
         if output_key.endswith("/"):
             raise LookupError(
                 f"{pipeline}: {key!r} was processed by a whole-file processor into the objects under"
-                f" {output_key!r}; read them with outputs()"
+                f" {output_key!r}; read them with file_outputs()"
             )
         response = self.ops.s3().get_object(Bucket=self.pipeline(pipeline).bucket, Key=output_key)
         return decode_output(
             response["Body"].read(), response.get("ContentType", ""), response.get("ContentEncoding")
         )
 
-    def outputs(self, pipeline: str, key: str) -> dict[str, bytes]:
+    def file_outputs(self, pipeline: str, key: str) -> dict[str, bytes]:
         """What a whole-file processor wrote for the input ``key``: each object's bytes, by its name
         below ``<output prefix><input key>/``."""
         folder = self._output_key(pipeline, key)
@@ -250,7 +250,7 @@ class LocalStack:
         item = self._wait(pipeline, f"{key!r} to reach a final state", final, timeout)
         records = None
         if item[StateAttribute.STATUS] == FileStatus.SUCCEEDED:
-            # A whole-file processor's output is a folder of objects, not records (outputs() reads them).
+            # A whole-file processor's output is a folder of objects, not records (file_outputs() reads them).
             whole_file = str(item.get(StateAttribute.OUTPUT_KEY, "")).endswith("/")
             records = None if whole_file else self.output(pipeline, key)
         return FinalState(item, records)
