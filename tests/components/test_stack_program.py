@@ -129,7 +129,7 @@ def test_formats_stack_builds_one_pipeline_per_format_capability(mocks, monkeypa
     )
     assert gzip_in.max_file_bytes == 256 * 1024 * 1024
     assert (gzip_out.output_format, gzip_out.output_compression) == (
-        FileFormat.NDJSON,
+        OutputFormat.NDJSON,
         OutputCompression.GZIP,
     )
     assert (zstd.input_format, zstd.output_compression) == (FileFormat.NDJSON, OutputCompression.ZSTD)
