@@ -902,24 +902,31 @@ def upload_requests(size: int, part_bytes: int | None = None) -> int:
 
 
 def file_units(
-    shape: FileShape, input_format: str, memory_mb: int, *, whole_file: bool = False
+    shape: FileShape,
+    input_format: str,
+    memory_mb: int,
+    *,
+    whole_file: bool = False,
+    output_format: str | None = None,
 ) -> dict[tuple[str, str], float]:
     """What one file is billed for in S3 requests and Lambda GB-seconds.
 
     Time is the handler's measured rate over the processed (decompressed) bytes
     (:func:`filepipe.handler.capacity.expected_seconds`); decompressing and compressing are not in those
-    rates and are left out. A whole-file processor's time is its own code's: only its requests are
+    rates and are left out; a Parquet ``output_format`` adds its conversion's measured rate. A whole-file
+    processor's time is its own code's: only its requests are
     modelled. The state table, the queue and the logs cost per file whatever its size (``measure``).
     """
     from filepipe.handler.capacity import expected_seconds
-    from filepipe.handler.settings import FileFormat
+    from filepipe.handler.settings import FileFormat, OutputFormat
 
     units: dict[tuple[str, str], float] = {
         ("S3 GetObject", S3_GET_REQUESTS): 1,
         ("S3 output writes", S3_PUT_REQUESTS): sum(upload_requests(size) for size in shape.output_bytes),
     }
     if not whole_file:
-        seconds = expected_seconds(shape.processed_bytes, FileFormat(input_format), memory_mb)
+        output = OutputFormat(output_format) if output_format is not None else None
+        seconds = expected_seconds(shape.processed_bytes, FileFormat(input_format), memory_mb, output)
         units[(MODELLED_DURATION_ITEM, LAMBDA_GB_SECONDS)] = memory_mb / 1024 * seconds
     return units
 

@@ -401,6 +401,18 @@ def test_compression_cuts_the_output_requests_and_storage_not_the_time_or_the_ge
     assert storage_per_month(gzipped) == pytest.approx({"inputs": 4_000 * 0.023, "outputs": 6_000 * 0.023})
 
 
+def test_a_parquet_output_adds_its_conversion_time_to_the_reading() -> None:
+    # GIVEN 60 MB of NDJSON at one vCPU, written as NDJSON or as Parquet
+    shape = FileShape(stored_bytes=60_000_000, processed_bytes=60_000_000, output_bytes=(9_000_000,))
+
+    ndjson, parquet = (file_units(shape, "ndjson", 1769, output_format=f) for f in ("ndjson", "parquet"))
+
+    # THEN reading takes 60 MB / 50 MB per vCPU-second = 1.2 s, and Parquet adds 60 / 60 = 1 s
+    duration = (MODELLED_DURATION_ITEM, LAMBDA_GB_SECONDS)
+    assert ndjson[duration] == pytest.approx(1769 / 1024 * 1.2)
+    assert parquet[duration] == pytest.approx(1769 / 1024 * 2.2)
+
+
 def test_a_whole_file_processor_pays_a_put_per_output_and_no_modelled_time() -> None:
     # GIVEN a zip of three CSVs, one of which becomes a 10 MiB NDJSON
     archive = FileShape(stored_bytes=2 * MIB, processed_bytes=2 * MIB, output_bytes=(1000, 2000, 10 * MIB))
