@@ -1,29 +1,18 @@
-"""Whole-file processors the tests configure (``module:function``), as a user would write them."""
+"""Whole-file processors the tests configure (``module:function``), as a user would write them (the zip
+one is the formats stack's own, which its function runs from its code archive)."""
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import io
-import json
-import zipfile
 from typing import Any
 
+from examples.formats.zip_members import zip_of_csvs
 from filepipe.handler.errors import RetryLaterError
 
+__all__ = ["copy_with_checksum", "downstream_busy", "zip_of_csvs"]
+
 COPY_CHUNK_BYTES = 1024 * 1024
-
-
-def zip_of_csvs(source: io.BufferedIOBase, outputs: Any, context: Any) -> None:
-    """Each CSV member of a zip becomes one NDJSON output named after it (``a/b.csv`` -> ``a/b.ndjson``)."""
-    archive = zipfile.ZipFile(io.BytesIO(source.read()))  # a zip's index is at its end: it needs seeking
-    for member in archive.infolist():
-        if member.is_dir() or not member.filename.lower().endswith(".csv"):
-            continue
-        output = outputs.open(member.filename[: -len(".csv")] + ".ndjson", "application/x-ndjson")
-        with archive.open(member) as raw:
-            for row in csv.DictReader(io.TextIOWrapper(raw, encoding="utf-8", newline="")):
-                output.write(json.dumps(row, ensure_ascii=False).encode() + b"\n")
 
 
 def copy_with_checksum(source: io.BufferedIOBase, outputs: Any, context: Any) -> None:

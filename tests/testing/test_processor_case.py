@@ -163,7 +163,7 @@ def test_whole_file_case_runs_a_file_processor_as_the_handler_does() -> None:
     result = whole_file_case("tests.handler.file_processors:zip_of_csvs", buffer.getvalue(), key="in/x.zip")
 
     # THEN its outputs are there by name, with their content types
-    assert result.outputs == {"a.ndjson": b'{"id": "1"}\n', "sub/b.ndjson": b'{"id": "2"}\n'}
+    assert result.outputs == {"a.ndjson": b'{"id":"1"}\n', "sub/b.ndjson": b'{"id":"2"}\n'}
     assert result.content_types["a.ndjson"] == "application/x-ndjson"
 
 
