@@ -5,7 +5,7 @@ The component's recursion check imports :func:`output_key` too, so the rule live
 
 from __future__ import annotations
 
-from .settings import FileFormat, InputCompression, OutputFormat
+from .settings import FileFormat, HandlerSettings, InputCompression, OutputFormat
 
 EXTENSIONS: dict[FileFormat, tuple[str, ...]] = {
     FileFormat.JSON: (".json",),
@@ -82,3 +82,17 @@ def output_folder(input_key: str, input_prefix: str, output_prefix: str) -> str:
 def rejects_key(output: str) -> str:
     """Where invalid records of a file go under the ``write-rejects`` policy."""
     return output + REJECTS_SUFFIX
+
+
+def pipeline_output_key(input_key: str, settings: HandlerSettings) -> str:
+    """The key a record pipeline with ``settings`` writes the output of ``input_key`` under (its formats'
+    extensions, its compressions' suffixes). Raises :class:`ValueError` if the key is outside the prefix."""
+    return output_key(
+        input_key,
+        settings.input_prefix,
+        settings.output_prefix,
+        settings.input_format,
+        settings.output_format,
+        compressed_suffixes(settings.input_compression),
+        COMPRESSION_SUFFIXES.get(settings.output_compression, ""),
+    )

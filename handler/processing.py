@@ -37,11 +37,9 @@ from .errors import (
 )
 from .events import ObjectRef
 from .keys import (
-    COMPRESSION_SUFFIXES,
     MAX_KEY_BYTES,
-    compressed_suffixes,
     output_folder,
-    output_key,
+    pipeline_output_key,
     rejects_key,
 )
 from .readers import CHUNK_BYTES, ReaderState, RecordReader, SourceStream, open_reader
@@ -172,17 +170,8 @@ class FileProcessor:
         self._file_processor = file_processor
 
     def output_key_for(self, ref: ObjectRef) -> str:
-        s = self._settings
         try:
-            target = output_key(
-                ref.key,
-                s.input_prefix,
-                s.output_prefix,
-                s.input_format,
-                s.output_format,
-                compressed_suffixes(s.input_compression),
-                COMPRESSION_SUFFIXES.get(s.output_compression, ""),
-            )
+            target = pipeline_output_key(ref.key, self._settings)
         except ValueError as exc:
             raise KeyOutsidePrefixError(str(exc)) from None
         return _fitting(target)

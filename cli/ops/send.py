@@ -25,14 +25,10 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, Trans
 from filepipe.cli.ops.command import Output, add_json_argument, ops_command
 from filepipe.cli.ops.pipeline_settings import deployed_settings
 from filepipe.cli.ops.stack import OpsError, Pipeline, Stack, add_stack_arguments
-from filepipe.handler.clients import LazyClients
 from filepipe.handler.decompression import Decompressed, compression_of
-from filepipe.handler.errors import CorruptCompressionError, PermanentError
-from filepipe.handler.events import ObjectRef
-from filepipe.handler.keys import COMPRESSION_SUFFIXES, MAX_KEY_BYTES, output_folder
-from filepipe.handler.processing import FileProcessor
+from filepipe.handler.errors import CorruptCompressionError
+from filepipe.handler.keys import COMPRESSION_SUFFIXES, MAX_KEY_BYTES, output_folder, pipeline_output_key
 from filepipe.handler.settings import HandlerSettings, InputCompression
-from filepipe.handler.state import NullStateStore
 
 PARALLEL_UPLOADS: Final = 8
 READ_BYTES: Final = 1024 * 1024
@@ -116,16 +112,13 @@ def refusal(pipeline: Pipeline, settings: HandlerSettings, file: Path, key: str)
 
 def _output_refusal(settings: HandlerSettings, key: str) -> str | None:
     """Why the handler could not name this file's output (the handler's own key rules)."""
-    ref = ObjectRef(bucket="", key=key)
     try:
         if settings.file_processor:
             folder = output_folder(key, settings.input_prefix, settings.output_prefix)
             if len(folder.encode()) >= MAX_KEY_BYTES:
                 return f"its output folder would be above S3's {MAX_KEY_BYTES}-byte key limit"
-        else:
-            FileProcessor(settings, LazyClients(), NullStateStore(), None, None).output_key_for(ref)
-    except PermanentError as error:
-        return f"the pipeline would refuse it: {error}"
+        elif (size := len(pipeline_output_key(key, settings).encode())) > MAX_KEY_BYTES:
+            return f"its output key would be {size} bytes, above S3's limit of {MAX_KEY_BYTES}"
     except ValueError as error:
         return f"the pipeline would refuse it: {error}"
     return None
