@@ -147,6 +147,24 @@ def test_content_the_handler_parks_raises_the_handlers_error(content: bytes, err
         processor_case().file(content)
 
 
+def test_a_parquet_output_is_decoded_and_its_misfits_are_handled_as_the_handler_does() -> None:
+    # GIVEN records whose last does not fit the int64 column the first 8,192 (which type it) give `qty`
+    content = b"".join(b'{"qty": %d}\n' % n for n in range(8192)) + b'{"qty": "three"}\n'
+
+    # WHEN written as Parquet, with the rejects written or the file rejected
+    kept = processor_case(input_format="ndjson", output_format="parquet", invalid_records="write-rejects")
+    result = kept.file(content)
+    with pytest.raises(SchemaValidationError, match="record 8192: \\$.qty does not fit the Parquet column"):
+        processor_case(input_format="ndjson", output_format="parquet").file(content)
+
+    # THEN the file holds the records that fit, and the last is a reject with its reason
+    assert result.output[:4] == b"PAR1"
+    assert result.records == [{"qty": n} for n in range(8192)]
+    [reject] = result.rejects
+    assert (reject["index"], reject["record"]) == (8192, {"qty": "three"})
+    assert "does not fit the Parquet column (int64)" in reject["error"]
+
+
 def test_a_record_the_output_format_cannot_hold_raises_the_handlers_error() -> None:
     with pytest.raises(OutputShapeError, match="CSV output needs object records"):
         processor_case(output_format="csv").file(b"[1, 2]")
