@@ -68,6 +68,9 @@ ENDPOINT_FIXTURES = ("e2e_tier", "local_stack")
 cannot request this suite's ``e2e_tier``."""
 
 
+# tryfirst: pytest-xdist's worker reads the `xdist_group` markers in its own modifyitems hook (to suffix
+# the node ids it schedules by), which would otherwise run before this one and see none of them.
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         fixtures = getattr(item, "fixturenames", ())

@@ -115,3 +115,41 @@ def test_the_fast_tier_selects_only_tests_without_slow_tier_markers(suite: pytes
         "test_marked_e2e_may_listen_and_spawn",
         "test_marked_packaging_may_spawn",
     ]
+
+
+SHARED_ENDPOINT_TESTS = """
+import os
+
+import pytest
+
+
+@pytest.fixture(scope="module")
+def endpoint(e2e_tier):
+    return os.environ["PYTEST_XDIST_WORKER"]
+
+
+@pytest.mark.parametrize("n", range(6))
+def test_on_the_shared_endpoint(endpoint, n):
+    with open("shared-workers.txt", "a") as seen:
+        seen.write(endpoint + " ")
+
+
+@pytest.mark.parametrize("n", range(6))
+def test_independent(n):
+    pass
+"""
+
+
+def test_tests_sharing_a_module_endpoint_run_on_one_worker_under_loadgroup(suite: pytest.Pytester) -> None:
+    # GIVEN a module whose tests share a module-scoped endpoint, beside tests that share nothing
+    suite.makepyfile(test_shared=SHARED_ENDPOINT_TESTS)
+
+    # WHEN the suite runs as `./run test` runs it (xdist workers, loadgroup)
+    result = suite.runpytest_subprocess(
+        "-n", "3", "--dist", "loadgroup", "-s", "-p", "no:randomly", "test_shared.py"
+    )
+
+    # THEN every test of the shared endpoint ran on one worker (the endpoint started once)
+    result.assert_outcomes(passed=12)
+    workers = (suite.path / "shared-workers.txt").read_text().split()
+    assert len(workers) == 6 and len(set(workers)) == 1, workers
