@@ -120,6 +120,7 @@ class StackMocks(pulumi.runtime.Mocks):
 
     def install(self, project: str, stack: str) -> None:
         """Make these mocks (and their recording monitor) the Pulumi runtime's, as ``project``/``stack``."""
+        _ensure_event_loop()
         pulumi.runtime.set_mocks(self, project=project, stack=stack, preview=False, monitor=self.monitor())
 
     def monitor(self) -> MockMonitor:
@@ -262,6 +263,17 @@ def stack_region(project_dir: Path, stack: str) -> str:
     except (CaptureError, yaml.YAMLError):
         return DEFAULT_REGION
     return config.get("aws:region") or DEFAULT_REGION
+
+
+def _ensure_event_loop() -> None:
+    """Give this thread a current event loop if it has none (Pulumi's runtime creates futures on it):
+    after ``asyncio.run`` in the same thread, for one, there is none, and asking for it raises."""
+    try:
+        loop = asyncio.get_event_loop_policy().get_event_loop()
+    except RuntimeError:
+        loop = None
+    if loop is None or loop.is_closed():
+        asyncio.set_event_loop(asyncio.new_event_loop())
 
 
 # -- running the program ---------------------------------------------------------------------------------

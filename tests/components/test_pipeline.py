@@ -1,5 +1,6 @@
 """The FileProcessingPipeline graph under Pulumi mocks: resources, properties, wiring."""
 
+import asyncio
 import json
 
 import pytest
@@ -12,7 +13,7 @@ from filepipe import (
 )
 from filepipe.handler.settings import EnvVar, FileFormat, HandlerSettings, OutputFormat
 from filepipe.policies import wildcard_findings
-from tests.components.conftest import build, pipeline_args, policy
+from tests.components.conftest import RecordingMocks, build, pipeline_args, policy
 from tests.conftest import ACCOUNT_ID
 
 
@@ -340,3 +341,19 @@ def test_the_function_environment_is_what_the_handler_parses(mocks):
     assert settings.dlq_url == mocks.one("aws:sqs/queue:Queue", "orders-dlq").outputs["url"]
     assert settings.timeout_margin_ms < 30_000
     assert settings.metrics_namespace == "filepipe"
+
+
+def test_a_program_declares_under_mocks_after_asyncio_run_left_no_event_loop(fake_pip):
+    # GIVEN a thread that asyncio.run() left without a current event loop (another test, a user's code)
+    asyncio.run(asyncio.sleep(0))
+
+    # WHEN mocks are installed and a pipeline declared THEN it registers as usual
+    recording = RecordingMocks()
+    recording.install(project="filepipe", stack="test")
+    build(
+        lambda: FileProcessingPipeline(
+            "orders", pipeline_args({"input_prefix": "in/", "bundle_dependencies": False})
+        )
+    )
+
+    assert recording.one("aws:lambda/function:Function")

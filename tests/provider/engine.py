@@ -174,7 +174,13 @@ def construct(
         accepts_output_values=True,
     )
     response = plugin.stub.Construct(request, timeout=120)
-    state: dict[str, Any] = asyncio.run(_plain(response.state))
+    # A private loop, not asyncio.run: that leaves the main thread without a current loop, which the
+    # Pulumi mocks of any later test in this worker need.
+    loop = asyncio.new_event_loop()
+    try:
+        state: dict[str, Any] = loop.run_until_complete(_plain(response.state))
+    finally:
+        loop.close()
     return {"urn": response.urn, **state}
 
 
