@@ -26,13 +26,13 @@ MB_PER_VCPU_SECOND: Final = {
 """Input megabytes (10**6 bytes) the handler reads, validates nothing and writes in one vCPU-second."""
 
 PARQUET_MB_PER_VCPU_SECOND: Final = {
-    FileFormat.JSON: 50.0,
-    FileFormat.NDJSON: 60.0,
-    FileFormat.CSV: 24.0,
+    FileFormat.JSON: 85.0,
+    FileFormat.NDJSON: 100.0,
+    FileFormat.CSV: 33.0,
 }
 """Input megabytes whose records a Parquet output converts and writes in one vCPU-second, on top of
-reading them: bench/throughput.py's extra CPU over the same input to NDJSON (about 0.9 s per 100 MB of
-NDJSON, 1.2 s of JSON, 2.6 s of CSV, whose rows are many and narrow), cut like the rates above."""
+reading them: bench/throughput.py's extra CPU over the same input to JSON (0.6 s per 100 MiB of NDJSON,
+0.7 s of JSON, 1.8 s of CSV, whose rows are many and narrow), cut like the rates above."""
 
 
 def vcpu_share(memory_mb: int) -> float:
