@@ -121,8 +121,9 @@ class PipelineArgs(TypedDict):
 
     input_suffixes: NotRequired[Sequence[str]]
     """Key suffixes that trigger processing. Default: by input format (``.json``; ``.ndjson``/``.jsonl``;
-    ``.csv``), with the compression's suffix when ``input_compression`` is ``gzip`` (``.csv.gz``) or
-    ``zstd`` (``.csv.zst``). With ``auto`` list compressed forms to take them (``['.csv', '.csv.gz']``)."""
+    ``.csv``) and ``input_compression``: with ``auto`` each plain and compressed (``.csv``, ``.csv.gz``,
+    ``.csv.zst``), with ``gzip`` or ``zstd`` only that compression's (``.csv.gz``), with ``none`` only the
+    plain ones."""
 
     output_prefix: NotRequired[str]
     """Where results are written, mirroring the input's relative path. Default: ``processed/`` followed by

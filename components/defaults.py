@@ -135,7 +135,6 @@ SNS_NUMERIC_RANGE: Final = (-1_000_000_000, 1_000_000_000)
 # --- Output ---------------------------------------------------------------------------------------
 OUTPUT_ROOT: Final = "processed/"
 """The default output prefix is this root followed by the input prefix (mirrors the input path)."""
-SUFFIXES_BY_FORMAT: Final = {"json": (".json",), "ndjson": (".ndjson", ".jsonl"), "csv": (".csv",)}
 
 # --- AWS ranges (used by validation) --------------------------------------------------------------
 MEMORY_RANGE: Final = (128, 10_240)

@@ -31,7 +31,7 @@ from .args import (
     PrefixLifecycleRule,
 )
 from .errors import PipelineConfigError
-from .handler.keys import compressed_suffixes
+from .handler.keys import EXTENSIONS, compressed_suffixes
 from .handler.settings import (
     DEFAULT_PARQUET_ROW_GROUP_ROWS,
     FileFormat,
@@ -143,13 +143,14 @@ class PipelineSettings:
     def effective_suffixes(self) -> tuple[str, ...]:
         if self.input_suffixes is not None:
             return tuple(self.input_suffixes)
-        plain = defaults.SUFFIXES_BY_FORMAT[FileFormat(self.input_format).value]
+        plain = EXTENSIONS[FileFormat(self.input_format)]
         compression = InputCompression(self.input_compression)
-        if compression in (InputCompression.AUTO, InputCompression.NONE):
-            # ``auto`` decompresses what the suffixes admit; it does not widen them (a stack's filters,
-            # and the files it takes, stay what they were).
-            return plain
-        return tuple(suffix + ending for suffix in plain for ending in compressed_suffixes(compression))
+        compressed = tuple(suffix + ending for suffix in plain for ending in compressed_suffixes(compression))
+        if compression is InputCompression.AUTO:
+            # ``auto`` reads either: the format's plain and compressed forms (``.csv``, ``.csv.gz``,
+            # ``.csv.zst``), as a feed may send them.
+            return plain + compressed
+        return compressed or plain  # gzip/zstd: only their forms; none: only the plain ones
 
     def effective_output_prefix(self) -> str:
         if self.output_prefix is not None:

@@ -34,8 +34,12 @@ def test_n_pipelines_share_exactly_one_notification_with_every_filter(mocks):
     queues = {q["id"]: q for q in notification.inputs["queues"]}
     arn = {r.name: r.outputs["arn"] for r in mocks.of_type("aws:sqs/queue:Queue")}
     assert {(q["filterPrefix"], q["filterSuffix"], q["queueArn"]) for q in queues.values()} == {
-        ("incoming/transactions/", ".json", arn["data-transactions-queue"]),
-        ("incoming/invoices/", ".csv", arn["data-invoices-queue"]),
+        # the default suffixes: each format's plain and compressed forms (input_compression="auto")
+        *(
+            ("incoming/transactions/", s, arn["data-transactions-queue"])
+            for s in (".json", ".json.gz", ".json.zst")
+        ),
+        *(("incoming/invoices/", s, arn["data-invoices-queue"]) for s in (".csv", ".csv.gz", ".csv.zst")),
         ("incoming/events/", ".ndjson", arn["data-events-queue"]),
         ("incoming/events/", ".jsonl", arn["data-events-queue"]),
     }
@@ -65,7 +69,7 @@ def test_mixed_modes_share_the_one_notification(mocks):
 
     notification = mocks.one("aws:s3/bucketNotification:BucketNotification").inputs
     assert notification["eventbridge"] is True
-    assert [q["filterPrefix"] for q in notification["queues"]] == ["incoming/orders/"]
+    assert {q["filterPrefix"] for q in notification["queues"]} == {"incoming/orders/"}  # one per suffix
     assert len(mocks.of_type("aws:cloudwatch/eventRule:EventRule")) == 1
 
 

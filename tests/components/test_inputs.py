@@ -76,7 +76,7 @@ def test_strings_become_enums():
     settings = resolve_pipeline(pipeline_args({"input_prefix": "in/", "input_format": "csv"}), "orders")
 
     assert settings.input_format is FileFormat.CSV
-    assert settings.effective_suffixes() == (".csv",)
+    assert settings.effective_suffixes() == (".csv", ".csv.gz", ".csv.zst")
 
 
 def test_zero_days_keeps_what_the_bucket_lifecycle_would_expire():

@@ -289,7 +289,9 @@ def test_eventbridge_mode_routes_through_a_rule(mocks):
     assert notification.get("queues", []) == []
     pattern = json.loads(rule.inputs["eventPattern"])
     assert pattern["detail-type"] == ["Object Created"]
-    assert pattern["detail"]["object"]["key"] == [{"wildcard": "incoming/orders/*.json"}]
+    assert pattern["detail"]["object"]["key"] == [
+        {"wildcard": f"incoming/orders/*{suffix}"} for suffix in (".json", ".json.gz", ".json.zst")
+    ]
     assert target["arn"] == queue["arn"] and target["rule"] == rule.outputs["name"]
     statement = policy(mocks.one("aws:sqs/queuePolicy:QueuePolicy"))["Statement"][0]
     assert statement["Principal"] == {"Service": "events.amazonaws.com"}

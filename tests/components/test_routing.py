@@ -80,7 +80,8 @@ def test_the_bucket_notifies_one_topic_and_each_queue_subscribes_with_its_route(
         (t["id"], t["filterPrefix"], t["filterSuffix"], t["topicArn"]) for t in notification.inputs["topics"]
     ) == sorted(
         (configuration_id("incoming/", suffix), "incoming/", suffix, topic.outputs["arn"])
-        for suffix in (".json", ".csv")
+        # the default suffixes of JSON and CSV, plain and compressed (input_compression="auto")
+        for suffix in (".json", ".json.gz", ".json.zst", ".csv", ".csv.gz", ".csv.zst")
     )
     assert {"data-routes-policy", "data-json-subscription", "data-large-subscription"} <= set(
         mocks.dependencies_of(notification)
@@ -105,7 +106,7 @@ def test_the_bucket_notifies_one_topic_and_each_queue_subscribes_with_its_route(
     assert json.loads(subscriptions["data-json-subscription"]["filterPolicy"]) == {
         "Records": {
             "s3": {
-                "configurationId": [{"prefix": suffix_tag(".json")}],
+                "configurationId": [{"prefix": suffix_tag(s)} for s in (".json", ".json.gz", ".json.zst")],
                 "object": {"key": [{"prefix": "incoming/"}], "size": [{"numeric": ["<", MB]}]},
             }
         }
@@ -113,7 +114,8 @@ def test_the_bucket_notifies_one_topic_and_each_queue_subscribes_with_its_route(
     large = json.loads(subscriptions["data-large-subscription"]["filterPolicy"])["Records"]["s3"]["object"]
     assert large["size"] == [{"numeric": [">=", MB]}]
     csv = json.loads(subscriptions["data-csv-subscription"]["filterPolicy"])["Records"]["s3"]
-    assert csv["configurationId"] == [{"prefix": suffix_tag(".csv")}] and "size" not in csv["object"]
+    assert csv["configurationId"] == [{"prefix": suffix_tag(s)} for s in (".csv", ".csv.gz", ".csv.zst")]
+    assert "size" not in csv["object"]
 
 
 def test_queue_and_dlq_admit_only_the_routing_topic(mocks):
@@ -150,7 +152,7 @@ def test_a_pipeline_alone_creates_its_own_routing_topic(mocks):
 
     topic = mocks.one(TOPIC, "orders-routes")
     notification = mocks.one(NOTIFICATION).inputs
-    assert [t["topicArn"] for t in notification["topics"]] == [topic.outputs["arn"]]
+    assert {t["topicArn"] for t in notification["topics"]} == {topic.outputs["arn"]}  # one per suffix
     assert mocks.one(SUBSCRIPTION).inputs["topic"] == topic.outputs["arn"]
 
 

@@ -151,7 +151,9 @@ def test_formats_stack_builds_one_pipeline_per_format_capability(mocks, monkeypa
         ("incoming/archives/", ".zip"),
         ("incoming/events/", ".ndjson"),
         ("incoming/events/", ".ndjson.zst"),
-        ("incoming/orders-gzip/", ".csv"),
+        ("incoming/orders-gzip/", ".csv"),  # its default suffixes: plain and compressed CSV
+        ("incoming/orders-gzip/", ".csv.gz"),
+        ("incoming/orders-gzip/", ".csv.zst"),
         ("incoming/orders/", ".csv"),
         ("incoming/orders/", ".csv.gz"),
         ("incoming/readings/", ".ndjson"),

@@ -61,23 +61,28 @@ def test_defaults_are_valid_and_derived():
     # THEN the derived defaults follow AWS's recommendations
     assert args.effective_visibility_timeout() == 6 * 60
     assert args.effective_output_prefix() == "processed/incoming/orders/"
-    assert input_filter.suffixes == (".json",)
+    assert input_filter.suffixes == (".json", ".json.gz", ".json.zst")
 
 
-def test_suffix_default_follows_the_input_format():
+def test_suffix_default_follows_the_input_format_with_its_compressed_forms():
     def suffixes(input_format: FileFormat) -> tuple[str, ...]:
         return resolve_pipeline(
             PipelineArgs(input_prefix="in/", input_format=input_format), "p"
         ).effective_suffixes()
 
-    assert suffixes(FileFormat.CSV) == (".csv",)
+    # input_compression="auto" (the default) reads a feed plain or compressed
+    assert suffixes(FileFormat.CSV) == (".csv", ".csv.gz", ".csv.zst")
     assert suffixes(FileFormat.NDJSON) == (
         ".ndjson",
         ".jsonl",
+        ".ndjson.gz",
+        ".ndjson.zst",
+        ".jsonl.gz",
+        ".jsonl.zst",
     )
 
 
-def test_compressed_inputs_widen_the_default_suffixes_only_when_the_compression_is_named():
+def test_the_default_suffixes_follow_the_compression():
     def suffixes(input_format: FileFormat, compression: InputCompression) -> tuple[str, ...]:
         return resolve_pipeline(
             PipelineArgs(input_prefix="in/", input_format=input_format, input_compression=compression), "p"
@@ -85,8 +90,8 @@ def test_compressed_inputs_widen_the_default_suffixes_only_when_the_compression_
 
     assert suffixes(FileFormat.CSV, InputCompression.GZIP) == (".csv.gz",)
     assert suffixes(FileFormat.NDJSON, InputCompression.ZSTD) == (".ndjson.zst", ".jsonl.zst")
-    assert suffixes(FileFormat.CSV, InputCompression.AUTO) == (".csv",)  # auto takes what is listed
-    assert suffixes(FileFormat.CSV, InputCompression.NONE) == (".csv",)
+    assert suffixes(FileFormat.CSV, InputCompression.AUTO) == (".csv", ".csv.gz", ".csv.zst")
+    assert suffixes(FileFormat.CSV, InputCompression.NONE) == (".csv",)  # a .csv.gz would be read as CSV
 
 
 def test_a_named_compression_on_suffixes_that_name_no_compressed_file_is_refused():
