@@ -93,7 +93,10 @@ def test_a_pipeline_is_constructed_with_its_children_parented_and_its_outputs_re
     assert outputs["urn"].endswith("filepipe:index:FileProcessingPipeline::orders")
     assert outputs["queueUrl"] == queue.outputs["url"]
     assert outputs["functionName"] == function.outputs["name"]
-    assert outputs["inputSuffixes"] == [".json"] and outputs["outputPrefix"] == "processed/incoming/orders/"
+    assert (
+        outputs["inputSuffixes"] == [".json", ".json.gz", ".json.zst"]
+        and outputs["outputPrefix"] == "processed/incoming/orders/"
+    )
     assert len(outputs["alarmNames"]) == 4
     assert "breakerTableName" not in outputs
 
@@ -123,7 +126,7 @@ def test_a_group_builds_its_pipelines_on_one_bucket(plugin):
         r.name for r in mocks.registrations if r.type == "aws:s3/bucketNotification:BucketNotification"
     ] == ["data-notification"]
     assert sorted(outputs["pipelineOutputs"]) == ["invoices", "orders"]
-    assert outputs["pipelineOutputs"]["invoices"]["inputSuffixes"] == [".csv"]
+    assert outputs["pipelineOutputs"]["invoices"]["inputSuffixes"] == [".csv", ".csv.gz", ".csv.zst"]
     assert outputs["bucketName"] == next(
         r.outputs["bucket"] for r in mocks.registrations if r.type == "aws:s3/bucket:Bucket"
     )
