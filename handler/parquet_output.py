@@ -38,6 +38,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from .errors import OutputShapeError
 from .settings import ParquetCompression
 from .writers import Misfit, dump_json
 
@@ -48,7 +49,8 @@ INFER_ROWS: Final = CONVERT_ROWS
 """Records whose values decide the columns when there is no schema (the first conversion's)."""
 
 _UTC_TIMESTAMP: Final = pa.timestamp("us", tz="UTC")
-_ARROW_ERRORS = (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, TypeError, ValueError)
+_ARROW_ERRORS = (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, TypeError, ValueError, OutputShapeError)
+"""What converting a value can raise: pyarrow's refusals, and a JSON-text column's (NaN, say)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,7 +199,6 @@ class ParquetEncoder:
         self._sink = _Sink()
         self._writer: pq.ParquetWriter | None = None
         self._names: frozenset[str] = frozenset()
-        self._conversion: pa.Schema | None = None
         self._written: pa.Schema | None = None
         if self._columns is not None:
             self._fix(self._columns)
@@ -205,7 +206,6 @@ class ParquetEncoder:
     def _fix(self, columns: list[_Column]) -> None:
         self._columns = columns
         self._names = frozenset(column.name for column in columns)
-        self._conversion = pa.schema([pa.field(column.name, column.converted) for column in columns])
         self._written = pa.schema([pa.field(column.name, column.written) for column in columns])
         self._writer = pq.ParquetWriter(self._sink, self._written, compression=self._compression)
 
@@ -287,29 +287,24 @@ class ParquetEncoder:
                     Misfit(row[0], record, f"fields {extra} are not columns of the Parquet file")
                 )
 
-        batch = self._batch(fitting)
-        if batch is not None and batch.num_rows:
+        for batch in self._batches_of(fitting):
             self._batches.append(batch)
             self._batched_rows += batch.num_rows
 
-    def _batch(self, rows: list[tuple[int, Any]]) -> pa.RecordBatch | None:
-        """``rows`` as one batch; on a failure, halves are tried until each misfit is alone."""
+    def _batches_of(self, rows: list[tuple[int, Any]]) -> list[pa.RecordBatch]:
+        """``rows`` as one batch; on a failure, halves are tried until each misfit is alone (so a
+        chunk with k misfits costs about k log n conversions, not one per record)."""
         if not rows:
-            return None
+            return []
         try:
-            return self._arrow([record for _, record in rows])
+            return [self._arrow([record for _, record in rows])]
         except _ARROW_ERRORS as exc:
             if len(rows) == 1:
                 index, record = rows[0]
                 self._misfits.append(Misfit(index, record, self._why(record, exc)))
-                return None
+                return []
         middle = len(rows) // 2
-        parts = [
-            part for part in (self._batch(rows[:middle]), self._batch(rows[middle:])) if part is not None
-        ]
-        if not parts:
-            return None
-        return parts[0] if len(parts) == 1 else pa.concat_batches(parts)
+        return self._batches_of(rows[:middle]) + self._batches_of(rows[middle:])
 
     def _arrow(self, records: list[Any]) -> pa.RecordBatch:
         assert self._columns is not None

@@ -320,3 +320,20 @@ def test_a_parquet_file_too_big_for_its_function_is_parked_before_any_work(
     reason = dlq_attributes(parked)[DlqAttribute.REASON]
     assert dlq_attributes(parked)[DlqAttribute.ERROR_TYPE] == "NeedsMoreTimeError"
     assert "a file with parquet output" in reason and "128 MB" in reason and "cannot be continued" in reason
+
+
+def test_a_value_a_json_text_column_cannot_hold_is_a_misfit_not_a_failed_file() -> None:
+    from filepipe.handler.parquet_output import ParquetEncoder
+
+    # GIVEN a processor's records whose nested values become JSON text, one holding NaN
+    encoder = ParquetEncoder(None, 1_000, ParquetCompression.SNAPPY)
+    data = (
+        encoder.begin() + encoder.encode({"x": {"a": 1}}, 0) + encoder.encode({"x": {"a": float("nan")}}, 1)
+    )
+
+    data += encoder.end(2)
+
+    # THEN the other record is written and the NaN one is a misfit with the JSON encoder's reason
+    [misfit] = encoder.misfits()
+    assert misfit.index == 1 and "Out of range float values are not JSON compliant" in misfit.reason
+    assert pq.ParquetFile(io.BytesIO(data)).read().to_pylist() == [{"x": '{"a":1}'}]
