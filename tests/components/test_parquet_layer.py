@@ -103,7 +103,7 @@ def test_the_pruned_pyarrow_still_writes_and_reads_parquet(tmp_path):
     assert result.stdout.strip() == "ok"
 
 
-def test_the_built_layer_is_pruned(fake_pip, tmp_path, monkeypatch):
+def test_the_built_layer_is_pruned(fake_pip):
     def install(arguments: Any) -> None:
         target = Path(arguments[arguments.index("--target") + 1])
         for relative in ("pyarrow/__init__.py", "pyarrow/include/arrow/api.h", "pyarrow/_flight.pyx"):
@@ -120,8 +120,8 @@ def test_the_built_layer_is_pruned(fake_pip, tmp_path, monkeypatch):
 # --- The component --------------------------------------------------------------------------------------
 
 
-def _writing_parquet(monkeypatch: pytest.MonkeyPatch, **overrides: Any) -> Callable[[], Any]:
-    """A pipeline that writes Parquet (``monkeypatch``: kept so callers read alike)."""
+def _writing_parquet(**overrides: Any) -> Callable[[], Any]:
+    """A pipeline that writes Parquet."""
     fields = {"input_prefix": "incoming/orders/", "output_format": "parquet", **overrides}
     return lambda: FileProcessingPipeline("orders", pipeline_args(fields))
 
@@ -134,9 +134,9 @@ def _writing_parquet(monkeypatch: pytest.MonkeyPatch, **overrides: Any) -> Calla
     ],
 )
 def test_a_parquet_pipeline_gets_pyarrow_in_a_layer_of_its_own(
-    mocks: RecordingMocks, fake_pip, monkeypatch, architecture, runtime, platform
+    mocks: RecordingMocks, fake_pip, architecture, runtime, platform
 ):
-    build(_writing_parquet(monkeypatch, architecture=architecture, python_runtime=runtime))
+    build(_writing_parquet(architecture=architecture, python_runtime=runtime))
 
     parquet = mocks.one(LAYER, "orders-parquet")
     dependencies_layer = mocks.one(LAYER, "orders-dependencies")
@@ -158,9 +158,9 @@ def test_a_json_pipeline_gets_no_pyarrow(mocks: RecordingMocks, fake_pip):
     assert all(str(parquet_requirements_file()) not in call for call in fake_pip)
 
 
-def test_without_bundling_a_parquet_pipeline_builds_no_layer(mocks: RecordingMocks, fake_pip, monkeypatch):
+def test_without_bundling_a_parquet_pipeline_builds_no_layer(mocks: RecordingMocks, fake_pip):
     mine = "arn:aws:lambda:eu-west-1:111122223333:layer:pyarrow:1"
-    build(_writing_parquet(monkeypatch, bundle_dependencies=False, extra_layers=[mine]))
+    build(_writing_parquet(bundle_dependencies=False, extra_layers=[mine]))
 
     assert mocks.of_type(LAYER) == [] and fake_pip == []
     assert mocks.one("aws:lambda/function:Function").inputs["layers"][1:] == [mine]
@@ -178,7 +178,7 @@ def test_code_and_layers_over_lambdas_unzipped_limit_are_refused(mocks: Recordin
     monkeypatch.setattr(dependencies, "run_pip", install)
 
     with pytest.raises(PipelineConfigError, match=r"parquet layer 250\.0.*over Lambda's 250 MiB") as error:
-        build(_writing_parquet(monkeypatch))
+        build(_writing_parquet())
 
     assert "function code" in str(error.value) and "\n" not in str(error.value)
     assert mocks.of_type(LAYER) == [] and mocks.of_type("aws:lambda/function:Function") == []
