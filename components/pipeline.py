@@ -598,7 +598,8 @@ def _function(
         kms_key_arn=kms_key_arn,
         breaker_table_arn=breaker_table.arn if breaker_table is not None else None,
     )
-    layers = _layers(scope)
+    code = code_archive(schema, args.processor_code_dir)
+    layers = _layers(scope, code)
     lambda_log_level, python_log_level = args.log_levels()
     environment = _environment(
         scope,
@@ -618,7 +619,7 @@ def _function(
         runtime=args.python_runtime,
         architectures=[args.architecture],
         handler=HANDLER_ENTRY_POINT,
-        code=code_archive(schema, args.processor_code_dir),
+        code=code,
         layers=layers,
         memory_size=args.memory_mb,
         timeout=args.timeout_seconds,
@@ -702,7 +703,7 @@ def _function_role(
     return role, role_policy
 
 
-def _layers(scope: _Scope) -> list[pulumi.Input[str]]:
+def _layers(scope: _Scope, code: pulumi.AssetArchive) -> list[pulumi.Input[str]]:
     """Powertools, the bundled handler dependencies, pyarrow for Parquet output (created layers) and the
     user's extra layers.
 
@@ -725,7 +726,6 @@ def _layers(scope: _Scope) -> list[pulumi.Input[str]]:
         else []
     )
     # Refused here rather than by Lambda at deploy time, after everything else has been created.
-    code = code_archive(load_schema(args.schema, args.schema_document), args.processor_code_dir)
     unzipped = {"function code": archive_unzipped_size(code)}
     unzipped.update({f"{role} layer": unzipped_size(layer_dir) for role, _, _, layer_dir in built})
     if sum(unzipped.values()) > defaults.UNZIPPED_CODE_LIMIT_BYTES:

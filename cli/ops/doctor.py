@@ -16,7 +16,7 @@ import json
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from functools import cached_property
 from typing import Any, Final, NamedTuple
@@ -33,8 +33,12 @@ from filepipe.cli.ops.stack import Pipeline, Stack, add_stack_arguments
 from filepipe.cli.ops.status import oldest_message_age
 from filepipe.extras import missing_local_modules, needs_local_extra
 from filepipe.handler.events import event_key
-from filepipe.handler.keys import COMPRESSION_SUFFIXES, compressed_suffixes, output_folder
-from filepipe.handler.keys import output_key as handler_output_key
+from filepipe.handler.keys import (
+    COMPRESSION_SUFFIXES,
+    compressed_suffixes,
+    output_folder,
+    pipeline_output_key,
+)
 from filepipe.handler.settings import HandlerSettings, InputCompression, OutputCompression, SettingsError
 from filepipe.monitoring import AlarmSpec, alarm_specs
 from filepipe.notifications import OBJECT_CREATED
@@ -282,15 +286,8 @@ class PipelineProbe:
             return f"{pipeline.output_prefix}{PROBE_NAME}{suffix}"
         if settings.file_processor:
             return output_folder(probe, settings.input_prefix, pipeline.output_prefix) + PROBE_NAME + suffix
-        return handler_output_key(
-            probe,
-            settings.input_prefix,
-            pipeline.output_prefix,
-            settings.input_format,
-            settings.output_format,
-            compressed_suffixes(settings.input_compression),
-            COMPRESSION_SUFFIXES.get(settings.output_compression, ""),
-        )
+        # The handler's own rule, under the output prefix the stack reports.
+        return pipeline_output_key(probe, replace(settings, output_prefix=pipeline.output_prefix))
 
 
 # --- How events reach the queue ---------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from filepipe import FileProcessingPipeline, PipelineArgs, PipelineConfigError, 
 from filepipe.handler.capacity import expected_invocations, expected_seconds
 from filepipe.handler.settings import EnvVar, FileFormat
 from filepipe.resolved import resolve_pipeline
-from filepipe.validation import validate_pipeline
+from filepipe.validation import capacity, capacity_warnings, validate_pipeline
 from tests.components.conftest import build, pipeline_args
 
 GB = 10**9
@@ -93,7 +93,11 @@ def test_the_cap_the_error_suggests_is_accepted():
 def test_the_fixes_the_error_names_make_the_pipeline_valid(fix):
     args: dict[str, Any] = {"input_prefix": "in/", "state_table": False, "max_file_bytes": 4 * GB}
 
-    validate_pipeline("orders", resolve_pipeline(pipeline_args({**args, **fix}), "orders"))
+    settings = resolve_pipeline(pipeline_args({**args, **fix}), "orders")
+
+    assert validate_pipeline("orders", settings).pipeline == "orders"  # no PipelineConfigError
+    # the cap now fits one invocation, or it is continued (and said so at preview)
+    assert capacity(settings).fits or capacity_warnings("orders", settings)
 
 
 def test_the_usable_time_is_the_timeout_minus_the_margin_the_function_gets(mocks):

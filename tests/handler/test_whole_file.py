@@ -9,6 +9,7 @@ import io
 import json
 import os
 import zipfile
+from collections.abc import Mapping
 from typing import Any
 
 from filepipe.handler.settings import DlqAttribute, FileStatus
@@ -20,7 +21,7 @@ ZIP_OF_CSVS = "tests.handler.file_processors:zip_of_csvs"
 COPY = "tests.handler.file_processors:copy_with_checksum"
 
 
-def zipped(members: dict[str, str]) -> bytes:
+def zipped(members: Mapping[str, str | bytes]) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         for name, text in members.items():

@@ -9,9 +9,7 @@ polls the state table or the DLQ (no sleeps).
 from __future__ import annotations
 
 import gzip
-import io
 import json
-import zipfile
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -23,6 +21,7 @@ from backports import zstd
 from filepipe.handler.settings import EnvVar, FileStatus
 from filepipe.local.runtime import LocalRuntime, LocalTuning
 from filepipe.testing.stack import LocalStack
+from tests.handler.test_whole_file import zipped
 from tests.local.conftest import PROJECT_DIR
 
 pytestmark = pytest.mark.e2e
@@ -51,14 +50,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory, e2e_tier: None) -> Iterator[
     state_dir = tmp_path_factory.mktemp("formats-state")
     with LocalRuntime(PROJECT_DIR, "formats", state_dir=state_dir, tuning=tuning) as running:
         yield LocalStack(running, [])
-
-
-def _zip(members: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, content in members.items():
-            archive.writestr(name, content)
-    return buffer.getvalue()
 
 
 READING_ROWS = [
@@ -91,8 +82,8 @@ FILES: dict[str, list[tuple[str, bytes]]] = {
     "events": [("day.ndjson.zst", zstd.compress(EXPECTED_NDJSON)), ("plain.ndjson", EXPECTED_NDJSON)],
     "readings": [("day.ndjson.gz", gzip.compress(READINGS))],
     "archives": [
-        ("batch.zip", _zip({"a.csv": CSV, "day/b.csv": b"id\nx\n", "readme.txt": b"not a csv"})),
-        ("evil.zip", _zip({"fine.csv": CSV, "../escape.csv": b"id\nx\n"})),
+        ("batch.zip", zipped({"a.csv": CSV, "day/b.csv": b"id\nx\n", "readme.txt": b"not a csv"})),
+        ("evil.zip", zipped({"fine.csv": CSV, "../escape.csv": b"id\nx\n"})),
     ],
 }
 """Every file of the module, sent together at its start: the pipelines work on them side by side while
